@@ -1,0 +1,241 @@
+"""Core data model shared by products, damage operators and the renderer.
+
+A :class:`Product` is one item: a single triangle mesh made of parts, with
+per-face labels carried in ``mesh.face_attributes``:
+
+- ``part_id``  (n,) int32: index into ``Product.parts``
+- ``damage_id`` (n,) int32: 0 = intact, k = ``Product.damages[k-1]``
+- ``uv``       (n, 3, 2) float32: per face-corner texture coordinates into the
+  part's artwork (face corners, not vertices, so closed meshes stay merged and
+  watertight while printed artwork can have seams)
+
+Every operation that edits faces must carry all three arrays through explicit
+new->old face index maps (see :func:`take_faces`). Coordinates are meters in
+the item frame: z up, origin at the centre of the axis-aligned bounding box.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from .taxonomy import CATEGORIES, SEVERITIES, part_id as _global_part_id
+
+FACE_KEYS = ("part_id", "damage_id", "uv")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a product.
+
+    name: a name from :data:`damage_ops.taxonomy.PART_NAMES` (``body``, ``cap``...)
+    material: key into the materials library (``cardboard``, ``clear_plastic``...)
+    printed: whether the part shows the product's artwork texture
+    """
+
+    name: str
+    material: str
+    printed: bool = False
+
+    @property
+    def global_id(self) -> int:
+        return _global_part_id(self.name)
+
+
+@dataclass(frozen=True)
+class DamageRecord:
+    """What one damage operator did to a product.
+
+    type: operator name (``crush``, ``puncture``...)
+    category: Kaputt category (:data:`damage_ops.taxonomy.CATEGORIES`)
+    severity: ``minor`` or ``major`` (from documented size thresholds)
+    size: physical size, e.g. ``{"depth_mm": 6.0, "radius_mm": 30.0}``
+    n_faces: number of faces labelled with this damage
+    region: 3D region in the item frame, ``{"center_m": [x, y, z], "radius_m": r}``
+    params: the operator's parameters as given
+    """
+
+    type: str
+    category: str
+    severity: str
+    size: dict[str, float]
+    n_faces: int
+    region: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"DamageRecord.category must be one of {CATEGORIES}, got {self.category!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"DamageRecord.severity must be one of {SEVERITIES}, got {self.severity!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "category": self.category,
+            "severity": self.severity,
+            "size": {k: float(v) for k, v in self.size.items()},
+            "n_faces": int(self.n_faces),
+            "region": _jsonable(self.region),
+            "params": _jsonable(self.params),
+        }
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+@dataclass
+class Product:
+    """One item, ready to be damaged, placed and rendered.
+
+    sku: stock-keeping unit id (same SKU = same design and dimensions)
+    kind: product kind (``carton``, ``mailer``, ``blister``, ``bottle``, ``pouch``,
+        ``multipack``, ``mesh``)
+    mesh: trimesh with face attributes ``part_id``, ``damage_id``, ``uv``; meters
+    parts: part table indexed by ``part_id``
+    artwork: (H, W, 3) uint8 texture shown on printed parts (None = no print)
+    damages: damage records; ``damage_id`` k refers to ``damages[k-1]``
+    collision: convex pieces for physics, each (k, 3) float64 meters, item frame
+    mass_kg: total mass
+    dims_mm: nominal outer dimensions (x, y, z) in millimetres
+    meta: free-form generator parameters (written to capture metadata)
+    """
+
+    sku: str
+    kind: str
+    mesh: trimesh.Trimesh
+    parts: tuple[Part, ...]
+    artwork: np.ndarray | None = None
+    damages: tuple[DamageRecord, ...] = ()
+    collision: tuple[np.ndarray, ...] = ()
+    mass_kg: float = 0.2
+    dims_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- label access -------------------------------------------------------
+    @property
+    def part_id(self) -> np.ndarray:
+        """(n_faces,) int32 index into ``parts``."""
+        return self.mesh.face_attributes["part_id"]
+
+    @property
+    def damage_id(self) -> np.ndarray:
+        """(n_faces,) int32, 0 = intact, k = ``damages[k-1]``."""
+        return self.mesh.face_attributes["damage_id"]
+
+    @property
+    def uv(self) -> np.ndarray:
+        """(n_faces, 3, 2) float32 face-corner texture coordinates."""
+        return self.mesh.face_attributes["uv"]
+
+    def copy(self) -> "Product":
+        """Deep copy: operators work on a copy and never mutate their input."""
+        mesh = self.mesh.copy()
+        mesh.face_attributes = {k: np.array(v, copy=True) for k, v in self.mesh.face_attributes.items()}
+        return Product(
+            sku=self.sku,
+            kind=self.kind,
+            mesh=mesh,
+            parts=self.parts,
+            artwork=self.artwork,  # read-only by convention; ops that repaint copy it
+            damages=tuple(self.damages),
+            collision=tuple(np.array(c, copy=True) for c in self.collision),
+            mass_kg=self.mass_kg,
+            dims_mm=self.dims_mm,
+            meta=copy.deepcopy(self.meta),
+        )
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` if labels or geometry are inconsistent."""
+        m = self.mesh
+        n = len(m.faces)
+        if n == 0:
+            raise ValueError(f"product {self.sku!r}: mesh has no faces")
+        if not np.isfinite(m.vertices).all():
+            raise ValueError(f"product {self.sku!r}: mesh has non-finite vertices")
+        for key in FACE_KEYS:
+            if key not in m.face_attributes:
+                raise ValueError(f"product {self.sku!r}: missing face attribute {key!r}")
+            if len(m.face_attributes[key]) != n:
+                raise ValueError(
+                    f"product {self.sku!r}: face attribute {key!r} has length "
+                    f"{len(m.face_attributes[key])}, mesh has {n} faces"
+                )
+        pid = self.part_id
+        if pid.min() < 0 or pid.max() >= len(self.parts):
+            raise ValueError(f"product {self.sku!r}: part_id out of range [0, {len(self.parts)})")
+        did = self.damage_id
+        if did.min() < 0 or did.max() > len(self.damages):
+            raise ValueError(f"product {self.sku!r}: damage_id out of range [0, {len(self.damages)}]")
+        if self.uv.shape != (n, 3, 2):
+            raise ValueError(f"product {self.sku!r}: uv must have shape ({n}, 3, 2), got {self.uv.shape}")
+
+    def part_faces(self, name: str) -> np.ndarray:
+        """Indices of faces whose part has the given name."""
+        ids = [i for i, p in enumerate(self.parts) if p.name == name]
+        return np.flatnonzero(np.isin(self.part_id, ids))
+
+
+def labelled_mesh(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    part_index: int | np.ndarray,
+    uv: np.ndarray | None = None,
+) -> trimesh.Trimesh:
+    """Build a trimesh with the three label face attributes set.
+
+    vertices: (v, 3) float meters; faces: (n, 3) int
+    part_index: scalar or (n,) index into the product's part table
+    uv: (n, 3, 2) face-corner uv, or None (zeros)
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    mesh = trimesh.Trimesh(vertices=np.asarray(vertices, dtype=np.float64), faces=faces, process=False)
+    n = len(faces)
+    pid = np.broadcast_to(np.asarray(part_index, dtype=np.int32), (n,)).copy()
+    mesh.face_attributes = {
+        "part_id": pid,
+        "damage_id": np.zeros(n, dtype=np.int32),
+        "uv": np.zeros((n, 3, 2), np.float32) if uv is None else np.asarray(uv, np.float32).reshape(n, 3, 2),
+    }
+    return mesh
+
+
+def concatenate(meshes: list[trimesh.Trimesh]) -> trimesh.Trimesh:
+    """Concatenate labelled meshes keeping every face attribute aligned."""
+    verts, faces, attrs = [], [], {k: [] for k in FACE_KEYS}
+    offset = 0
+    for m in meshes:
+        verts.append(np.asarray(m.vertices))
+        faces.append(np.asarray(m.faces) + offset)
+        offset += len(m.vertices)
+        for k in FACE_KEYS:
+            attrs[k].append(m.face_attributes[k])
+    out = trimesh.Trimesh(vertices=np.concatenate(verts), faces=np.concatenate(faces), process=False)
+    out.face_attributes = {k: np.concatenate(v) for k, v in attrs.items()}
+    return out
+
+
+def take_faces(mesh: trimesh.Trimesh, new_from_old: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
+    """A new mesh whose face i inherits the labels of old face ``new_from_old[i]``.
+
+    The uv of inherited faces is copied as is; operators that split faces
+    should interpolate uv themselves and overwrite ``face_attributes['uv']``.
+    """
+    new_from_old = np.asarray(new_from_old, dtype=np.int64)
+    if len(new_from_old) != len(faces):
+        raise ValueError(f"new_from_old has {len(new_from_old)} entries for {len(faces)} faces")
+    out = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    out.face_attributes = {k: np.asarray(v)[new_from_old].copy() for k, v in mesh.face_attributes.items()}
+    return out
