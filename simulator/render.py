@@ -1,0 +1,274 @@
+"""pyrender offscreen rendering of every booth camera, with exact label images.
+
+Two passes per camera:
+
+- colour pass: PBR materials, artwork textures, booth lights, 4x MSAA -> RGB;
+- label pass: pyrender's SEG mode (MSAA off, no lighting, no blending): every
+  (item, part, damage) face group is drawn in a unique flat colour that encodes
+  a code; the codes decode into instance / part / damage-category /
+  damage-instance images, and the same pass gives exact metric depth (a pixel's
+  depth and labels always come from the same surface).
+
+Set PYOPENGL_PLATFORM before importing this module (entry points call
+:func:`simulator.glenv.configure`). EGL works on the CPU through Mesa llvmpipe
+and on NVIDIA GPUs; OSMesa is the fallback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyrender
+import trimesh
+
+from damage_ops import Product
+from damage_ops.taxonomy import CATEGORY_IDS
+
+from .conventions import cv_principal_point_to_gl, cv_to_gl
+from .materials import Material
+from .rig import BoothRig, Camera
+
+#: label code 0 = nothing (no return), 1 = the booth/tray, >= 2 = item face groups
+CODE_NONE, CODE_TRAY = 0, 1
+#: per-corner normals bend only up to this angle from the face normal
+_SMOOTH_COS = np.cos(np.radians(35.0))
+
+
+@dataclass
+class SceneItem:
+    """An item placed in the scene.
+
+    instance_id: 1-based id written in the instance image
+    damage_offset: capture-global damage instance id = damage_offset + damage_id
+    """
+
+    product: Product
+    T_world_from_item: np.ndarray
+    instance_id: int
+    damage_offset: int = 0
+
+
+@dataclass
+class Frame:
+    """What one camera sees. Shapes are (h, w) or (h, w, 3).
+
+    rgb: uint8 sRGB; depth_m: float32 z-depth in meters along the optical axis
+    (OpenCV), 0 = no return; instance: uint16 (0 = no item); part: uint8 global
+    part id; damage_category: uint8 (0 = none); damage_instance: uint16
+    capture-global damage id (0 = none).
+    """
+
+    rgb: np.ndarray
+    depth_m: np.ndarray
+    instance: np.ndarray
+    part: np.ndarray
+    damage_category: np.ndarray
+    damage_instance: np.ndarray
+
+
+def code_to_color(code: int) -> np.ndarray:
+    return np.array([code & 255, (code >> 8) & 255, (code >> 16) & 255], dtype=np.float64)
+
+
+def decode_codes(seg_rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 label-pass colours -> (h, w) int64 codes."""
+    s = seg_rgb.astype(np.int64)
+    return s[..., 0] | (s[..., 1] << 8) | (s[..., 2] << 16)
+
+
+def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(n, 3, 3) per face-corner normals: the smooth vertex normal where it is within
+    35 degrees of the face normal, else the face normal (keeps box edges crisp)."""
+    fn = mesh.face_normals
+    vn = mesh.vertex_normals[mesh.faces]  # (n, 3, 3)
+    dots = np.einsum("nij,nj->ni", vn, fn)
+    out = np.where((dots > _SMOOTH_COS)[..., None], vn, fn[:, None, :])
+    return out.astype(np.float32)
+
+
+def _pbr(material: Material, texture: np.ndarray | None) -> pyrender.MetallicRoughnessMaterial:
+    base = list(material.color) + [material.alpha]
+    kw = {}
+    if texture is not None:
+        kw["baseColorTexture"] = pyrender.Texture(source=texture, source_channels="RGB")
+        base = [1.0, 1.0, 1.0, material.alpha]
+    return pyrender.MetallicRoughnessMaterial(
+        baseColorFactor=base, metallicFactor=material.metallic, roughnessFactor=material.roughness,
+        alphaMode="BLEND" if material.alpha < 1.0 else "OPAQUE", doubleSided=material.alpha < 1.0, **kw,
+    )
+
+
+def visual_mesh(product: Product, materials: dict[str, Material]) -> pyrender.Mesh:
+    """One pyrender primitive per part, unmerged so face-corner uv can have seams."""
+    m = product.mesh
+    normals = corner_normals(m)
+    tri = m.vertices[m.faces].astype(np.float32)
+    prims = []
+    for pi, part in enumerate(product.parts):
+        sel = np.flatnonzero(product.part_id == pi)
+        if len(sel) == 0:
+            continue
+        mat = materials[part.material]
+        tex = product.artwork if part.printed and product.artwork is not None else None
+        prims.append(pyrender.Primitive(
+            positions=tri[sel].reshape(-1, 3),
+            normals=normals[sel].reshape(-1, 3),
+            texcoord_0=product.uv[sel].reshape(-1, 2) if tex is not None else None,
+            material=_pbr(mat, tex),
+            mode=pyrender.constants.GLTF.TRIANGLES,
+        ))
+    return pyrender.Mesh(primitives=prims)
+
+
+def label_groups(product: Product, instance_id: int, damage_offset: int):
+    """Split an item's faces by (part, damage) label.
+
+    Returns a list of (face indices, (instance, global part id, damage category id,
+    damage instance id))."""
+    m = product.mesh
+    pid = product.part_id.astype(np.int64)
+    did = product.damage_id.astype(np.int64)
+    key = pid * (len(product.damages) + 1) + did
+    out = []
+    for k in np.unique(key):
+        sel = np.flatnonzero(key == k)
+        p, d = int(pid[sel[0]]), int(did[sel[0]])
+        cat = CATEGORY_IDS[product.damages[d - 1].category] if d else 0
+        out.append((sel, (instance_id, product.parts[p].global_id, cat, damage_offset + d if d else 0)))
+    return out
+
+
+def tray_mesh(rig: BoothRig) -> trimesh.Trimesh:
+    """Tray floor (top at z = 0) plus rim walls, world frame, meters."""
+    t = rig.tray
+    sx, sy = t.size_m
+    parts = [trimesh.creation.box(extents=(sx + 2 * t.rim_width_m, sy + 2 * t.rim_width_m, t.thickness_m),
+                                  transform=trimesh.transformations.translation_matrix((0, 0, -t.thickness_m / 2)))]
+    if t.rim_height_m > 0 and t.rim_width_m > 0:
+        h, w = t.rim_height_m, t.rim_width_m
+        for sgn in (-1, 1):
+            parts.append(trimesh.creation.box(extents=(sx + 2 * w, w, h), transform=trimesh.transformations.translation_matrix((0, sgn * (sy / 2 + w / 2), h / 2))))
+            parts.append(trimesh.creation.box(extents=(w, sy, h), transform=trimesh.transformations.translation_matrix((sgn * (sx / 2 + w / 2), 0, h / 2))))
+    return trimesh.util.concatenate(parts)
+
+
+def _flat_primitive(vertices: np.ndarray, faces: np.ndarray) -> pyrender.Primitive:
+    return pyrender.Primitive(positions=vertices[faces].reshape(-1, 3).astype(np.float32),
+                              mode=pyrender.constants.GLTF.TRIANGLES)
+
+
+class BoothRenderer:
+    """Renders scenes of placed items through every camera of a rig.
+
+    Owns one offscreen GL context (one per process); reuse it across captures.
+    """
+
+    def __init__(self, rig: BoothRig, materials: dict[str, Material]):
+        self.rig = rig
+        self.materials = materials
+        first = rig.cameras[0]
+        self._r = pyrender.OffscreenRenderer(first.width, first.height)
+        self.scene = pyrender.Scene(bg_color=list(rig.background_color) + [1.0],
+                                    ambient_light=[rig.ambient] * 3)
+        tm = tray_mesh(rig)
+        tmat = materials[rig.tray.material]
+        self._tray_visual = self.scene.add(pyrender.Mesh.from_trimesh(tm, material=_pbr(tmat, None), smooth=False))
+        self._tray_label = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(tm.vertices, tm.faces)]))
+        self._spot_shadows = False
+        for light in rig.lights:
+            for typ, T_gl, intensity, cone in light.emitters():
+                if light.type == "area":
+                    # an area panel is a grid of wide, soft emitters: point lights (no shadow maps)
+                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
+                elif typ == "spot":
+                    obj = pyrender.SpotLight(color=light.color, intensity=intensity,
+                                             innerConeAngle=cone * 0.6, outerConeAngle=cone)
+                    self._spot_shadows |= light.shadows
+                elif typ == "point":
+                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
+                else:
+                    obj = pyrender.DirectionalLight(color=light.color, intensity=intensity)
+                self.scene.add(obj, pose=T_gl)
+        self._cam_nodes = {}
+        for cam in rig.cameras:
+            cx, cy = cv_principal_point_to_gl(cam.K[0, 2], cam.K[1, 2])
+            pc = pyrender.IntrinsicsCamera(fx=cam.K[0, 0], fy=cam.K[1, 1], cx=cx, cy=cy,
+                                           znear=cam.range_m[0], zfar=cam.range_m[1])
+            self._cam_nodes[cam.name] = self.scene.add(pc, pose=cv_to_gl(cam.T_world_from_cam))
+
+    def close(self) -> None:
+        if self._r is not None:
+            self._r.delete()
+            self._r = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _resize(self, cam: Camera) -> None:
+        if (self._r.viewport_width, self._r.viewport_height) != (cam.width, cam.height):
+            self._r.viewport_width, self._r.viewport_height = cam.width, cam.height
+
+    def render(self, items: list[SceneItem], cameras: list[str] | None = None,
+               want_rgb: bool = True) -> dict[str, Frame]:
+        """Render every camera (or the named ones). Returns camera name -> Frame."""
+        visual_nodes, label_nodes = [], []
+        table = [(0, 0, 0, 0), (0, 0, 0, 0)]  # codes 0 (none) and 1 (tray)
+        seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
+        try:
+            for it in items:
+                T = np.asarray(it.T_world_from_item, dtype=np.float64)
+                if want_rgb:
+                    visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials), pose=T))
+                m = it.product.mesh
+                for faces_sel, labels in label_groups(it.product, it.instance_id, it.damage_offset):
+                    code = len(table)
+                    table.append(labels)
+                    node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]), pose=T)
+                    label_nodes.append(node)
+                    seg_map[node] = code_to_color(code)
+            lut = np.array(table, dtype=np.int64)
+            cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
+            # group by resolution: resizing the framebuffer is the costly part of a switch
+            cams.sort(key=lambda c: (-c.width * c.height, c.name))
+            out = {}
+            for cam in cams:
+                self._resize(cam)
+                self.scene.main_camera_node = self._cam_nodes[cam.name]
+                out[cam.name] = self._render_camera(label_nodes, seg_map, lut, want_rgb)
+            return {c.name: out[c.name] for c in (self.rig.camera(n) for n in (cameras or [c.name for c in self.rig.cameras]))}
+        finally:
+            for n in visual_nodes + label_nodes:
+                self.scene.remove_node(n)
+
+    def _set_visible(self, label_nodes, label: bool) -> None:
+        self._tray_label.mesh.is_visible = label
+        self._tray_visual.mesh.is_visible = not label
+        for n in label_nodes:
+            n.mesh.is_visible = label
+
+    def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool) -> Frame:
+        rgb = None
+        if want_rgb:
+            self._set_visible(label_nodes, False)
+            flags = pyrender.RenderFlags.SHADOWS_SPOT if self._spot_shadows else pyrender.RenderFlags.NONE
+            rgb, _ = self._r.render(self.scene, flags=flags)
+        self._set_visible(label_nodes, True)
+        seg, depth = self._r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
+        codes = decode_codes(seg)
+        if codes.max() >= len(lut):
+            raise RuntimeError(f"label pass produced code {codes.max()} beyond the {len(lut)} drawn: blended labels")
+        lab = lut[codes]
+        depth = np.where(codes == CODE_NONE, 0.0, depth).astype(np.float32)
+        if rgb is None:
+            rgb = np.zeros(depth.shape + (3,), np.uint8)
+        return Frame(
+            rgb=np.ascontiguousarray(rgb),
+            depth_m=depth,
+            instance=lab[..., 0].astype(np.uint16),
+            part=lab[..., 1].astype(np.uint8),
+            damage_category=lab[..., 2].astype(np.uint8),
+            damage_instance=lab[..., 3].astype(np.uint16),
+        )
