@@ -1,0 +1,303 @@
+"""Dataset writers: per-capture folders, COCO per camera, the dataset card.
+
+Layout of one dataset (all paths relative to its root)::
+
+    dataset.json   dataset card (spec, seed, code version, counts, label map, files)
+    dataset.md     the same, short, for people
+    coco/<camera>.json               COCO instances + damage segments (RLE) per camera
+    captures/<id>/capture.json       cameras (K, distortion, T_world_from_cam), items, damages
+    captures/<id>/annotations.json   this capture's COCO annotations per camera
+    captures/<id>/<camera>/{rgb,depth,instance,part,damage_category,damage_instance}.png
+
+Every file is written to a temporary name and renamed into place, and a capture
+folder appears only once complete, so a crash never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from damage_ops.taxonomy import CATEGORIES, CATEGORY_IDS, PART_NAMES
+
+from . import __version__
+from .paths import REPO_ROOT
+
+LAYERS = ("rgb", "depth", "instance", "part", "damage_category", "damage_instance")
+DEPTH_SCALE_M = 0.001  # depth PNG unit: 1 mm
+PRODUCT_KINDS = ("carton", "mailer", "blister", "bottle", "pouch", "multipack", "mesh")
+#: COCO category ids: item kinds 1..7, damage categories 101..106
+ITEM_CATEGORY_IDS = {k: i + 1 for i, k in enumerate(PRODUCT_KINDS)}
+DAMAGE_CATEGORY_OFFSET = 100
+CAPTURE_FORMAT = "damagesim-capture/1"
+DATASET_FORMAT = "damagesim-dataset/1"
+
+
+def capture_id(index: int) -> str:
+    return f"{index:06d}"
+
+
+def label_map() -> dict[str, Any]:
+    return {
+        "instance": {"0": "no item (tray, booth, no return)", "k": "items[k-1] in capture.json (instance_id k)"},
+        "part": {str(i): n for i, n in enumerate(PART_NAMES)},
+        "damage_category": {"0": "intact", **{str(CATEGORY_IDS[c]): c for c in CATEGORIES}},
+        "damage_instance": {"0": "intact", "k": "damages[] entry with damage_instance_id k in capture.json"},
+        "depth": {"unit_m": DEPTH_SCALE_M, "0": "no return"},
+    }
+
+
+def coco_categories() -> list[dict[str, Any]]:
+    cats = [{"id": ITEM_CATEGORY_IDS[k], "name": k, "supercategory": "item"} for k in PRODUCT_KINDS]
+    cats += [{"id": DAMAGE_CATEGORY_OFFSET + CATEGORY_IDS[c], "name": f"damage/{c}", "supercategory": "damage"}
+             for c in CATEGORIES]
+    return cats
+
+
+def code_version() -> dict[str, Any]:
+    out = {"damagesim": __version__, "git": None}
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        if sha.returncode == 0:
+            out["git"] = sha.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5)
+            out["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+# -- atomic writes ------------------------------------------------------------
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    done = False
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if not done and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    done = False
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if not done and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    """uint8 (h, w) / (h, w, 3) or uint16 (h, w) -> PNG. Deterministic bytes."""
+    if array.dtype == np.uint16:
+        img = Image.fromarray(array, mode="I;16")
+    else:
+        img = Image.fromarray(array)
+    img.save(path, format="PNG", compress_level=1)
+
+
+def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
+    """(h, w) float meters -> uint16 millimetres, 0 = no return; values beyond
+    65.535 m become 0 (no return) rather than wrapping."""
+    mm = np.rint(depth_m.astype(np.float64) / DEPTH_SCALE_M)
+    mm[(mm > 65535) | ~np.isfinite(mm)] = 0
+    return mm.astype(np.uint16)
+
+
+def read_depth_m(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=np.float64) * DEPTH_SCALE_M
+
+
+# -- COCO ------------------------------------------------------------------------
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
+
+
+def _bbox(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    return [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)]
+
+
+def frame_annotations(frame, items: list[dict], damages: list[dict]) -> list[dict[str, Any]]:
+    """COCO annotations (without ids) of one camera frame: one per visible item and
+    per visible damage instance. Boxes are tight around the mask, at least 1 px."""
+    anns = []
+    kinds = {it["instance_id"]: it for it in items}
+    for iid in np.unique(frame.instance):
+        if iid == 0:
+            continue
+        m = frame.instance == iid
+        it = kinds[int(iid)]
+        anns.append({"category_id": ITEM_CATEGORY_IDS[it["kind"]], "segmentation": _rle(m), "area": int(m.sum()),
+                     "bbox": _bbox(m), "iscrowd": 0,
+                     "attributes": {"instance_id": int(iid), "sku": it["sku"], "type": "item"}})
+    dmap = {d["damage_instance_id"]: d for d in damages}
+    for did in np.unique(frame.damage_instance):
+        if did == 0:
+            continue
+        m = frame.damage_instance == did
+        d = dmap[int(did)]
+        anns.append({"category_id": DAMAGE_CATEGORY_OFFSET + CATEGORY_IDS[d["category"]], "segmentation": _rle(m),
+                     "area": int(m.sum()), "bbox": _bbox(m), "iscrowd": 0,
+                     "attributes": {"damage_instance_id": int(did), "instance_id": d["instance_id"],
+                                    "severity": d["severity"], "type": "damage", "op": d["type"]}})
+    return anns
+
+
+# -- capture folders -------------------------------------------------------------
+def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str, Any]) -> Path:
+    """Write one capture atomically: build it in a temporary folder, then rename.
+
+    meta: the capture.json content (cameras get their file paths added here)
+    frames: camera name -> render.Frame
+    """
+    captures = Path(root) / "captures"
+    captures.mkdir(parents=True, exist_ok=True)
+    final = captures / capture_id(index)
+    tmp = Path(tempfile.mkdtemp(dir=captures, prefix=f".tmp-{capture_id(index)}-"))
+    done = False
+    try:
+        annotations = {}
+        for cam_name, fr in frames.items():
+            d = tmp / cam_name
+            d.mkdir()
+            save_png(d / "rgb.png", fr.rgb)
+            save_png(d / "depth.png", depth_to_png(fr.depth_m))
+            save_png(d / "instance.png", fr.instance)
+            save_png(d / "part.png", fr.part)
+            save_png(d / "damage_category.png", fr.damage_category)
+            save_png(d / "damage_instance.png", fr.damage_instance)
+            meta["cameras"][cam_name]["files"] = {k: f"{cam_name}/{k}.png" for k in LAYERS}
+            annotations[cam_name] = frame_annotations(fr, meta["items"], meta["damages"])
+        write_json_atomic(tmp / "capture.json", meta)
+        write_json_atomic(tmp / "annotations.json", annotations)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=captures, prefix=f".old-{capture_id(index)}-"))
+            os.replace(final, old / "c")
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        done = True
+    finally:
+        if not done:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def list_captures(root: Path) -> list[Path]:
+    """Complete capture folders (those with capture.json), sorted by index."""
+    cdir = Path(root) / "captures"
+    if not cdir.is_dir():
+        return []
+    return sorted(p for p in cdir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "capture.json").is_file())
+
+
+def write_coco(root: Path, rig_json: dict[str, Any], captures: list[Path]) -> dict[str, str]:
+    """Assemble coco/<camera>.json from the capture folders' annotation files."""
+    root = Path(root)
+    (root / "coco").mkdir(exist_ok=True)
+    cams = [c["name"] for c in rig_json["cameras"]]
+    per_cam = {c: {"images": [], "annotations": []} for c in cams}
+    for cap in captures:
+        meta = json.loads((cap / "capture.json").read_text())
+        anns = json.loads((cap / "annotations.json").read_text())
+        for c in cams:
+            w, h = meta["cameras"][c]["resolution"]
+            img_id = int(meta["index"])
+            per_cam[c]["images"].append({"id": img_id, "file_name": f"captures/{cap.name}/{c}/rgb.png",
+                                         "width": w, "height": h, "capture": cap.name})
+            for a in anns[c]:
+                a = dict(a, image_id=img_id, id=len(per_cam[c]["annotations"]) + 1)
+                per_cam[c]["annotations"].append(a)
+    paths = {}
+    for c in cams:
+        doc = {"info": {"description": f"damagesim camera {c}", "version": __version__},
+               "licenses": [], "categories": coco_categories(), **per_cam[c]}
+        p = root / "coco" / f"{c}.json"
+        write_json_atomic(p, doc)
+        paths[c] = f"coco/{c}.json"
+    return paths
+
+
+def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captures: list[Path],
+               coco_paths: dict[str, str]) -> dict[str, Any]:
+    """Write dataset.json and dataset.md from what is on disk."""
+    root = Path(root)
+    by_kind: dict[str, int] = {}
+    by_cat = {c: 0 for c in CATEGORIES}
+    by_sev = {"minor": 0, "major": 0}
+    n_items = 0
+    damaged_captures = 0
+    for cap in captures:
+        meta = json.loads((cap / "capture.json").read_text())
+        for it in meta["items"]:
+            n_items += 1
+            by_kind[it["kind"]] = by_kind.get(it["kind"], 0) + 1
+        for d in meta["damages"]:
+            by_cat[d["category"]] += 1
+            by_sev[d["severity"]] += 1
+        damaged_captures += bool(meta["damages"])
+    cams = [c["name"] for c in rig_json["cameras"]]
+    card = {
+        "format": DATASET_FORMAT,
+        "spec": spec,
+        "seed": spec["seed"],
+        "code_version": code_version(),
+        "rig": rig_json,
+        "counts": {
+            "captures": len(captures),
+            "cameras": len(cams),
+            "frames": len(captures) * len(cams),
+            "items": n_items,
+            "captures_with_damage": damaged_captures,
+            "items_by_kind": dict(sorted(by_kind.items())),
+            "damages_by_category": by_cat,
+            "damages_by_severity": by_sev,
+        },
+        "label_map": label_map(),
+        "coco_categories": coco_categories(),
+        "files": {
+            "card_markdown": "dataset.md",
+            "coco": coco_paths,
+            "captures": [f"captures/{c.name}" for c in captures],
+            "capture_files": ["capture.json", "annotations.json"]
+                             + [f"{cam}/{layer}.png" for cam in cams for layer in LAYERS],
+        },
+    }
+    write_json_atomic(root / "dataset.json", card)
+    lines = [f"# damagesim dataset", "",
+             f"- captures: {len(captures)} x {len(cams)} cameras = {len(captures) * len(cams)} labelled frames",
+             f"- seed: {spec['seed']}; rig: {rig_json['name']}; catalog: {spec.get('catalog')}",
+             f"- code: damagesim {card['code_version']['damagesim']} ({card['code_version'].get('git') or 'no git'})",
+             f"- items by kind: {card['counts']['items_by_kind']}",
+             f"- damages by category: {by_cat}", f"- damages by severity: {by_sev}", "",
+             "Depth PNGs are uint16 millimetres (0 = no return). Label images: see label_map in dataset.json.",
+             "Camera metadata (K, distortion, T_world_from_cam) uses OpenCV axes; see captures/*/capture.json.", ""]
+    write_text_atomic(root / "dataset.md", "\n".join(lines))
+    return card
