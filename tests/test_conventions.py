@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from simulator.conventions import (
+    cv_to_gl, gl_to_cv, intrinsics_matrix, look_at, m_to_mm, mm_to_m, project, quat_xyzw_to_matrix, unproject,
+)
+
+
+def _rand_pose(rng):
+    q = rng.normal(size=4)
+    T = np.eye(4)
+    T[:3, :3] = quat_xyzw_to_matrix(q / np.linalg.norm(q))
+    T[:3, 3] = rng.normal(size=3)
+    return T
+
+
+def test_cv_gl_round_trip():
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        T = _rand_pose(rng)
+        assert np.allclose(gl_to_cv(cv_to_gl(T)), T)
+        G = cv_to_gl(T)
+        # OpenGL cameras look along -z: the cv forward axis is the negated gl z axis
+        assert np.allclose(G[:3, 2], -T[:3, 2]) and np.allclose(G[:3, 1], -T[:3, 1])
+
+
+def test_mm_round_trip():
+    x = np.array([0.0, 1.5, -2000.25])
+    assert np.allclose(m_to_mm(mm_to_m(x)), x)
+
+
+def test_look_at_axes():
+    T = look_at([0, -1, 1], [0, 0, 0], up=[0, 0, 1])
+    R = T[:3, :3]
+    assert np.allclose(R.T @ R, np.eye(3)) and np.isclose(np.linalg.det(R), 1)
+    fwd = np.array([0, 1, -1]) / np.sqrt(2)
+    assert np.allclose(R[:, 2], fwd)
+    assert R[:, 1] @ np.array([0, 0, 1]) < 0  # image down points away from world up
+
+
+def test_project_unproject_round_trip():
+    rng = np.random.default_rng(1)
+    K = intrinsics_matrix(600, 610, 320.3, 239.7)
+    T = look_at([0.3, -0.8, 0.9], [0, 0, 0])
+    uv, z = project(K, T, np.zeros((1, 3)))
+    assert z[0] > 0
+    depth = np.zeros((480, 640))
+    u, v = rng.integers(0, 640, 50), rng.integers(0, 480, 50)
+    depth[v, u] = rng.uniform(0.5, 2.0, 50)
+    pts, pix = unproject(depth, K, T)
+    uv2, z2 = project(K, T, pts)
+    assert np.allclose(uv2, pix, atol=1e-9)
+    assert np.allclose(z2, depth[pix[:, 1], pix[:, 0]])
+
+
+def test_quaternion_identity_and_rotation():
+    assert np.allclose(quat_xyzw_to_matrix([0, 0, 0, 1]), np.eye(3))
+    s = np.sqrt(0.5)
+    R = quat_xyzw_to_matrix([0, 0, s, s])  # 90 deg about z
+    assert np.allclose(R @ [1, 0, 0], [0, 1, 0])
