@@ -2,11 +2,12 @@
 
 Imports only numpy, scipy, trimesh and noise: never OpenGL, pybullet or torch.
 """
-from .product import DamageRecord, Part, Product, concatenate, labelled_mesh, take_faces
+from .product import (FINISH_IDS, FINISHES, DamageRecord, Part, Product, Satellite, concatenate, ensure_optional,
+                      labelled_mesh, take_faces)
 from .taxonomy import CATEGORIES, CATEGORY_IDS, PART_IDS, PART_NAMES, SEVERITIES, category_id, part_id
 
 __all__ = [
-    "CATEGORIES", "CATEGORY_IDS", "PART_IDS", "PART_NAMES", "SEVERITIES",
+    "FINISHES", "FINISH_IDS", "Satellite", "ensure_optional", "CATEGORIES", "CATEGORY_IDS", "PART_IDS", "PART_NAMES", "SEVERITIES",
     "DamageRecord", "Part", "Product", "category_id", "concatenate", "labelled_mesh",
     "part_id", "take_faces",
 ]

@@ -25,6 +25,29 @@ import trimesh
 from .taxonomy import CATEGORIES, SEVERITIES, part_id as _global_part_id
 
 FACE_KEYS = ("part_id", "damage_id", "uv")
+#: optional face attributes, filled with defaults where absent:
+#: ``tint`` (n, 3) float32 RGB multiplier on the part's colour/artwork (1 = unchanged;
+#: stains darken, scuffs lighten above 1); ``finish`` (n,) int8 index into FINISHES,
+#: a surface-finish override (0 = the part's own material)
+OPTIONAL_FACE_KEYS = ("tint", "finish")
+FINISHES: tuple[str, ...] = ("base", "liquid", "powder", "interior", "scuffed")
+FINISH_IDS: dict[str, int] = {n: i for i, n in enumerate(FINISHES)}
+
+
+def default_face_attribute(key: str, n: int) -> np.ndarray:
+    if key == "tint":
+        return np.ones((n, 3), np.float32)
+    if key == "finish":
+        return np.zeros(n, np.int8)
+    raise KeyError(key)
+
+
+def ensure_optional(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Add default ``tint`` / ``finish`` face attributes where missing (in place)."""
+    for k in OPTIONAL_FACE_KEYS:
+        if k not in mesh.face_attributes:
+            mesh.face_attributes[k] = default_face_attribute(k, len(mesh.faces))
+    return mesh
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,23 @@ def _jsonable(x: Any) -> Any:
 
 
 @dataclass
+class Satellite:
+    """Geometry that belongs to an item but lies on the tray beside it: a puddle of
+    spilled liquid, a heap of powder, a unit that fell out of its box.
+
+    mesh: labelled mesh whose ``part_id`` / ``damage_id`` index the parent product's
+        part table and damages; its own frame: z up, lowest point at z = 0, centred
+        in x, y (the simulator places it on the tray, ``gap_m`` from the item)
+    gap_m: distance between the item's footprint and the satellite's, meters
+    kind: ``puddle``, ``heap`` or ``contents``
+    """
+
+    mesh: trimesh.Trimesh
+    gap_m: float = 0.01
+    kind: str = "puddle"
+
+
+@dataclass
 class Product:
     """One item, ready to be damaged, placed and rendered.
 
@@ -111,6 +151,7 @@ class Product:
     mass_kg: total mass
     dims_mm: nominal outer dimensions (x, y, z) in millimetres
     meta: free-form generator parameters (written to capture metadata)
+    satellites: pieces lying on the tray beside the item (see :class:`Satellite`)
     """
 
     sku: str
@@ -123,6 +164,7 @@ class Product:
     mass_kg: float = 0.2
     dims_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     meta: dict[str, Any] = field(default_factory=dict)
+    satellites: tuple[Satellite, ...] = ()
 
     # -- label access -------------------------------------------------------
     @property
@@ -142,8 +184,7 @@ class Product:
 
     def copy(self) -> "Product":
         """Deep copy: operators work on a copy and never mutate their input."""
-        mesh = self.mesh.copy()
-        mesh.face_attributes = {k: np.array(v, copy=True) for k, v in self.mesh.face_attributes.items()}
+        mesh = _copy_mesh(self.mesh)
         return Product(
             sku=self.sku,
             kind=self.kind,
@@ -155,6 +196,7 @@ class Product:
             mass_kg=self.mass_kg,
             dims_mm=self.dims_mm,
             meta=copy.deepcopy(self.meta),
+            satellites=tuple(Satellite(_copy_mesh(s.mesh), s.gap_m, s.kind) for s in self.satellites),
         )
 
     def validate(self) -> None:
@@ -182,10 +224,27 @@ class Product:
         if self.uv.shape != (n, 3, 2):
             raise ValueError(f"product {self.sku!r}: uv must have shape ({n}, 3, 2), got {self.uv.shape}")
 
+        for i, sat in enumerate(self.satellites):
+            sm = sat.mesh
+            for key in ("part_id", "damage_id"):
+                a = sm.face_attributes.get(key)
+                if a is None or len(a) != len(sm.faces):
+                    raise ValueError(f"product {self.sku!r}: satellite {i} lacks a valid {key!r}")
+            if sm.face_attributes["part_id"].max() >= len(self.parts) or sm.face_attributes["damage_id"].max() > len(self.damages):
+                raise ValueError(f"product {self.sku!r}: satellite {i} labels index outside the parent's tables")
+            if not np.isfinite(sm.vertices).all():
+                raise ValueError(f"product {self.sku!r}: satellite {i} has non-finite vertices")
+
     def part_faces(self, name: str) -> np.ndarray:
         """Indices of faces whose part has the given name."""
         ids = [i for i, p in enumerate(self.parts) if p.name == name]
         return np.flatnonzero(np.isin(self.part_id, ids))
+
+
+def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
+    out = trimesh.Trimesh(vertices=np.array(m.vertices, copy=True), faces=np.array(m.faces, copy=True), process=False)
+    out.face_attributes = {k: np.array(v, copy=True) for k, v in m.face_attributes.items()}
+    return out
 
 
 def labelled_mesh(
@@ -213,15 +272,18 @@ def labelled_mesh(
 
 
 def concatenate(meshes: list[trimesh.Trimesh]) -> trimesh.Trimesh:
-    """Concatenate labelled meshes keeping every face attribute aligned."""
-    verts, faces, attrs = [], [], {k: [] for k in FACE_KEYS}
+    """Concatenate labelled meshes keeping every face attribute aligned (optional
+    attributes present on any input are filled with defaults on the others)."""
+    keys = list(FACE_KEYS) + [k for k in OPTIONAL_FACE_KEYS if any(k in m.face_attributes for m in meshes)]
+    verts, faces, attrs = [], [], {k: [] for k in keys}
     offset = 0
     for m in meshes:
         verts.append(np.asarray(m.vertices))
         faces.append(np.asarray(m.faces) + offset)
         offset += len(m.vertices)
-        for k in FACE_KEYS:
-            attrs[k].append(m.face_attributes[k])
+        for k in keys:
+            a = m.face_attributes.get(k)
+            attrs[k].append(a if a is not None else default_face_attribute(k, len(m.faces)))
     out = trimesh.Trimesh(vertices=np.concatenate(verts), faces=np.concatenate(faces), process=False)
     out.face_attributes = {k: np.concatenate(v) for k, v in attrs.items()}
     return out

@@ -1,0 +1,114 @@
+"""Operator registry, severity thresholds and the shared bookkeeping of every op.
+
+An operator is a pure function ``op(product, params, rng) -> (new_product, record)``:
+it never mutates its input (work on ``product.copy()``), draws every random
+choice from ``rng``, labels the faces it changed with a new ``damage_id`` and
+returns the :class:`~damage_ops.product.DamageRecord` it appended.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+import numpy as np
+
+from .product import DamageRecord, Product
+
+#: op name -> (size key, threshold): size >= threshold is ``major``. Documented
+#: in the README; chosen so a minor damage is visible but easy to miss at a
+#: glance and a major one is obvious from a metre away.
+SEVERITY_THRESHOLDS: dict[str, tuple[str, float]] = {
+    "crush": ("depth_mm", 10.0),
+    "puncture": ("diameter_mm", 12.0),
+    "tear": ("length_mm", 60.0),
+    "deconstruction": ("opening_mm", 40.0),
+    "spill": ("area_cm2", 60.0),
+    "missing_component": ("units_missing", 2.0),
+    "superficial": ("area_cm2", 12.0),
+}
+
+#: op name -> Kaputt category (tear may report deconstruction when it opens the item)
+OP_CATEGORY: dict[str, str] = {
+    "crush": "deformation",
+    "puncture": "penetration",
+    "tear": "penetration",
+    "deconstruction": "deconstruction",
+    "spill": "spillage",
+    "missing_component": "missing_unit",
+    "superficial": "superficial",
+}
+
+
+def severity(op: str, size: dict[str, float]) -> str:
+    key, thr = SEVERITY_THRESHOLDS[op]
+    if key not in size:
+        raise ValueError(f"{op}: size has no {key!r} to grade severity; got keys {sorted(size)}")
+    return "major" if float(size[key]) >= thr else "minor"
+
+
+class ParamError(ValueError):
+    """Bad operator parameters; the message names the op, the field and the value."""
+
+
+def check_range(op: str, name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value):
+        raise ParamError(f"{op}.{name}: must be a finite number, got {value!r}")
+    if not lo <= float(value) <= hi:
+        raise ParamError(f"{op}.{name}: must be in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def params_from(cls, op: str, params: Any):
+    """A frozen params dataclass from an instance or a dict; unknown keys are errors."""
+    if isinstance(params, cls):
+        return params
+    if not isinstance(params, dict):
+        raise ParamError(f"{op}: params must be a mapping or {cls.__name__}, got {type(params).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ParamError(f"{op}: unknown parameter {unknown[0]!r}; allowed: {sorted(names)}")
+    return cls(**params)
+
+
+def add_damage(product: Product, faces: np.ndarray, op: str, size: dict[str, float], region: dict[str, Any],
+               params: dict[str, Any], category: str | None = None) -> tuple[Product, DamageRecord]:
+    """Label ``faces`` of ``product`` (already a private copy) with a new damage and
+    append its record. Faces already carrying an earlier damage are relabelled: the
+    newest damage wins where two overlap."""
+    faces = np.unique(np.asarray(faces, dtype=np.int64))
+    rec = DamageRecord(type=op, category=category or OP_CATEGORY[op], severity=severity(op, size),
+                       size={k: float(v) for k, v in size.items()}, n_faces=int(len(faces)),
+                       region=region, params=params)
+    product.damages = tuple(product.damages) + (rec,)
+    product.mesh.face_attributes["damage_id"][faces] = len(product.damages)
+    return product, rec
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    params_cls: type
+    fn: Callable[..., tuple[Product, DamageRecord]]
+    category: str
+    opens_surface: bool  # whether the op may leave a closed part open (documented per op)
+
+
+REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(name: str, params_cls: type, category: str, opens_surface: bool):
+    def deco(fn):
+        REGISTRY[name] = OpSpec(name, params_cls, fn, category, opens_surface)
+        return fn
+    return deco
+
+
+def apply(product: Product, op: str, params: Any, rng: np.random.Generator) -> tuple[Product, DamageRecord]:
+    """Apply a registered op by name."""
+    if op not in REGISTRY:
+        raise ParamError(f"unknown damage op {op!r}; available: {sorted(REGISTRY)}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{op}: rng must be a numpy Generator, got {type(rng).__name__}")
+    spec = REGISTRY[op]
+    return spec.fn(product, params_from(spec.params_cls, op, params), rng)
