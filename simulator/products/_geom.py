@@ -1,0 +1,253 @@
+"""Closed-mesh building blocks shared by the product generators.
+
+Every helper here returns ``(V, F, UV)``: ``V`` (v, 3) float64 meters, ``F``
+(n, 3) int64 faces wound outward, ``UV`` (n, 3, 2) float64 face-corner texture
+coordinates (zeros where unprinted). Each result is one closed (watertight)
+surface: boxes are built on an integer lattice so shared edges weld exactly,
+lofts index their seams modulo the ring size, and poles close with fans.
+
+UV convention (trimesh / OpenGL): u runs along image columns left to right,
+v runs from the bottom image row (v = 0) to the top row (v = 1).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.spatial import ConvexHull
+
+Rect = tuple[float, float, float, float]  # (u0, v0, u1, v1) in the atlas
+
+SIDES = ("+x", "-x", "+y", "-y", "+z", "-z")
+
+
+def quad_grid(nu: int, nv: int, closed_u: bool = False, closed_v: bool = False):
+    """Triangles of a (rows x cols) vertex grid, vertex index = row * cols + col.
+
+    Returns faces (2*nu*nv, 3) int64, corner params (2*nu*nv, 3, 2) in [0, 1]
+    (u along columns, v along rows) and the row of each face (2*nu*nv,) int64.
+    The surface normal is d/du x d/dv.
+    """
+    ncols = nu if closed_u else nu + 1
+    nrows = nv if closed_v else nv + 1
+    J, I = np.meshgrid(np.arange(nv), np.arange(nu), indexing="ij")
+    I, J = I.ravel(), J.ravel()
+    I1 = (I + 1) % ncols
+    J1 = (J + 1) % nrows
+    a, b, c, d = J * ncols + I, J * ncols + I1, J1 * ncols + I1, J1 * ncols + I
+    faces = np.empty((2 * len(a), 3), np.int64)
+    faces[0::2] = np.stack([a, b, c], 1)
+    faces[1::2] = np.stack([a, c, d], 1)
+    u0, u1, v0, v1 = I / nu, (I + 1) / nu, J / nv, (J + 1) / nv
+    pa, pb = np.stack([u0, v0], 1), np.stack([u1, v0], 1)
+    pc, pd = np.stack([u1, v1], 1), np.stack([u0, v1], 1)
+    uv = np.empty((2 * len(a), 3, 2))
+    uv[0::2] = np.stack([pa, pb, pc], 1)
+    uv[1::2] = np.stack([pa, pc, pd], 1)
+    rows = np.repeat(J, 2)
+    return faces, uv, rows
+
+
+def to_rect(uv01: np.ndarray, rect: Rect | None) -> np.ndarray:
+    """Map params in [0, 1]^2 into an atlas rect; zeros when ``rect`` is None."""
+    if rect is None:
+        return np.zeros_like(uv01)
+    u0, v0, u1, v1 = rect
+    out = np.empty_like(uv01)
+    out[..., 0] = u0 + (u1 - u0) * uv01[..., 0]
+    out[..., 1] = v0 + (v1 - v0) * uv01[..., 1]
+    return out
+
+
+def lattice_box(nx: int, ny: int, nz: int, rects: dict[str, Rect] | None = None):
+    """Closed box surface on the integer lattice [0, nx] x [0, ny] x [0, nz].
+
+    Returns L (v, 3) int64 lattice coords, F (n, 3), UV (n, 3, 2) and side
+    (n,) int index into :data:`SIDES`. Side prints read upright (v along +z);
+    the four walls wrap counter-clockwise seen from above.
+    """
+    rects = rects or {}
+    defs = {
+        "+x": (ny, nz, lambda U, V: (np.full_like(U, nx), U, V)),
+        "-x": (ny, nz, lambda U, V: (np.zeros_like(U), ny - U, V)),
+        "+y": (nx, nz, lambda U, V: (nx - U, np.full_like(U, ny), V)),
+        "-y": (nx, nz, lambda U, V: (U, np.zeros_like(U), V)),
+        "+z": (nx, ny, lambda U, V: (U, V, np.full_like(U, nz))),
+        "-z": (nx, ny, lambda U, V: (U, ny - V, np.zeros_like(U))),
+    }
+    Ls, Fs, UVs, Ss = [], [], [], []
+    off = 0
+    for s, name in enumerate(SIDES):
+        nu, nv, fn = defs[name]
+        V, U = np.meshgrid(np.arange(nv + 1), np.arange(nu + 1), indexing="ij")
+        pts = np.stack(fn(U.ravel(), V.ravel()), 1)
+        f, uv, _ = quad_grid(nu, nv)
+        Ls.append(pts)
+        Fs.append(f + off)
+        UVs.append(to_rect(uv, rects.get(name)))
+        Ss.append(np.full(len(f), s))
+        off += len(pts)
+    L = np.concatenate(Ls)
+    uniq, inv = np.unique(L, axis=0, return_inverse=True)
+    F = inv.reshape(-1)[np.concatenate(Fs)]
+    return uniq, F, np.concatenate(UVs), np.concatenate(Ss)
+
+
+def box(xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, rects: dict[str, Rect] | None = None,
+        deform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None):
+    """Closed, subdivided box whose lattice planes sit at ``xs``, ``ys``, ``zs``.
+
+    xs, ys, zs: increasing coordinates (meters) of the grid planes, each >= 2 long.
+    deform(V, L) -> V' may move vertices (V (v, 3) meters, L (v, 3) lattice
+    indices), e.g. to puff a pillow; it must not fold the surface.
+    Returns V, F, UV and side (n,) index into :data:`SIDES`.
+    """
+    xs, ys, zs = (np.asarray(a, np.float64) for a in (xs, ys, zs))
+    L, F, UV, side = lattice_box(len(xs) - 1, len(ys) - 1, len(zs) - 1, rects)
+    V = np.stack([xs[L[:, 0]], ys[L[:, 1]], zs[L[:, 2]]], 1)
+    if deform is not None:
+        V = deform(V, L)
+    return V, F, UV, side
+
+
+def divisions(length: float, target: float, lo: int = 1, hi: int = 40) -> int:
+    """Number of cells so that cells are about ``target`` long (both meters)."""
+    return int(np.clip(round(length / target), lo, hi))
+
+
+def loft(rings: np.ndarray, pole_start: np.ndarray | None = None, pole_end: np.ndarray | None = None,
+         band: tuple[int, int] | None = None, rect: Rect | None = None):
+    """Closed surface through rings (m, c, 3), each ring counter-clockwise about
+    the direction of travel (ring 0 -> ring m-1), closed by fans to the poles.
+
+    band=(r0, r1): rings r0..r1 carry uv into ``rect`` (u around, v along travel).
+    Without poles both ends stay open (use only inside :func:`revolve_loop`).
+    """
+    m, c, _ = rings.shape
+    V = [rings.reshape(-1, 3)]
+    F, uv01, rows = quad_grid(c, m - 1, closed_u=True)
+    UV = np.zeros_like(uv01)
+    if band is not None and rect is not None:
+        r0, r1 = band
+        sel = (rows >= r0) & (rows < r1)
+        t = uv01[sel].copy()
+        t[..., 1] = (t[..., 1] * (m - 1) - r0) / (r1 - r0)
+        UV[sel] = to_rect(t, rect)
+    Fs, UVs = [F], [UV]
+    i = np.arange(c)
+    i1 = (i + 1) % c
+    n = len(V[0])
+    if pole_start is not None:
+        V.append(np.asarray(pole_start, np.float64).reshape(1, 3))
+        Fs.append(np.stack([np.full(c, n), i1, i], 1))
+        UVs.append(np.zeros((c, 3, 2)))
+        n += 1
+    if pole_end is not None:
+        V.append(np.asarray(pole_end, np.float64).reshape(1, 3))
+        base = (m - 1) * c
+        Fs.append(np.stack([base + i, base + i1, np.full(c, n)], 1))
+        UVs.append(np.zeros((c, 3, 2)))
+    return np.concatenate(V), np.concatenate(Fs), np.concatenate(UVs)
+
+
+def capped_loft(rings: np.ndarray, cap_rings: int = 2, band=None, rect=None):
+    """Loft closed at both ends by concentric inset rings shrinking to the ring
+    centroid (nicer caps than one fan). rings (m, c, 3)."""
+    def inset(ring, reverse):
+        g = ring.mean(0)
+        s = np.arange(cap_rings, 0, -1) / (cap_rings + 1)  # not 1, not 0
+        out = [g + k * (ring - g) for k in s[::-1]] if reverse else [g + k * (ring - g) for k in s]
+        return out, g
+
+    start, g0 = inset(rings[0], reverse=True)
+    end, g1 = inset(rings[-1], reverse=False)
+    all_rings = np.stack(start + list(rings) + end)
+    if band is not None:
+        band = (band[0] + cap_rings, band[1] + cap_rings)
+    return loft(all_rings, pole_start=g0, pole_end=g1, band=band, rect=rect)
+
+
+def circle(r: float, z: float, n: int, cx: float = 0.0, cy: float = 0.0) -> np.ndarray:
+    """(n, 3) ring counter-clockwise about +z; vertex 0 on +x so extents are exact
+    when n is divisible by 4."""
+    t = 2 * np.pi * np.arange(n) / n
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t), np.full(n, z)], 1)
+
+
+def revolve_loop(profile_rz: np.ndarray, n: int, printed_segments=(), rect: Rect | None = None):
+    """Revolve a closed (r, z) polygon (counter-clockwise in the r-z plane, all
+    r > 0) about z: a closed ring-shaped solid (e.g. a label sleeve).
+
+    printed_segments: profile segment indices that get uv (u around, v along
+    those segments in order) into ``rect``.
+    """
+    p = np.asarray(profile_rz, np.float64)
+    m = len(p)
+    rings = np.stack([circle(r, z, n) for r, z in p])
+    V = rings.reshape(-1, 3)
+    F, uv01, rows = quad_grid(n, m, closed_u=True, closed_v=True)
+    UV = np.zeros_like(uv01)
+    segs = list(printed_segments)
+    if segs and rect is not None:
+        k = len(segs)
+        for j, s in enumerate(segs):
+            sel = rows == s
+            t = uv01[sel].copy()
+            t[..., 1] = (t[..., 1] * m - s + j) / k
+            UV[sel] = to_rect(t, rect)
+    return V, F, UV
+
+
+def rounded_rect(hx: float, hy: float, r: float, n_arc: int = 6, step: float = 0.02) -> np.ndarray:
+    """(c, 2) counter-clockwise outline of a rounded rectangle, half sizes hx, hy,
+    corner radius 0 < r < min(hx, hy); extents are exact. step: max straight
+    segment length (meters)."""
+    pts = []
+    cs = [(hx - r, hy - r), (-(hx - r), hy - r), (-(hx - r), -(hy - r)), (hx - r, -(hy - r))]
+    for k, (cx, cy) in enumerate(cs):
+        a = np.deg2rad(90 * k + np.linspace(0, 90, n_arc + 1))
+        arc = np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1)
+        pts.append(arc)
+        nx_, ny_ = cs[(k + 1) % 4]
+        end = arc[-1]
+        nxt = np.array([nx_ + r * np.cos(np.deg2rad(90 * (k + 1))), ny_ + r * np.sin(np.deg2rad(90 * (k + 1)))])
+        length = np.linalg.norm(nxt - end)
+        ns = max(1, int(np.ceil(length / step)))
+        t = np.arange(1, ns)[:, None] / ns
+        pts.append(end + t * (nxt - end))
+    return np.concatenate(pts)
+
+
+def signed_volume(V: np.ndarray, F: np.ndarray) -> float:
+    a, b, c = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def outward(V: np.ndarray, F: np.ndarray, UV: np.ndarray):
+    """Flip a closed surface whose faces point inward (negative volume)."""
+    if signed_volume(V, F) < 0:
+        return V, F[:, ::-1].copy(), UV[:, ::-1].copy()
+    return V, F, UV
+
+
+def hull_points(V: np.ndarray) -> np.ndarray:
+    """(k, 3) vertices of the convex hull of V (meters)."""
+    h = ConvexHull(V)
+    return np.ascontiguousarray(V[np.sort(h.vertices)])
+
+
+def slices(V: np.ndarray, axis: int, n: int) -> list[np.ndarray]:
+    """Convex pieces: hulls of ``n`` overlapping slabs of V along ``axis``.
+
+    Soft shapes (mailers, pouches) keep their thin edges this way, where one
+    hull would fill them in.
+    """
+    lo, hi = V[:, axis].min(), V[:, axis].max()
+    edges = np.linspace(lo, hi, n + 1)
+    pad = (hi - lo) / (4 * n)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = (V[:, axis] >= a - pad) & (V[:, axis] <= b + pad)
+        if sel.sum() >= 4:
+            out.append(hull_points(V[sel]))
+    return out
