@@ -21,7 +21,7 @@ import numpy as np
 import pyrender
 import trimesh
 
-from damage_ops import Product
+from damage_ops import FINISHES, Product
 from damage_ops.taxonomy import CATEGORY_IDS
 
 from .conventions import cv_principal_point_to_gl, cv_to_gl
@@ -40,12 +40,22 @@ class SceneItem:
 
     instance_id: 1-based id written in the instance image
     damage_offset: capture-global damage instance id = damage_offset + damage_id
+    satellite_poses: T_world_from_satellite (4, 4) for each of product.satellites
+        (pieces on the tray beside the item, drawn with the item's labels)
     """
 
     product: Product
     T_world_from_item: np.ndarray
     instance_id: int
     damage_offset: int = 0
+    satellite_poses: tuple[np.ndarray, ...] = ()
+
+    def pieces(self):
+        """(mesh, T_world_from_mesh) of the item and each placed satellite."""
+        out = [(self.product.mesh, np.asarray(self.T_world_from_item, dtype=np.float64))]
+        for sat, T in zip(self.product.satellites, self.satellite_poses):
+            out.append((sat.mesh, np.asarray(T, dtype=np.float64)))
+        return out
 
 
 @dataclass
@@ -86,48 +96,99 @@ def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _pbr(material: Material, texture: np.ndarray | None) -> pyrender.MetallicRoughnessMaterial:
-    base = list(material.color) + [material.alpha]
+#: surface-finish overrides (damage_ops.FINISHES): colour multiplier or absolute
+#: colour, roughness, metallic, whether the part's artwork stays visible
+FINISH_LOOK = {
+    "liquid": {"mul": 0.6, "roughness": 0.05, "metallic": 0.0, "texture": True},
+    "powder": {"color": (0.86, 0.84, 0.80), "roughness": 1.0, "metallic": 0.0, "texture": False},
+    "interior": {"color": (0.30, 0.22, 0.14), "roughness": 0.95, "metallic": 0.0, "texture": False},
+    "scuffed": {"mul": 1.0, "roughness": 1.0, "metallic": 0.0, "texture": True},
+}
+
+
+def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base") -> pyrender.MetallicRoughnessMaterial:
+    color, rough, metal, alpha = list(material.color), material.roughness, material.metallic, material.alpha
+    if finish != "base":
+        look = FINISH_LOOK[finish]
+        if "color" in look:
+            color = list(look["color"])
+        else:
+            color = [c * look["mul"] for c in color]
+        rough, metal = look["roughness"], look["metallic"]
+        if not look["texture"]:
+            texture = None
+        if finish in ("interior", "powder"):
+            alpha = 1.0
+    base = color + [alpha]
     kw = {}
     if texture is not None:
-        kw["baseColorTexture"] = pyrender.Texture(source=texture, source_channels="RGB")
-        base = [1.0, 1.0, 1.0, material.alpha]
+        kw["baseColorTexture"] = _texture(texture)
+        mul = FINISH_LOOK[finish]["mul"] if finish != "base" else 1.0  # artwork kept: only the multiplier
+        base = [mul, mul, mul, alpha]
     return pyrender.MetallicRoughnessMaterial(
-        baseColorFactor=base, metallicFactor=material.metallic, roughnessFactor=material.roughness,
-        alphaMode="BLEND" if material.alpha < 1.0 else "OPAQUE", doubleSided=material.alpha < 1.0, **kw,
+        baseColorFactor=base, metallicFactor=metal, roughnessFactor=rough,
+        alphaMode="BLEND" if alpha < 1.0 else "OPAQUE", doubleSided=alpha < 1.0, **kw,
     )
 
 
-def visual_mesh(product: Product, materials: dict[str, Material]) -> pyrender.Mesh:
-    """One pyrender primitive per part, unmerged so face-corner uv can have seams."""
-    m = product.mesh
+_TEXTURES: dict[int, tuple[np.ndarray, pyrender.Texture]] = {}
+
+
+def _texture(img: np.ndarray) -> pyrender.Texture:
+    """One pyrender Texture per artwork array (same SKU -> same upload object)."""
+    hit = _TEXTURES.get(id(img))
+    if hit is not None and hit[0] is img:
+        return hit[1]
+    if len(_TEXTURES) > 64:
+        _TEXTURES.clear()
+    tex = pyrender.Texture(source=img, source_channels="RGB")
+    _TEXTURES[id(img)] = (img, tex)
+    return tex
+
+
+def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.Trimesh | None = None) -> pyrender.Mesh:
+    """One pyrender primitive per (part, finish), unmerged so face-corner uv can
+    have seams; the ``tint`` face attribute becomes a per-vertex colour multiplier.
+
+    mesh: draw this labelled mesh with the product's tables (a satellite) instead
+    of ``product.mesh``."""
+    m = product.mesh if mesh is None else mesh
+    fa = m.face_attributes
     normals = corner_normals(m)
     tri = m.vertices[m.faces].astype(np.float32)
+    finish = fa.get("finish")
+    finish = np.zeros(len(m.faces), np.int64) if finish is None else finish.astype(np.int64)
+    tint = fa.get("tint")
+    key = fa["part_id"].astype(np.int64) * len(FINISHES) + finish
     prims = []
-    for pi, part in enumerate(product.parts):
-        sel = np.flatnonzero(product.part_id == pi)
-        if len(sel) == 0:
-            continue
-        mat = materials[part.material]
+    for k in np.unique(key):
+        sel = np.flatnonzero(key == k)
+        part, fin = product.parts[int(k) // len(FINISHES)], FINISHES[int(k) % len(FINISHES)]
         tex = product.artwork if part.printed and product.artwork is not None else None
+        mat = _pbr(materials[part.material], tex, fin)
+        colors = None
+        if tint is not None and not np.all(tint[sel] == 1.0):
+            c = np.repeat(tint[sel], 3, axis=0).astype(np.float32)
+            colors = np.concatenate([c, np.ones((len(c), 1), np.float32)], axis=1)
         prims.append(pyrender.Primitive(
             positions=tri[sel].reshape(-1, 3),
             normals=normals[sel].reshape(-1, 3),
-            texcoord_0=product.uv[sel].reshape(-1, 2) if tex is not None else None,
-            material=_pbr(mat, tex),
+            texcoord_0=fa["uv"][sel].reshape(-1, 2) if mat.baseColorTexture is not None else None,
+            color_0=colors,
+            material=mat,
             mode=pyrender.constants.GLTF.TRIANGLES,
         ))
     return pyrender.Mesh(primitives=prims)
 
 
-def label_groups(product: Product, instance_id: int, damage_offset: int):
-    """Split an item's faces by (part, damage) label.
+def label_groups(product: Product, instance_id: int, damage_offset: int, mesh: trimesh.Trimesh | None = None):
+    """Split an item's faces (or a satellite's, with ``mesh``) by (part, damage) label.
 
     Returns a list of (face indices, (instance, global part id, damage category id,
     damage instance id))."""
-    m = product.mesh
-    pid = product.part_id.astype(np.int64)
-    did = product.damage_id.astype(np.int64)
+    m = product.mesh if mesh is None else mesh
+    pid = m.face_attributes["part_id"].astype(np.int64)
+    did = m.face_attributes["damage_id"].astype(np.int64)
     key = pid * (len(product.damages) + 1) + did
     out = []
     for k in np.unique(key):
@@ -219,16 +280,15 @@ class BoothRenderer:
         seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
         try:
             for it in items:
-                T = np.asarray(it.T_world_from_item, dtype=np.float64)
-                if want_rgb:
-                    visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials), pose=T))
-                m = it.product.mesh
-                for faces_sel, labels in label_groups(it.product, it.instance_id, it.damage_offset):
-                    code = len(table)
-                    table.append(labels)
-                    node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]), pose=T)
-                    label_nodes.append(node)
-                    seg_map[node] = code_to_color(code)
+                for m, T in it.pieces():
+                    if want_rgb:
+                        visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m), pose=T))
+                    for faces_sel, labels in label_groups(it.product, it.instance_id, it.damage_offset, m):
+                        code = len(table)
+                        table.append(labels)
+                        node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]), pose=T)
+                        label_nodes.append(node)
+                        seg_map[node] = code_to_color(code)
             lut = np.array(table, dtype=np.int64)
             cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
             # group by resolution: resizing the framebuffer is the costly part of a switch
