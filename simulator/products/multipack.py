@@ -87,7 +87,8 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
         i, j = k % nx, k // nx
         cx, cy = (i - (nx - 1) / 2) * d, (j - (ny - 1) / 2) * d
         # every unit is rotated a little so the print does not repeat in lockstep
-        rings = np.stack([G.circle(r, z, SEG) for r, z in prof])
+        seg = SEG if p["unit_kind"] == "can" else 24  # bottles have more rings: keep faces < 10k
+        rings = np.stack([G.circle(r, z, seg) for r, z in prof])
         a = rng.uniform(0, 2 * np.pi)
         c, s = np.cos(a), np.sin(a)
         rings = rings @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
