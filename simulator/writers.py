@@ -110,11 +110,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def save_png(path: Path, array: np.ndarray) -> None:
     """uint8 (h, w) / (h, w, 3) or uint16 (h, w) -> PNG. Deterministic bytes."""
-    if array.dtype == np.uint16:
-        img = Image.fromarray(array, mode="I;16")
-    else:
-        img = Image.fromarray(array)
-    img.save(path, format="PNG", compress_level=1)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"save_png: expected uint8 or uint16, got {array.dtype}")
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG", compress_level=1)
 
 
 def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
