@@ -141,7 +141,10 @@ def _texture(img: np.ndarray) -> pyrender.Texture:
         return hit[1]
     if len(_TEXTURES) > 64:
         _TEXTURES.clear()
-    tex = pyrender.Texture(source=img, source_channels="RGB")
+    # upload as RGBA: an RGB row whose byte length is not a multiple of 4 breaks
+    # GL's default 4-byte unpack alignment and reads past the row (garbage texels)
+    rgba = np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    tex = pyrender.Texture(source=rgba, source_channels="RGBA")
     _TEXTURES[id(img)] = (img, tex)
     return tex
 
@@ -218,6 +221,20 @@ def _flat_primitive(vertices: np.ndarray, faces: np.ndarray) -> pyrender.Primiti
                               mode=pyrender.constants.GLTF.TRIANGLES)
 
 
+class _OrderedScene(pyrender.Scene):
+    """pyrender keeps nodes in sets ordered by object address, and sums lights and
+    draws ties in that order: a run-to-run change of up to ~20 grey levels at
+    grazing specular edges. Iterating nodes in name order makes RGB reproducible."""
+
+    @property
+    def light_nodes(self):
+        return sorted(super().light_nodes, key=lambda n: n.name)
+
+    @property
+    def mesh_nodes(self):
+        return sorted(super().mesh_nodes, key=lambda n: n.name)
+
+
 class BoothRenderer:
     """Renders scenes of placed items through every camera of a rig.
 
@@ -229,15 +246,19 @@ class BoothRenderer:
         self.materials = materials
         first = rig.cameras[0]
         self._r = pyrender.OffscreenRenderer(first.width, first.height)
-        self.scene = pyrender.Scene(bg_color=list(rig.background_color) + [1.0],
+        self.scene = _OrderedScene(bg_color=list(rig.background_color) + [1.0],
                                     ambient_light=[rig.ambient] * 3)
         tm = tray_mesh(rig)
         tmat = materials[rig.tray.material]
-        self._tray_visual = self.scene.add(pyrender.Mesh.from_trimesh(tm, material=_pbr(tmat, None), smooth=False))
-        self._tray_label = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(tm.vertices, tm.faces)]))
+        self._tray_visual = self.scene.add(pyrender.Mesh.from_trimesh(tm, material=_pbr(tmat, None), smooth=False),
+                                           name="0000-tray-visual")
+        self._tray_label = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(tm.vertices, tm.faces)]),
+                                          name="0000-tray-label")
         self._spot_shadows = False
+        n_light = 0
         for light in rig.lights:
             for typ, T_gl, intensity, cone in light.emitters():
+                n_light += 1
                 if light.type == "area":
                     # an area panel is a grid of wide, soft emitters: point lights (no shadow maps)
                     obj = pyrender.PointLight(color=light.color, intensity=intensity)
@@ -249,7 +270,7 @@ class BoothRenderer:
                     obj = pyrender.PointLight(color=light.color, intensity=intensity)
                 else:
                     obj = pyrender.DirectionalLight(color=light.color, intensity=intensity)
-                self.scene.add(obj, pose=T_gl)
+                self.scene.add(obj, pose=T_gl, name=f"light-{n_light:03d}")
         self._cam_nodes = {}
         for cam in rig.cameras:
             cx, cy = cv_principal_point_to_gl(cam.K[0, 2], cam.K[1, 2])
@@ -280,13 +301,15 @@ class BoothRenderer:
         seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
         try:
             for it in items:
-                for m, T in it.pieces():
+                for j, (m, T) in enumerate(it.pieces()):
                     if want_rgb:
-                        visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m), pose=T))
+                        visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m), pose=T,
+                                                           name=f"item-{it.instance_id:04d}-{j:03d}-visual"))
                     for faces_sel, labels in label_groups(it.product, it.instance_id, it.damage_offset, m):
                         code = len(table)
                         table.append(labels)
-                        node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]), pose=T)
+                        node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]),
+                                              pose=T, name=f"item-{it.instance_id:04d}-{j:03d}-label-{code:06d}")
                         label_nodes.append(node)
                         seg_map[node] = code_to_color(code)
             lut = np.array(table, dtype=np.int64)
