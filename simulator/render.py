@@ -15,6 +15,7 @@ and on NVIDIA GPUs; OSMesa is the fallback.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,9 +81,11 @@ def code_to_color(code: int) -> np.ndarray:
     return np.array([code & 255, (code >> 8) & 255, (code >> 16) & 255], dtype=np.float64)
 
 
-def decode_codes(seg_rgb: np.ndarray) -> np.ndarray:
-    """(h, w, 3) uint8 label-pass colours -> (h, w) int64 codes."""
-    s = seg_rgb.astype(np.int64)
+def decode_codes(seg: np.ndarray) -> np.ndarray:
+    """(h, w, 3 or 4) uint8 label-pass colours -> (h, w) int64 codes."""
+    if seg.shape[-1] == 4 and seg.flags.c_contiguous:
+        return (seg.view(np.uint32)[..., 0] & 0xFFFFFF).astype(np.intp)  # little-endian RGBA -> R | G<<8 | B<<16
+    s = seg.astype(np.int64)
     return s[..., 0] | (s[..., 1] << 8) | (s[..., 2] << 16)
 
 
@@ -271,6 +274,20 @@ class BoothRenderer:
                 else:
                     obj = pyrender.DirectionalLight(color=light.color, intensity=intensity)
                 self.scene.add(obj, pose=T_gl, name=f"light-{n_light:03d}")
+        # Shadow maps depend on the lights and the scene, not on the camera: render
+        # them once per scene and reuse them for every camera (pyrender would redo
+        # the 2048^2 depth pass for each view).
+        self._fresh_shadows: set = set()
+        inner = self._r._renderer
+        shadow_pass = inner._shadow_mapping_pass
+
+        def cached_shadow_pass(scene, light_node, flags):
+            if light_node.name not in self._fresh_shadows:
+                shadow_pass(scene, light_node, flags)
+                self._fresh_shadows.add(light_node.name)
+
+        inner._shadow_mapping_pass = cached_shadow_pass
+        self.timings: dict[str, list[float]] = {}
         self._cam_nodes = {}
         for cam in rig.cameras:
             cx, cy = cv_principal_point_to_gl(cam.K[0, 2], cam.K[1, 2])
@@ -297,8 +314,10 @@ class BoothRenderer:
                want_rgb: bool = True) -> dict[str, Frame]:
         """Render every camera (or the named ones). Returns camera name -> Frame."""
         visual_nodes, label_nodes = [], []
+        self._fresh_shadows.clear()  # new scene content: shadow maps must be redone
         table = [(0, 0, 0, 0), (0, 0, 0, 0)]  # codes 0 (none) and 1 (tray)
         seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
+        t0 = time.perf_counter()
         try:
             for it in items:
                 for j, (m, T) in enumerate(it.pieces()):
@@ -313,6 +332,7 @@ class BoothRenderer:
                         label_nodes.append(node)
                         seg_map[node] = code_to_color(code)
             lut = np.array(table, dtype=np.int64)
+            self._time("scene_setup", t0)
             cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
             # group by resolution: resizing the framebuffer is the costly part of a switch
             cams.sort(key=lambda c: (-c.width * c.height, c.name))
@@ -332,26 +352,37 @@ class BoothRenderer:
         for n in label_nodes:
             n.mesh.is_visible = label
 
+    def _time(self, key: str, t0: float) -> float:
+        t = time.perf_counter()
+        self.timings.setdefault(key, []).append(t - t0)
+        return t
+
     def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool) -> Frame:
         rgb = None
+        t = time.perf_counter()
         if want_rgb:
             self._set_visible(label_nodes, False)
             flags = pyrender.RenderFlags.SHADOWS_SPOT if self._spot_shadows else pyrender.RenderFlags.NONE
             rgb, _ = self._r.render(self.scene, flags=flags)
+            rgb = np.ascontiguousarray(rgb)
+            t = self._time("colour_pass", t)
         self._set_visible(label_nodes, True)
-        seg, depth = self._r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
-        codes = decode_codes(seg)
+        seg, depth = self._r.render(self.scene, flags=pyrender.RenderFlags.SEG | pyrender.RenderFlags.RGBA,
+                                    seg_node_map=seg_map)
+        t = self._time("label_pass", t)
+        codes = decode_codes(np.ascontiguousarray(seg))
         if codes.max() >= len(lut):
             raise RuntimeError(f"label pass produced code {codes.max()} beyond the {len(lut)} drawn: blended labels")
-        lab = lut[codes]
-        depth = np.where(codes == CODE_NONE, 0.0, depth).astype(np.float32)
+        depth = np.where(codes == CODE_NONE, np.float32(0.0), depth).astype(np.float32, copy=False)
         if rgb is None:
             rgb = np.zeros(depth.shape + (3,), np.uint8)
-        return Frame(
-            rgb=np.ascontiguousarray(rgb),
+        frame = Frame(
+            rgb=rgb,
             depth_m=depth,
-            instance=lab[..., 0].astype(np.uint16),
-            part=lab[..., 1].astype(np.uint8),
-            damage_category=lab[..., 2].astype(np.uint8),
-            damage_instance=lab[..., 3].astype(np.uint16),
+            instance=lut[:, 0].astype(np.uint16)[codes],
+            part=lut[:, 1].astype(np.uint8)[codes],
+            damage_category=lut[:, 2].astype(np.uint8)[codes],
+            damage_instance=lut[:, 3].astype(np.uint16)[codes],
         )
+        self._time("label_decode", t)
+        return frame
