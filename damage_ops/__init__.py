@@ -11,3 +11,7 @@ __all__ = [
     "DamageRecord", "Part", "Product", "category_id", "concatenate", "labelled_mesh",
     "part_id", "take_faces",
 ]
+
+# Importing the operator modules registers them in damage_ops.base.REGISTRY.
+from . import crush, puncture, spill, superficial  # noqa: E402,F401
+from .base import REGISTRY, apply  # noqa: E402

@@ -24,6 +24,8 @@ bad value (:class:`simulator.errors.ConfigError`).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -38,7 +40,7 @@ from .products.base import MAX_MM, draw
 from .products.usermesh import UNITS_M, load_user_mesh
 from .yamlio import check_keys, load_yaml, number
 
-_ROOT_KEYS = {"seed", "materials", "products", "description"}
+_ROOT_KEYS = {"seed", "materials", "products", "description", "damage"}
 _ENTRY_KEYS = {"kind", "name", "skus", "weight", "params", "description"}
 _MESH_KEYS = {"kind", "name", "weight", "path", "units", "material", "mass_kg", "description"}
 MAX_SKUS_PER_ENTRY = 10000
@@ -64,6 +66,7 @@ class Catalog:
     seed: int
     skus: tuple[SkuSpec, ...]
     materials: dict[str, Material]
+    damage: Any = None  # simulator.corpus.DamageMix: the catalog's damage section
     _cache: dict[str, Product] = field(default_factory=dict, repr=False)
     _meshes: dict[str, Product] = field(default_factory=dict, repr=False)
 
@@ -206,6 +209,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     dup = sorted({x for x in names if names.count(x) > 1})
     if dup:
         raise ConfigError(path, "products", dup, "duplicate SKU names")
-    cat = Catalog(path=path, seed=seed_v, skus=tuple(skus), materials=materials)
+    from .corpus import parse_damage
+
+    cat = Catalog(path=path, seed=seed_v, skus=tuple(skus), materials=materials, damage=parse_damage(path, data.get("damage")))
     cat._meshes = meshes
     return cat

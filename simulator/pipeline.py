@@ -7,6 +7,7 @@ capture and the renderer keeps no per-capture state.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,11 +17,11 @@ import numpy as np
 
 from .errors import ConfigError
 from .paths import default_catalog, default_rig
-from .writers import DEPTH_SCALE_M, list_captures, write_capture, write_card, write_coco
+from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture, write_card, write_coco
 
 #: named random streams of one capture, in spawn order (append only: reordering
 #: would change every existing dataset)
-STREAMS = ("scene", "damage", "physics", "render")
+STREAMS = ("scene", "damage", "physics", "render", "placement")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class GenerateSpec:
     rig: str = field(default_factory=lambda: str(default_rig()))
     catalog: str = field(default_factory=lambda: str(default_catalog()))
     items_per_tray: int = 1
+    #: command-line overrides of the catalog's damage mix (simulator.corpus.DamageMix fields)
+    damage: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
@@ -52,6 +55,89 @@ def capture_streams(seed: int, index: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(ss) for name, ss in zip(STREAMS, children)}
 
 
+def reference_streams(seed: int, sku: str, pose: int) -> dict[str, np.random.Generator]:
+    """Streams of reference capture ``pose`` of ``sku``: depend on (seed, sku, pose)
+    only; the 2**32 offset keeps them apart from capture streams (seed, i)."""
+    key = int.from_bytes(hashlib.sha256(sku.encode()).digest()[:4], "little")
+    children = np.random.SeedSequence([seed, 2 ** 32 + key, pose]).spawn(len(STREAMS))
+    return {name: np.random.default_rng(ss) for name, ss in zip(STREAMS, children)}
+
+
+def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6):
+    """Apply the corpus damage mix to one pristine product.
+
+    Returns (product, log): the damaged product (or the input when the draw says
+    intact) and a list of what was tried, including ops that could not apply
+    (capped at ``max_tries`` draws per damage)."""
+    from damage_ops.base import ParamError, apply
+    from damage_ops.sampling import applicable_ops, sample_params
+    from damage_ops.taxonomy import CATEGORIES
+
+    log: list[dict[str, Any]] = []
+    if rng.random() >= mix.rate:
+        return product, log
+    lo, hi = mix.per_item
+    for _ in range(int(rng.integers(lo, hi + 1))):
+        for _try in range(max_tries):
+            cats = [c for c in CATEGORIES if mix.category_weights.get(c, 0) > 0 and applicable_ops(product, c)]
+            if not cats:
+                break
+            w = np.array([mix.category_weights[c] for c in cats], float)
+            cat = str(rng.choice(cats, p=w / w.sum()))
+            op = str(rng.choice(applicable_ops(product, cat)))
+            sev = "major" if rng.random() < mix.major_fraction else "minor"
+            params = sample_params(op, sev, product, rng)
+            try:
+                product, rec = apply(product, op, params, rng)
+            except (ParamError, ValueError) as e:
+                log.append({"op": op, "severity": sev, "params": params, "error": str(e)})
+                continue
+            log.append({"op": op, "severity": sev, "params": params, "applied": rec.severity})
+            break
+    return product, log
+
+
+def footprint_xy(mesh, T: np.ndarray) -> np.ndarray:
+    """(k, 2) world xy of the mesh's vertices after T (for placing things beside it)."""
+    V = np.asarray(mesh.vertices) @ T[:3, :3].T + T[:3, 3]
+    return V[:, :2]
+
+
+def place_beside(item_xy: np.ndarray, piece_xy: np.ndarray, gap_m: float, tray, rng: np.random.Generator,
+                 occupied: list[np.ndarray] = (), tries: int = 16) -> np.ndarray | None:
+    """A (4, 4) pose (rotation about z + translation) that puts a piece lying on
+    the tray ``gap_m`` beside an item, inside the tray, clear of ``occupied``
+    footprints. Directions are tried from a random start; None if none fits."""
+    sx, sy = tray.size_m
+    c = item_xy.mean(0)
+    start = rng.uniform(0, 2 * np.pi)
+    yaw = rng.uniform(0, 2 * np.pi)
+    R = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    P = (piece_xy - piece_xy.mean(0)) @ R.T
+    for k in range(tries):
+        a = start + 2 * np.pi * k / tries
+        d = np.array([np.cos(a), np.sin(a)])
+        reach = (item_xy - c) @ d
+        back = -(P @ d)
+        pos = c + d * (reach.max() + gap_m + back.max())
+        Q = P + pos
+        if (np.abs(Q[:, 0]) > sx / 2 - 0.005).any() or (np.abs(Q[:, 1]) > sy / 2 - 0.005).any():
+            continue
+        if any(_overlap(Q, o) for o in occupied):
+            continue
+        T = np.eye(4)
+        T[:2, :2] = R
+        T[:2, 3] = pos - R @ piece_xy.mean(0)
+        T[2, 3] = 2e-4  # a hair above the floor: no z-fighting with the tray
+        return T
+    return None
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Axis-aligned bounding boxes of two xy point sets overlap."""
+    return bool((a.min(0) <= b.max(0)).all() and (b.min(0) <= a.max(0)).all())
+
+
 class CaptureMaker:
     """Makes captures. Owns one physics client and one GL context; reuse it."""
 
@@ -60,6 +146,7 @@ class CaptureMaker:
         from .render import BoothRenderer
 
         self.spec, self.rig, self.catalog = spec, rig, catalog
+        self.mix = catalog.damage.with_overrides(**spec.damage)
         self.world = PhysicsWorld()
         self.renderer = BoothRenderer(rig, catalog.materials)
         self.timings: dict[str, float] = {}
@@ -75,25 +162,92 @@ class CaptureMaker:
         self.close()
 
     def scene(self, index: int):
-        """Sample and place the items of capture ``index``.
+        """Sample, damage and place the items of capture ``index``.
 
-        Returns (products, placements, streams)."""
+        Returns a dict with pristine and damaged products, placements, satellite
+        poses, distractors (unrelated mess) and the damage log."""
         streams = capture_streams(self.spec.seed, index)
         skus = [self.catalog.sample(streams["scene"]) for _ in range(self.spec.items_per_tray)]
-        products = [self.catalog.build(s) for s in skus]
+        pristine = [self.catalog.build(s) for s in skus]
+        products, logs = [], []
+        for p in pristine:
+            d, log = damage_item(p, self.mix, streams["damage"])
+            products.append(d)
+            logs.append(log)
         placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
-        return products, placements, streams
+        return self._arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
 
-    def make(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Build, settle and render capture ``index``. Returns (capture.json dict, frames)."""
+    def _arrange(self, products, pristine, placements, logs, rng, allow_mess: bool):
+        """Lay satellites (puddles, fallen contents) beside their items and, for
+        intact items, maybe an unrelated mess (hard negative)."""
+        from damage_ops import Part, Product
+
+        occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(products, placements)]
+        sat_poses, distractors = [], []
+        for p, pl, occ in zip(products, placements, list(occupied)):
+            poses = []
+            for sat in p.satellites:
+                T = place_beside(occ, np.asarray(sat.mesh.vertices)[:, :2], sat.gap_m, self.rig.tray, rng, occupied)
+                if T is None:  # no room on the tray: put it under the item's footprint edge, still labelled
+                    T = place_beside(occ, np.asarray(sat.mesh.vertices)[:, :2], sat.gap_m, self.rig.tray, rng, [])
+                if T is None:
+                    T = np.eye(4)
+                    T[:2, 3] = occ.mean(0)
+                poses.append(T)
+                occupied.append(footprint_xy(sat.mesh, T))
+            sat_poses.append(tuple(poses))
+        if allow_mess:
+            for p, pl, occ in zip(products, placements, occupied[: len(products)]):
+                if p.damages or rng.random() >= self.mix.mess_rate:
+                    continue
+                from damage_ops.spill import puddle_mesh
+
+                substance = str(rng.choice(["liquid", "powder"]))
+                area_cm2 = float(rng.uniform(20, 250))
+                V, F, _top = puddle_mesh(rng, area_cm2 * 1e-4, substance, 0)
+                from damage_ops import labelled_mesh
+
+                mess = Product(sku="mess", kind="mesh", mesh=labelled_mesh(V, F, 0),
+                               parts=(Part("debris", "liquid_spill" if substance == "liquid" else "powder"),))
+                T = place_beside(occ, V[:, :2], float(rng.uniform(0.02, 0.08)), self.rig.tray, rng, occupied)
+                if T is not None:
+                    occupied.append(footprint_xy(mess.mesh, T))
+                    distractors.append({"product": mess, "T": T, "substance": substance, "area_cm2": area_cm2})
+        return {"products": products, "pristine": pristine, "placements": placements, "satellite_poses": sat_poses,
+                "distractors": distractors, "damage_log": logs}
+
+    def scene_items(self, sc: dict, pristine: bool = False) -> list:
+        """SceneItems of an arranged scene; ``pristine``: the counterfactual (same
+        poses, damage and satellites removed; distractors kept)."""
         from .render import SceneItem
 
-        products, placements, _ = self.scene(index)
-        items, damages, scene_items = [], [], []
+        items, offset = [], 0
+        for k, (prod, pl) in enumerate(zip(sc["pristine"] if pristine else sc["products"], sc["placements"])):
+            poses = () if pristine else sc["satellite_poses"][k]
+            items.append(SceneItem(prod, pl.T_world_from_item, k + 1, offset, poses))
+            offset += len(prod.damages)
+        for d in sc["distractors"]:
+            items.append(SceneItem(d["product"], d["T"], 0, 0, (), distractor=True))
+        return items
+
+    def make(self, index: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """Build, settle and render capture ``index``.
+
+        Returns (capture.json dict, frames, pristine frames or None)."""
+        sc = self.scene(index)
+        meta = self.metadata(sc, index=index)
+        frames = self.renderer.render(self.scene_items(sc))
+        pair = None
+        if self.mix.pairs and meta["damages"]:
+            pair = self.renderer.render(self.scene_items(sc, pristine=True))
+            meta["pristine_pair"] = True
+        return meta, frames, pair
+
+    def metadata(self, sc: dict, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
+        items, damages = [], []
         offset = 0
-        for k, (prod, pl) in enumerate(zip(products, placements)):
+        for k, (prod, pl) in enumerate(zip(sc["products"], sc["placements"])):
             iid = k + 1
-            scene_items.append(SceneItem(prod, pl.T_world_from_item, iid, offset))
             ids = []
             for j, rec in enumerate(prod.damages):
                 did = offset + j + 1
@@ -103,27 +257,46 @@ class CaptureMaker:
             items.append({
                 "instance_id": iid, "sku": prod.sku, "kind": prod.kind,
                 "dims_mm": [float(x) for x in prod.dims_mm], "mass_kg": float(prod.mass_kg),
+                "damaged": bool(prod.damages),
                 "parts": [{"index": i, "name": p.name, "global_id": p.global_id, "material": p.material,
                            "printed": p.printed} for i, p in enumerate(prod.parts)],
                 "T_world_from_item": pl.T_world_from_item.tolist(),
+                "satellites": [{"kind": s.kind, "T_world_from_satellite": T.tolist()}
+                               for s, T in zip(prod.satellites, sc["satellite_poses"][k])],
                 "physics": {"settled": bool(pl.settled), "steps": int(pl.steps), "lin_speed_m_s": float(pl.lin_speed),
                             "ang_speed_rad_s": float(pl.ang_speed), "min_z_m": float(pl.min_z_m)},
                 "damage_instance_ids": ids,
+                "damage_log": _jsonable(sc["damage_log"][k]),
                 "n_faces": int(len(prod.mesh.faces)),
                 "generator": _jsonable(prod.meta),
             })
-        frames = self.renderer.render(scene_items)
         meta = {
             "format": "damagesim-capture/1",
-            "index": index,
-            "capture_id": f"{index:06d}",
             "seed": self.spec.seed,
             "rig": self.rig.name,
             "cameras": {c.name: {**c.to_json(), "depth_scale_m": DEPTH_SCALE_M} for c in self.rig.cameras},
             "items": items,
             "damages": damages,
+            "distractors": [{"kind": "mess", "substance": d["substance"], "area_cm2": d["area_cm2"],
+                             "T_world": d["T"].tolist()} for d in sc["distractors"]],
+            "hard_negative": bool(sc["distractors"]) or any(
+                str(it["generator"].get("art_style", "")).endswith("_print") for it in items if not it["damaged"]),
+            "pristine_pair": False,
         }
-        return meta, frames
+        if index is not None:
+            meta = {"index": index, "capture_id": f"{index:06d}", **meta}
+        if reference is not None:
+            meta = {"reference": reference, **meta}
+        return meta
+
+    def make_reference(self, sku: str, pose: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A pristine reference capture of ``sku`` in a random resting pose."""
+        streams = reference_streams(self.spec.seed, sku, pose)
+        prod = self.catalog.build(sku)
+        placements = self.world.settle([prod], self.rig.tray, streams["physics"], self.catalog.materials)
+        sc = self._arrange([prod], [prod], placements, [[]], streams["placement"], allow_mess=False)
+        meta = self.metadata(sc, reference={"sku": sku, "pose": pose})
+        return meta, self.renderer.render(self.scene_items(sc))
 
 
 def _jsonable(x: Any) -> Any:
@@ -146,6 +319,7 @@ def prepare(spec: GenerateSpec):
     spec.validate()
     rig = load_rig(spec.rig)
     catalog = load_catalog(spec.catalog)
+    catalog.damage.with_overrides(**spec.damage)  # bad overrides fail here, before any output
     missing = sorted({rig.tray.material} - set(catalog.materials))
     if missing:
         raise ConfigError(rig.path, "tray.material", missing[0], "is not in the materials library")
@@ -177,17 +351,23 @@ def generate(spec: GenerateSpec, only: int | None = None,
     indices = [only] if only is not None else list(range(spec.n))
     with CaptureMaker(spec, rig, catalog) as maker:
         for i in indices:
-            meta, frames = maker.make(i)
-            write_capture(out, i, meta, frames)
+            meta, frames, pair = maker.make(i)
+            write_capture(out, i, meta, frames, {"pristine": pair} if pair else None)
+            for sku in sorted({it["sku"] for it in meta["items"]}):
+                for k in range(maker.mix.reference_poses):
+                    if not (reference_dir(out, sku, k) / "capture.json").is_file():
+                        rmeta, rframes = maker.make_reference(sku, k)
+                        write_capture(out, k, rmeta, rframes, root_dir=reference_dir(out, sku, k))
             if progress is not None:
                 progress(1)
-    return finalize(out, spec, rig)
+        mix = maker.mix
+    return finalize(out, spec, rig, mix)
 
 
-def finalize(out: Path, spec: GenerateSpec, rig) -> dict[str, Any]:
+def finalize(out: Path, spec: GenerateSpec, rig, mix) -> dict[str, Any]:
     """Write COCO per camera and the dataset card from the captures on disk
     (captures with index < n; stale ones from a larger earlier run are ignored)."""
     caps = [c for c in list_captures(out) if int(c.name) < spec.n]
     rig_json = rig.to_json()
     coco = write_coco(out, rig_json, caps)
-    return write_card(out, spec.to_json(), rig_json, caps, coco)
+    return write_card(out, {**spec.to_json(), "damage_mix": mix.to_json()}, rig_json, caps, coco)

@@ -50,6 +50,7 @@ class SceneItem:
     instance_id: int
     damage_offset: int = 0
     satellite_poses: tuple[np.ndarray, ...] = ()
+    distractor: bool = False  # clutter, not an item: drawn in RGB, labelled as background
 
     def pieces(self):
         """(mesh, T_world_from_mesh) of the item and each placed satellite."""
@@ -324,7 +325,10 @@ class BoothRenderer:
                     if want_rgb:
                         visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m), pose=T,
                                                            name=f"item-{it.instance_id:04d}-{j:03d}-visual"))
-                    for faces_sel, labels in label_groups(it.product, it.instance_id, it.damage_offset, m):
+                    groups = label_groups(it.product, it.instance_id, it.damage_offset, m)
+                    if it.distractor:
+                        groups = [(np.arange(len(m.faces)), (0, 0, 0, 0))]
+                    for faces_sel, labels in groups:
                         code = len(table)
                         table.append(labels)
                         node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]),

@@ -168,34 +168,50 @@ def frame_annotations(frame, items: list[dict], damages: list[dict]) -> list[dic
 
 
 # -- capture folders -------------------------------------------------------------
-def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str, Any]) -> Path:
+def reference_dir(root: Path, sku: str, pose: int) -> Path:
+    """Folder of reference capture ``pose`` of ``sku``: references/<sku>/<pose>."""
+    return Path(root) / "references" / sku / f"{pose:02d}"
+
+
+def _write_frame(d: Path, fr) -> None:
+    d.mkdir(parents=True)
+    save_png(d / "rgb.png", fr.rgb)
+    save_png(d / "depth.png", depth_to_png(fr.depth_m))
+    save_png(d / "instance.png", fr.instance)
+    save_png(d / "part.png", fr.part)
+    save_png(d / "damage_category.png", fr.damage_category)
+    save_png(d / "damage_instance.png", fr.damage_instance)
+
+
+def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str, Any],
+                  extra: dict[str, dict[str, Any]] | None = None, root_dir: Path | None = None) -> Path:
     """Write one capture atomically: build it in a temporary folder, then rename.
 
     meta: the capture.json content (cameras get their file paths added here)
     frames: camera name -> render.Frame
+    extra: named sets of frames written in sub-folders, e.g. {"pristine": frames}
+        (the counterfactual without damage); their paths go under cameras[*].files
+    root_dir: the capture's folder (default ``root/captures/<id>``)
     """
-    captures = Path(root) / "captures"
+    final = Path(root_dir) if root_dir is not None else Path(root) / "captures" / capture_id(index)
+    captures = final.parent
     captures.mkdir(parents=True, exist_ok=True)
-    final = captures / capture_id(index)
-    tmp = Path(tempfile.mkdtemp(dir=captures, prefix=f".tmp-{capture_id(index)}-"))
+    tmp = Path(tempfile.mkdtemp(dir=captures, prefix=f".tmp-{final.name}-"))
     done = False
     try:
         annotations = {}
         for cam_name, fr in frames.items():
-            d = tmp / cam_name
-            d.mkdir()
-            save_png(d / "rgb.png", fr.rgb)
-            save_png(d / "depth.png", depth_to_png(fr.depth_m))
-            save_png(d / "instance.png", fr.instance)
-            save_png(d / "part.png", fr.part)
-            save_png(d / "damage_category.png", fr.damage_category)
-            save_png(d / "damage_instance.png", fr.damage_instance)
-            meta["cameras"][cam_name]["files"] = {k: f"{cam_name}/{k}.png" for k in LAYERS}
+            _write_frame(tmp / cam_name, fr)
+            files = {k: f"{cam_name}/{k}.png" for k in LAYERS}
+            for set_name, set_frames in (extra or {}).items():
+                _write_frame(tmp / set_name / cam_name, set_frames[cam_name])
+                files.update({f"{set_name}/{k}": f"{set_name}/{cam_name}/{k}.png" for k in LAYERS})
+            meta["cameras"][cam_name]["files"] = files
             annotations[cam_name] = frame_annotations(fr, meta["items"], meta["damages"])
         write_json_atomic(tmp / "capture.json", meta)
         write_json_atomic(tmp / "annotations.json", annotations)
         if final.exists():
-            old = Path(tempfile.mkdtemp(dir=captures, prefix=f".old-{capture_id(index)}-"))
+            old = Path(tempfile.mkdtemp(dir=captures, prefix=f".old-{final.name}-"))
             os.replace(final, old / "c")
             os.replace(tmp, final)
             shutil.rmtree(old)
@@ -251,9 +267,11 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
     by_cat = {c: 0 for c in CATEGORIES}
     by_sev = {"minor": 0, "major": 0}
     n_items = 0
-    damaged_captures = 0
+    damaged_captures = pairs = hard_negatives = 0
     for cap in captures:
         meta = json.loads((cap / "capture.json").read_text())
+        pairs += bool(meta.get("pristine_pair"))
+        hard_negatives += bool(meta.get("hard_negative"))
         for it in meta["items"]:
             n_items += 1
             by_kind[it["kind"]] = by_kind.get(it["kind"], 0) + 1
@@ -262,6 +280,7 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
             by_sev[d["severity"]] += 1
         damaged_captures += bool(meta["damages"])
     cams = [c["name"] for c in rig_json["cameras"]]
+    refs = sorted(p.parent for p in root.glob("references/*/*/capture.json"))
     card = {
         "format": DATASET_FORMAT,
         "spec": spec,
@@ -274,6 +293,10 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
             "frames": len(captures) * len(cams),
             "items": n_items,
             "captures_with_damage": damaged_captures,
+            "pristine_pairs": pairs,
+            "hard_negative_captures": hard_negatives,
+            "reference_captures": len(refs),
+            "reference_skus": len({r.parent.name for r in refs}),
             "items_by_kind": dict(sorted(by_kind.items())),
             "damages_by_category": by_cat,
             "damages_by_severity": by_sev,
@@ -284,6 +307,8 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
             "card_markdown": "dataset.md",
             "coco": coco_paths,
             "captures": [f"captures/{c.name}" for c in captures],
+            "references": [str(r.relative_to(root)) for r in refs],
+            "pristine_files": "captures/<id>/pristine/<camera>/<layer>.png where capture.json has pristine_pair: true",
             "capture_files": ["capture.json", "annotations.json"]
                              + [f"{cam}/{layer}.png" for cam in cams for layer in LAYERS],
         },
