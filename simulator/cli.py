@@ -109,5 +109,8 @@ def show(capture_dir, out_png, gallery, catalog, seed) -> None:
     click.echo(str(p))
 
 
+# -- subcommands defined in other modules (one add_command line each) ----------
+
+
 if __name__ == "__main__":
     main()
