@@ -1,0 +1,605 @@
+"""Puncture: a hole with a jagged rim pushed inward (Kaputt category ``penetration``).
+
+Products are closed solids (a carton is a closed box, no modelled interior), so
+the hole is a *cavity*: a boolean difference (manifold3d) of a jagged, slightly
+conical cutter placed at a surface point along the inward normal, followed by
+pushing the rim and the cavity inward with a smooth falloff. Where the punctured
+part is a thin sheet (a flap, a blister card, a film) thinner than the requested
+depth, the cutter goes through that part only and the hole shows what lies
+behind it (other parts are never cut).
+
+The boolean and the displacement keep each closed part closed, so the op never
+opens the surface (``opens_surface=False``).
+
+Labels: every face whose geometry changed carries the new ``damage_id``:
+faces created by the cutter (the cavity walls and floor, finish ``interior``,
+darkened tint), surface faces split by the cut and surface faces with at least
+one vertex displaced by the push (the pushed-in rim; the ring of faces touching
+the hole edge gets finish ``interior``: the torn liner). Surface faces that were
+only re-triangulated (refined) but not moved keep their geometry and are not
+labelled. ``part_id``, ``uv``, ``tint`` and ``finish`` of surface faces are
+carried through the boolean with manifold3d's per-triangle provenance
+(``run_original_id`` / ``face_id``); uv is re-interpolated barycentrically in
+the source triangle.
+
+Measured size (on the result): ``diameter_mm`` = equivalent diameter
+2 sqrt(A / pi) of the hole opening, A the area of the outer rim loop projected
+on the tangent plane at the puncture point; ``depth_mm`` = depth of the cut
+below the surface (the part thickness for a through-hole); ``push_mm`` = how
+far the rim was pushed in. Severity: ``major`` if diameter_mm >= 12.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import trimesh
+
+from .base import ParamError, add_damage, check_range, params_from, register
+from .product import FINISH_IDS, Product, concatenate, ensure_optional, take_faces
+from .remesh import refine_once
+
+OP = "puncture"
+#: attempts to draw an exposed, flat enough puncture point before giving up
+MAX_TRIALS = 64
+#: a part thinner than this (m) along the normal, and thinner than the requested
+#: depth, is punctured through (a sheet: flap, card, film)
+THIN_M = 0.008
+#: manifold3d tolerance (m) that collapses the slivers a cut leaves near mesh vertices
+SLIVER_M = 1e-7
+#: displacements below this (m) are dropped: labelled faces moved visibly
+MIN_PUSH_M = 5e-5
+
+
+@dataclass(frozen=True)
+class PunctureParams:
+    """diameter_mm: equivalent diameter of the opening, mm, in [2, 80]
+    depth_mm: depth of the cavity below the surface, mm, in [1, 100]; None =
+        clip(0.5 * diameter, 3, 30) mm. Capped at 0.6 x the local thickness of
+        the part; a sheet thinner than the depth (< 8 mm) is punctured through.
+    center: face index of the puncture point (its centroid), or None = a random
+        exposed point (area-weighted) where the hole fits on a near-flat patch
+    """
+
+    diameter_mm: float = 10.0
+    depth_mm: float | None = None
+    center: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range(OP, "diameter_mm", self.diameter_mm, 2.0, 80.0)
+        if self.depth_mm is not None:
+            check_range(OP, "depth_mm", self.depth_mm, 1.0, 100.0)
+        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
+                                        or self.center < 0):
+            raise ParamError(f"{OP}.center: must be a face index >= 0 or None, got {self.center!r}")
+
+
+# -- small geometry helpers (shared with tear) --------------------------------------
+
+def face_normals(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit face normals (n, 3) and areas (n,) m^2 of faces F (n, 3) over V (v, 3)."""
+    c = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
+    a = np.linalg.norm(c, axis=1)
+    return c / np.maximum(a, 1e-300)[:, None], 0.5 * a
+
+
+def ray_hits(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, cen: np.ndarray | None = None,
+             reach2: np.ndarray | None = None) -> np.ndarray:
+    """Möller-Trumbore: distance along ``direction`` (3,) from ``origin`` (3,) to each
+    triangle of tris (n, 3, 3); inf where the ray misses (or hits behind).
+    cen (n, 3) / reach2 (n,): optional precomputed centroids and squared
+    centroid-to-corner radii (a cheap prefilter)."""
+    if cen is None or reach2 is None:
+        cen, reach2 = tri_bounds(tris)
+    rel = cen - origin
+    along = rel @ direction
+    out = np.full(len(tris), np.inf)
+    cand = np.flatnonzero((np.einsum("ij,ij->i", rel, rel) - along * along <= reach2 * 1.0001) & (along > -np.sqrt(reach2)))
+    if len(cand) == 0:
+        return out
+    out[cand] = _mt(origin, direction, tris[cand])
+    return out
+
+
+def _mt(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    e1 = tris[:, 1] - tris[:, 0]
+    e2 = tris[:, 2] - tris[:, 0]
+    pv = np.cross(direction, e2)
+    det = np.einsum("ij,ij->i", e1, pv)
+    ok = np.abs(det) > 1e-18
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    tv = origin - tris[:, 0]
+    u = np.einsum("ij,ij->i", tv, pv) * inv
+    qv = np.cross(tv, e1)
+    v = (qv @ direction) * inv
+    t = np.einsum("ij,ij->i", e2, qv) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    return np.where(hit, t, np.inf)
+
+
+def closest_point_on_triangles(tris: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Exact closest points (n, 3) on triangles tris (n, 3, 3) to points p ((3,) or
+    (n, 3)), Ericson's region test, vectorised. (trimesh.triangles.closest_point
+    misplaces the point on some right triangles in trimesh 5.2.)"""
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    p = np.broadcast_to(p, a.shape)
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
+    bp = p - b
+    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
+    cp = p - c
+    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    den = va + vb + vc
+    den = np.where(np.abs(den) > 1e-300, den, 1e-300)
+    v, w = vb / den, vc / den
+    out = a + ab * v[:, None] + ac * w[:, None]                      # interior
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)                # edge bc
+        t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        out = np.where(m[:, None], b + (c - b) * np.nan_to_num(t)[:, None], out)
+        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)                          # edge ac
+        t = d2 / (d2 - d6)
+        out = np.where(m[:, None], a + ac * np.nan_to_num(t)[:, None], out)
+        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)                          # edge ab
+        t = d1 / (d1 - d3)
+        out = np.where(m[:, None], a + ab * np.nan_to_num(t)[:, None], out)
+    out = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, out)         # vertex c
+    out = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, out)         # vertex b
+    out = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, out)          # vertex a
+    return out
+
+
+def tri_bounds(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (n, 3) and squared bounding radii (n,) of triangles (n, 3, 3)."""
+    cen = tris.mean(1)
+    d = tris - cen[:, None]
+    return cen, np.einsum("ijk,ijk->ij", d, d).max(1)
+
+
+def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
+    e1 = np.cross(n, a)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(n, e1)
+
+
+def compact(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop unreferenced vertices: (V', F') with F' indexing V'."""
+    used, inv = np.unique(F, return_inverse=True)
+    return V[used], inv.reshape(F.shape)
+
+
+def split_part(mesh: trimesh.Trimesh, part: int) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """(faces of ``part``, the other faces) as two compact labelled meshes."""
+    pid = mesh.face_attributes["part_id"]
+    out = []
+    for sel in (np.flatnonzero(pid == part), np.flatnonzero(pid != part)):
+        V, F = compact(np.asarray(mesh.vertices), np.asarray(mesh.faces)[sel])
+        out.append(take_faces(mesh, sel, V, F))
+    return out[0], out[1]
+
+
+def barycentric_uv(P: np.ndarray, tri: np.ndarray, uv: np.ndarray, return_weights: bool = False):
+    """Interpolate face-corner uv (n, 3, 2) of triangles tri (n, 3, 3) at points P
+    (n, k, 3) -> (n, k, 2); weights within 1e-9 of 0/1 snap so shared corners
+    copy uv exactly."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    v0, v1 = b - a, c - a
+    d00 = np.einsum("ij,ij->i", v0, v0)
+    d01 = np.einsum("ij,ij->i", v0, v1)
+    d11 = np.einsum("ij,ij->i", v1, v1)
+    den = d00 * d11 - d01 * d01
+    den = np.where(np.abs(den) > 1e-300, den, 1.0)
+    v2 = P - a[:, None]
+    d20 = np.einsum("ikj,ij->ik", v2, v0)
+    d21 = np.einsum("ikj,ij->ik", v2, v1)
+    w1 = (d11[:, None] * d20 - d01[:, None] * d21) / den[:, None]
+    w2 = (d00[:, None] * d21 - d01[:, None] * d20) / den[:, None]
+    w = np.stack([1 - w1 - w2, w1, w2], -1)
+    w = np.where(np.abs(w) < 1e-9, 0.0, np.where(np.abs(w - 1) < 1e-9, 1.0, w))
+    out = np.einsum("ikj,ijl->ikl", w, uv.astype(np.float64)).astype(np.float32)
+    if return_weights:
+        return out, w
+    return out
+
+
+def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
+                       rng: np.random.Generator, fits, op: str, what: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """An area-weighted random surface point that is exposed (a ray along its
+    normal leaves the product) and accepted by ``fits(face, point, normal)``.
+    Returns (face index, point (3,) m, unit normal (3,)); raises ParamError after
+    MAX_TRIALS tries."""
+    cdf = np.cumsum(areas)
+    tris = V[F]
+    cen, reach2 = tri_bounds(tris)
+    for _ in range(MAX_TRIALS):
+        fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
+        r1, r2 = rng.random(2)
+        s = np.sqrt(r1)
+        p = tris[fi, 0] * (1 - s) + tris[fi, 1] * (s * (1 - r2)) + tris[fi, 2] * (s * r2)
+        n = normals[fi]
+        if areas[fi] <= 0:
+            continue
+        t = ray_hits(p + n * 1e-6, n, tris, cen, reach2)
+        t[fi] = np.inf
+        if np.isfinite(t).any():
+            continue  # covered by another part (a flap over the body, a label over a bottle)
+        if fits(fi, p, n):
+            return fi, p, n
+    raise ParamError(f"{op}: no exposed surface point fits {what} after {MAX_TRIALS} tries")
+
+
+def local_flat(V: np.ndarray, F: np.ndarray, normals: np.ndarray, p: np.ndarray, n: np.ndarray, radius: float,
+               max_angle_deg: float = 30.0, bounds=None) -> bool:
+    """Whether every face of (V, F) within ``radius`` of p, on the near side
+    (normal . n > -0.3), is within ``max_angle_deg`` of n: no edge or strong
+    curvature under the damage."""
+    if bounds is None:
+        bounds = tri_bounds(V[F])
+    cen, reach = bounds[0], np.sqrt(bounds[1])
+    near = np.flatnonzero(np.linalg.norm(cen - p, axis=1) < radius + reach)
+    tris = V[F[near]]
+    if len(near) == 0:
+        return True
+    cp = closest_point_on_triangles(tris, p)
+    near = near[np.linalg.norm(cp - p, axis=1) < radius]
+    d = normals[near] @ n
+    d = d[d > -0.3]
+    return bool((d >= np.cos(np.radians(max_angle_deg))).all())
+
+
+def refine_near(mesh: trimesh.Trimesh, p: np.ndarray, radius: float, max_edge: float,
+                max_levels: int = 6) -> trimesh.Trimesh:
+    """Red-green refine the faces within ``radius`` (m) of p until their edges are
+    at most ``max_edge`` (m); labels and uv carried by :func:`refine_once`.
+
+    Works on a local patch (the faces near p plus a margin) so the cost does not
+    grow with the mesh; falls back to the whole mesh if refinement reached the
+    patch border."""
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    tris = V[F]
+    cen = tris.mean(1)
+    reach = np.sqrt(np.einsum("ijk,ijk->ij", tris - cen[:, None], tris - cen[:, None]).max(1))
+    dist = np.linalg.norm(cen - p, axis=1) - reach
+    inner = dist < radius
+    if not inner.any():
+        return mesh
+    margin = 2.5 * float(reach[inner].max())
+    local = np.flatnonzero(dist < radius + margin)
+    used, inv = np.unique(F[local], return_inverse=True)
+    sub = take_faces(mesh, local, V[used], inv.reshape(-1, 3))
+    before = _boundary_keys(np.asarray(sub.faces))
+    sub2 = _refine_all(sub, p, radius, max_edge, max_levels)
+    if len(sub2.faces) == len(sub.faces):
+        return mesh
+    SF = np.asarray(sub2.faces)
+    if not np.array_equal(before, _boundary_keys(SF[:, :], n_old=len(used))):
+        return _refine_all(mesh, p, radius, max_edge, max_levels)
+    nu = len(used)
+    vmap = np.concatenate([used, len(V) + np.arange(len(sub2.vertices) - nu)])
+    keep = np.ones(len(F), bool)
+    keep[local] = False
+    keep = np.flatnonzero(keep)
+    NV = np.concatenate([V, np.asarray(sub2.vertices)[nu:]])
+    NF = np.concatenate([F[keep], vmap[SF]])
+    out = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
+    out.face_attributes = {k: np.concatenate([np.asarray(v)[keep], np.asarray(sub2.face_attributes[k])])
+                           for k, v in mesh.face_attributes.items()}
+    return out
+
+
+def _boundary_keys(F: np.ndarray, n_old: int | None = None) -> np.ndarray:
+    """Sorted keys of the edges used by exactly one face (the patch border); with
+    n_old, a border edge touching a vertex >= n_old (a new midpoint) marks -1."""
+    e = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+    nv = int(F.max()) + 1
+    k, c = np.unique(e[:, 0] * nv + e[:, 1], return_counts=True)
+    b = k[c == 1]
+    a, bb = b // nv, b % nv
+    if n_old is not None:
+        if (bb >= n_old).any():
+            return np.array([-1])
+    return np.sort(a * (1 << 32) + bb)
+
+
+def _refine_all(mesh, p, radius, max_edge, max_levels):
+    for _ in range(max_levels):
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        tris = V[F]
+        cen = tris.mean(1)
+        reach = np.linalg.norm(tris - cen[:, None], axis=2).max(1)
+        el = np.linalg.norm(tris - np.roll(tris, -1, axis=1), axis=2).max(1)
+        cand = np.flatnonzero((np.linalg.norm(cen - p, axis=1) < radius + reach) & (el > max_edge))
+        if len(cand) == 0:
+            break
+        cp = closest_point_on_triangles(tris[cand], p)
+        cand = cand[np.linalg.norm(cp - p, axis=1) < radius]
+        if len(cand) == 0:
+            break
+        mask = np.zeros(len(F), bool)
+        mask[cand] = True
+        mesh, _ = refine_once(mesh, mask)
+    return mesh
+
+
+def smooth_falloff(u: np.ndarray) -> np.ndarray:
+    """1 at u <= 0, 0 at u >= 1, C1 smooth between."""
+    u = np.clip(u, 0.0, 1.0)
+    return 1.0 - u * u * (3.0 - 2.0 * u)
+
+
+# -- the op --------------------------------------------------------------------------
+
+def _jagged_radii(rng: np.random.Generator, n_ang: int, r_eq: float) -> np.ndarray:
+    """(n_ang,) radii of a star-shaped jagged polygon whose area is pi r_eq^2."""
+    th = np.linspace(0, 2 * np.pi, n_ang, endpoint=False)
+    k = np.arange(2, 6)
+    amp = rng.uniform(0.0, 1.0, len(k)) / k
+    ph = rng.uniform(0, 2 * np.pi, len(k))
+    low = (amp[:, None] * np.cos(k[:, None] * th + ph[:, None])).sum(0)
+    low = low / max(np.abs(low).max(), 1e-9)
+    r = 1.0 + 0.15 * low + 0.07 * rng.uniform(-1, 1, n_ang)
+    area = 0.5 * np.sum(r * np.roll(r, -1)) * np.sin(2 * np.pi / n_ang)
+    return r * r_eq * np.sqrt(np.pi / area)
+
+
+def _cutter(p, n, e1, e2, radii, levels):
+    """Closed cutter: rings of ``radii`` (m) scaled per level, at depths t (m, along
+    -n from p); levels = [(t, scale), ...] top (outside) to bottom. Returns V, F
+    wound outward."""
+    k = len(radii)
+    th = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    dirs = np.cos(th)[:, None] * e1 + np.sin(th)[:, None] * e2
+    rings = [p - t * n + (s * radii)[:, None] * dirs for t, s in levels]
+    V = np.concatenate(rings + [[p - levels[0][0] * n], [p - levels[-1][0] * n]])
+    top, bot = len(V) - 2, len(V) - 1
+    i = np.arange(k)
+    j = (i + 1) % k
+    F = []
+    for L in range(len(levels) - 1):
+        a, b = L * k + i, L * k + j
+        c, d = (L + 1) * k + j, (L + 1) * k + i
+        F += [np.stack([a, d, c], 1), np.stack([a, c, b], 1)]
+    F += [np.stack([np.full(k, top), i, j], 1)]
+    last = (len(levels) - 1) * k
+    F += [np.stack([np.full(k, bot), last + j, last + i], 1)]
+    F = np.concatenate(F)
+    # orient outward (signed volume > 0)
+    tris = V[F]
+    vol = np.einsum("ij,ij->i", tris[:, 0], np.cross(tris[:, 1], tris[:, 2])).sum()
+    if vol < 0:
+        F = F[:, ::-1]
+    return V, F
+
+
+def _to_manifold(V: np.ndarray, F: np.ndarray, run_id: int):
+    import manifold3d as mf
+
+    mesh = mf.Mesh64(vert_properties=np.ascontiguousarray(V, dtype=np.float64),
+                     tri_verts=np.ascontiguousarray(F, dtype=np.uint64),
+                     run_index=np.array([0, 3 * len(F)], np.uint64),
+                     run_original_id=np.array([run_id], np.uint32),
+                     face_id=np.arange(len(F), dtype=np.uint64))
+    return mf.Manifold(mesh)
+
+
+def boolean_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray):
+    """part minus the closed cutter (CV, CF) with manifold3d.
+
+    Returns (V (v, 3), F (n, 3), src (n,) bool: face comes from ``part``,
+    fid (n,) index of the source triangle in part or in the cutter)."""
+    import manifold3d as mf
+
+    ida = mf.Manifold.reserve_ids(2)
+    A = _to_manifold(part.vertices, part.faces, ida)
+    B = _to_manifold(CV, CF, ida + 1)
+    if A.is_empty() or B.is_empty():
+        raise RuntimeError(f"{OP}: manifold3d rejected the part or the cutter ({A.status()}, {B.status()})")
+    out = (A - B).to_mesh64()
+    V = np.asarray(out.vert_properties)[:, :3].astype(np.float64)
+    F = np.asarray(out.tri_verts).astype(np.int64)
+    fid = np.asarray(out.face_id).astype(np.int64)
+    run_index = np.asarray(out.run_index).astype(np.int64) // 3
+    run_id = np.asarray(out.run_original_id)
+    tri_run = np.searchsorted(run_index, np.arange(len(F)), side="right") - 1
+    src = run_id[tri_run] == ida
+    # the cut can leave sub-micron triangles where a cutter edge passes a mesh vertex
+    F, keep = collapse_short_edges(V, F, SLIVER_M, prefer=np.unique(np.asarray(part.faces)))
+    return V, F, src[keep], fid[keep]
+
+
+def collapse_short_edges(V: np.ndarray, F: np.ndarray, eps: float, prefer: np.ndarray | None = None):
+    """Weld the endpoints of edges shorter than ``eps`` (m) and drop the faces
+    that collapse. Returns (F', kept face mask (n,)). Vertices are not moved: each
+    welded cluster maps to one of its members (the lowest index, or one whose
+    index is in ``prefer``... a position-identical original vertex)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    e = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    short = np.linalg.norm(V[e[:, 0]] - V[e[:, 1]], axis=1) < eps
+    if not short.any():
+        return F, np.ones(len(F), bool)
+    e = e[short]
+    nv = len(V)
+    _, lab = connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(nv, nv)), directed=False)
+    involved = np.unique(e)
+    rep = np.arange(nv)
+    # representative per cluster: an original (preferred) vertex if any, else the lowest index
+    score = np.where(np.isin(involved, prefer) if prefer is not None else False, 0, 1)
+    order = np.lexsort((involved, score, lab[involved]))
+    inv_sorted = involved[order]
+    first = np.r_[True, lab[inv_sorted][1:] != lab[inv_sorted][:-1]]
+    cluster_rep = dict(zip(lab[inv_sorted][first].tolist(), inv_sorted[first].tolist()))
+    rep[involved] = [cluster_rep[c] for c in lab[involved].tolist()]
+    F2 = rep[F]
+    keep = (F2[:, 0] != F2[:, 1]) & (F2[:, 1] != F2[:, 2]) & (F2[:, 2] != F2[:, 0])
+    return F2[keep], keep
+
+
+@register(OP, PunctureParams, "penetration", opens_surface=False)
+def puncture(product: Product, params: PunctureParams, rng: np.random.Generator) -> tuple[Product, "DamageRecord"]:  # noqa: F821
+    """Punch a jagged hole with a pushed-in rim into one part of ``product``.
+
+    product: input product (not mutated). params: :class:`PunctureParams`.
+    rng: every random choice (location, rim shape) draws from it.
+    Returns (damaged copy, its DamageRecord); see the module docstring for what
+    is labelled and how the size is measured.
+    """
+    params = params_from(PunctureParams, OP, params)
+    out = product.copy()
+    ensure_optional(out.mesh)
+    mesh = out.mesh
+    V = np.asarray(mesh.vertices)
+    F = np.asarray(mesh.faces)
+    pid = mesh.face_attributes["part_id"]
+    normals, areas = face_normals(V, F)
+    r_eq = params.diameter_mm / 2e3
+    n_ang = 48
+    radii = _jagged_radii(rng, n_ang, r_eq)
+    r_max = float(radii.max())
+    width = 0.8 * r_eq + 1e-3           # falloff width of the pushed-in rim (m)
+    reach = r_max + width
+
+    if params.center is not None:
+        fi = int(params.center)
+        if fi >= len(F):
+            raise ParamError(f"{OP}.center: face index {fi} out of range for a mesh of {len(F)} faces")
+        p = V[F[fi]].mean(0)
+        n = normals[fi]
+    else:
+        bounds = tri_bounds(V[F])
+
+        def fits(f, q, nq):
+            sel = np.flatnonzero(pid == pid[f])
+            return local_flat(V, F[sel], normals[sel], q, nq, reach, bounds=(bounds[0][sel], bounds[1][sel]))
+        fi, p, n = draw_surface_point(V, F, normals, areas, pid, rng, fits, OP,
+                                      f"a hole of diameter_mm={params.diameter_mm:g}")
+    part = int(pid[fi])
+    e1, e2 = tangent_frame(n)
+
+    pm, rest = split_part(mesh, part)
+    PV, PF = np.asarray(pm.vertices), np.asarray(pm.faces)
+    # local thickness of the part along -n, and how far the surface curves away
+    thick = ray_hits(p - n * 1e-7, -n, PV[PF])
+    thick = float(thick[thick > 1e-6].min()) if np.isfinite(thick).any() and (thick > 1e-6).any() else np.inf
+    rel = PV - p
+    tv = -(rel @ n)
+    lat = np.linalg.norm(rel + tv[:, None] * n, axis=1)
+    near = (lat < 1.3 * r_max) & (tv < 0.5 * min(thick, 1.0))
+    sag = float(max(tv[near].max(), 0.0)) if near.any() else 0.0
+
+    want = params.depth_mm / 1e3 if params.depth_mm is not None else float(np.clip(0.5 * params.diameter_mm, 3.0, 30.0)) / 1e3
+    through = thick < THIN_M and thick < want
+    if through:
+        t_bot, taper = thick + sag + 1e-3, 0.85
+        push = min(0.35 * thick, 0.25 * r_eq)
+        t_lim = thick + sag + 0.5e-3
+    else:
+        t_bot, taper = min(want, 0.6 * thick), 0.6
+        push = min(0.3 * t_bot, 0.25 * r_eq, 6e-3)
+        t_lim = t_bot + 0.5e-3
+    t0 = sag + 0.5e-3                   # straight (scale 1) down to here: exact opening area
+    h = sag + 2e-3                      # cutter starts this far outside the surface
+    if t_bot <= t0 + 0.2e-3:
+        t_bot = t0 + max(0.5e-3, 0.5 * t_bot)
+    levels = [(-h, 1.0), (t0, 1.0), (t_bot, taper)]
+
+    pm = refine_near(pm, p, reach, max(width / 2.5, 1.2e-3))
+    CV, CF = _cutter(p, n, e1, e2, radii, levels)
+    NV, NF, src, fid = boolean_difference(pm, CV, CF)
+
+    # labels: surface faces inherit from their source triangle, cutter faces from the punctured face
+    fa = pm.face_attributes
+    nf = len(NF)
+    sfid = np.where(src, fid, 0)
+    attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
+    PV2, PF2 = np.asarray(pm.vertices), np.asarray(pm.faces)
+    uv = np.asarray(fa["uv"])[sfid].copy()
+    T_new, T_src = NV[NF], PV2[PF2[sfid]]
+    same = (T_new == T_src).all((1, 2)) & src   # untouched triangle, same corner order
+    redo = np.flatnonzero(~same)
+    uv[redo], w = barycentric_uv(T_new[redo], T_src[redo], uv[redo], return_weights=True)
+    # manifold3d may re-triangulate beside the cut; a surface face that leaves its
+    # source triangle (off its plane or outside its edges) changed geometry
+    nrm, _ = face_normals(PV2, PF2[sfid[redo]])
+    off = np.abs(np.einsum("ikj,ij->ik", T_new[redo] - T_src[redo][:, :1], nrm)).max(1) > 1e-9
+    retri = np.zeros(len(NF), bool)
+    retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))
+    src_uv = barycentric_uv(p[None, None], V[F[fi]][None], mesh.face_attributes["uv"][fi][None])[0, 0]
+    cut = ~src
+    uv[cut] = src_uv
+    attrs["uv"] = uv
+    attrs["part_id"][cut] = part
+    attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
+    attrs["tint"][cut] = np.asarray(mesh.face_attributes["tint"][fi]) * 0.7
+    attrs["finish"][cut] = FINISH_IDS["interior"]
+
+    # push the rim and the cavity in along -n with a smooth falloff around the jagged edge
+    rel = NV - p
+    tv = -(rel @ n)
+    x, y = rel @ e1, rel @ e2
+    lat = np.hypot(x, y)
+    ang = np.mod(np.arctan2(y, x), 2 * np.pi) / (2 * np.pi) * n_ang
+    i0 = np.floor(ang).astype(np.int64) % n_ang
+    fr = ang - np.floor(ang)
+    r_at = radii[i0] * (1 - fr) + radii[(i0 + 1) % n_ang] * fr
+    disp = push * smooth_falloff((lat - r_at) / width)
+    disp[(tv > t_lim) | (tv < -h)] = 0.0
+    disp[disp < MIN_PUSH_M] = 0.0  # the falloff tail below 50 um is not worth a label
+    NV = NV - disp[:, None] * n
+
+    moved = disp[NF].max(1) > 0
+    labelled = cut | moved | retri
+    # the torn liner: surface faces touching the hole edge
+    rim_v = np.zeros(len(NV), bool)
+    rim_v[NF[cut].ravel()] = True
+    edge_faces = src & rim_v[NF].any(1)
+    attrs["finish"][edge_faces] = FINISH_IDS["interior"]
+
+    new_part = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
+    new_part.face_attributes = attrs
+    out.mesh = concatenate([rest, new_part])
+    faces = len(rest.faces) + np.flatnonzero(labelled)
+
+    # measure: opening = rim loop nearest the outside, projected on the tangent plane
+    rim_edges = _rim_edges(NF, cut)
+    tv_pre = tv
+    re = outer_loop(rim_edges, tv_pre)
+    px, py = x[re], y[re]
+    area = 0.5 * np.abs(px[:, 0] * py[:, 1] - px[:, 1] * py[:, 0]).sum()
+    diameter_mm = 2e3 * np.sqrt(area / np.pi)
+    cut_v = np.unique(NF[cut])
+    depth_mm = 1e3 * float(tv_pre[cut_v].max())
+    size = {"diameter_mm": diameter_mm, "depth_mm": depth_mm, "push_mm": push * 1e3}
+    region = {"center_m": p.tolist(), "radius_m": float(reach), "normal": n.tolist(), "through": bool(through),
+              "part": out.parts[part].name}
+    return add_damage(out, faces, OP, size, region, asdict(params))
+
+
+def outer_loop(edges: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Of the edge loops in ``edges`` (k, 2), the one with the smallest mean
+    ``depth`` (per-vertex, along -n): the opening on the outside."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(edges) == 0:
+        return edges
+    nv = int(edges.max()) + 1
+    g = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(nv, nv))
+    _, lab = connected_components(g, directed=False)
+    el = lab[edges[:, 0]]
+    ids = np.unique(el)
+    mean_d = np.array([depth[edges[el == i]].mean() for i in ids])
+    return edges[el == ids[np.argmin(mean_d)]]
+
+
+def _rim_edges(F: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """(k, 2) sorted vertex pairs of the edges shared by a cutter face and a surface face."""
+    nv = int(F.max()) + 1
+    e = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+    key = e[:, 0] * nv + e[:, 1]
+    owner = np.tile(cut, 3)
+    both = np.intersect1d(key[owner], key[~owner])
+    return np.stack([both // nv, both % nv], 1)
