@@ -1,0 +1,466 @@
+"""Deconstruction (Kaputt category ``deconstruction``): opened or burst packaging.
+
+Modes:
+
+- ``flap_open``: one carton ``flap`` (a separate closed component of a part
+  named ``flap``) swings open about its hinge (the flap's long edge nearest
+  the item's outline, at the flap's underside) so its free edge moves
+  ``opening_mm``. Tape pieces lying on that flap are peeled off (removed: a cut
+  tape would leave a surface we cannot keep closed). The body top under the
+  opened flap becomes the dark open interior (finish ``interior``, tint about
+  0.35) and the flap's former underside shows the raw board (finish
+  ``interior``). Changed = the moved flap, the interior faces, and every face
+  that lay under the removed tape (within its box + 1 mm).
+- ``burst_seam``: a seam or wall splits: a gaping slit ``length_mm`` long whose
+  lips stand ``opening_mm`` apart, placed next to a ``seal`` part when the
+  product has one (pouches and mailers burst along their seals), else on a
+  flat-enough patch of the body (carton walls). The slit is a deep trough with
+  vertical walls and a floor in the ``interior`` finish (tinted dark); the
+  surface is not cut. Changed = faces with a moved vertex.
+- ``contents_out``: an opening plus what came out of it lying on the tray as
+  ``Satellite(kind="contents")``. Sets (blister, multipack): one unit is
+  removed, its cavity labelled as in ``missing_component``, a slit opens the
+  cover above it and the unit itself is the satellite (laid on its side if it
+  stood). Items with a flap (cartons): the flap opens as in ``flap_open`` and a
+  generic contents box (``Part("contents", material)``) lies beside. Other
+  items: a slit as in ``burst_seam`` and a contents box that fits through it.
+  Changed = the opening's faces (+ cavity); every satellite face carries the
+  damage.
+
+Every mode moves, removes or recolours whole closed components or displaces
+vertices of a closed surface without cutting it, so all parts stay closed:
+``opens_surface=False``. Measured size: {"opening_mm": the flap's largest
+vertex displacement (flap_open, contents_out on a flap) or the lateral separation of the slit walls at
+their widest (burst_seam, contents_out), both measured on the result}.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import trimesh
+
+from ._opkit import (LIP_BAND, add_part, drop_faces, face_components, face_normals_of, grow, paint, part_indices,
+                     ray_first_hit, refine_where, trough)
+from .base import ParamError, add_damage, check_range, register
+from .missing import remove_units, units_of
+from .product import DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
+
+OP = "deconstruction"
+MODES = ("flap_open", "burst_seam", "contents_out")
+INTERIOR_TINT = 0.35
+#: a slit site must be a patch whose face normals stay within ~60 degrees of the
+#: centre's (pillows curve; carton walls are flat)
+FLAT_DOT = 0.5
+
+
+@dataclass(frozen=True)
+class DeconstructionParams:
+    """mode: ``flap_open``, ``burst_seam`` or ``contents_out``
+    opening_mm: flap_open: how far the flap's free edge moves, mm (at most twice
+        the flap width: 180 degrees); slit modes: distance between the lips, mm.
+        In [1, 400].
+    length_mm: slit length, mm, in [5, 600]; None = max(2.5 * opening, opening
+        + 20) capped to 0.8 x the item's largest dimension (slit modes only)
+    flap: flap_open: index of the flap (connected components of the flap
+        part, in build order) or None (random)
+    center: slit modes: face index of the input product at the slit centre, or
+        None (random)
+    contents_material: contents_out without units: material of the contents box
+    """
+
+    mode: str = "flap_open"
+    opening_mm: float = 30.0
+    length_mm: float | None = None
+    flap: int | None = None
+    center: int | None = None
+    contents_material: str = "cardboard_white"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ParamError(f"{OP}.mode: must be one of {list(MODES)}, got {self.mode!r}")
+        check_range(OP, "opening_mm", self.opening_mm, 1.0, 400.0)
+        if self.length_mm is not None:
+            check_range(OP, "length_mm", self.length_mm, 5.0, 600.0)
+        for name in ("flap", "center"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+                raise ParamError(f"{OP}.{name}: must be an index >= 0 or None, got {v!r}")
+        if not isinstance(self.contents_material, str) or not self.contents_material:
+            raise ParamError(f"{OP}.contents_material: must be a material name, got {self.contents_material!r}")
+
+
+# -- flap_open ---------------------------------------------------------------
+
+def _rotation(axis_pt: np.ndarray, ax: np.ndarray, inward: np.ndarray, theta: float, P: np.ndarray) -> np.ndarray:
+    """Rotate points P (k, 3) about the line (axis_pt, ax) so that the direction
+    ``inward`` turns towards +z by ``theta`` radians."""
+    up = np.cross(ax, inward)  # completes the (inward, up, ax) frame
+    rel = P - axis_pt
+    a, b, c = rel @ inward, rel @ up, rel @ ax
+    ct, st = np.cos(theta), np.sin(theta)
+    return axis_pt + np.outer(a * ct - b * st, inward) + np.outer(a * st + b * ct, up) + np.outer(c, ax)
+
+
+def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
+    fids = part_indices(p, "flap")
+    ffaces = np.flatnonzero(np.isin(p.part_id, fids)) if fids else np.zeros(0, np.int64)
+    if len(ffaces) == 0:
+        raise ParamError(f"{OP}.mode: 'flap_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
+                         f"{[q.name for q in p.parts]}")
+    m = p.mesh
+    V, F = np.asarray(m.vertices), np.asarray(m.faces)
+    nf, comp = face_components(F[ffaces], len(V))
+    if prm.flap is not None and prm.flap >= nf:
+        raise ParamError(f"{OP}.flap: index {prm.flap} out of range for {nf} flap(s)")
+    k = int(prm.flap) if prm.flap is not None else int(rng.integers(nf))
+    my = ffaces[comp == k]
+    vids = np.unique(F[my])
+    P = V[vids]
+    lo, hi = P.min(0), P.max(0)
+    ilo, ihi = V.min(0), V.max(0)
+    ext = (hi - lo)[:2]
+    a_ax, q = (0, 1) if ext[0] >= ext[1] else (1, 0)
+    ax = np.zeros(3)
+    ax[a_ax] = 1.0
+    inward = np.zeros(3)
+    if lo[q] - ilo[q] <= ihi[q] - hi[q]:   # hinge on the low side
+        hinge = np.array([0.0, 0.0, lo[2]])
+        hinge[q] = lo[q]
+        inward[q] = 1.0
+    else:
+        hinge = np.array([0.0, 0.0, lo[2]])
+        hinge[q] = hi[q]
+        inward[q] = -1.0
+    if np.dot(np.cross(ax, inward), [0, 0, 1]) < 0:
+        ax = -ax
+    rel = P - hinge
+    r_max = float(np.sqrt(((rel - np.outer(rel @ ax, ax)) ** 2).sum(1)).max())
+    w = prm.opening_mm / 1000.0
+    if w > 2 * r_max:
+        raise ParamError(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
+                         f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
+    theta = 2 * np.arcsin(min(1.0, w / (2 * r_max)))
+    newP = _rotation(hinge, ax, inward, theta, P)
+
+    # faces under the opened flap's footprint that face up just below it: interior
+    fn0, _ = face_normals_of(m, my)
+    under_side = my[fn0[:, 2] < -0.5]
+    other = ~np.isin(p.part_id, fids)
+    tape_ids = part_indices(p, "tape")
+    tape_faces = np.flatnonzero(np.isin(p.part_id, tape_ids)) if tape_ids else np.zeros(0, np.int64)
+    drop = np.zeros(len(F), bool)
+    tape_boxes = []
+    if len(tape_faces):
+        nt, tcomp = face_components(F[tape_faces], len(V))
+        for j in range(nt):
+            tv = V[np.unique(F[tape_faces[tcomp == j]])]
+            tlo, thi = tv.min(0), tv.max(0)
+            if np.all(tlo[:2] <= hi[:2]) and np.all(thi[:2] >= lo[:2]) and thi[2] >= hi[2] - 1e-4:
+                drop[tape_faces[tcomp == j]] = True
+                tape_boxes.append((tlo - 1e-3, thi + 1e-3))
+
+    newV = V.copy()
+    newV[vids] = newP
+    m2 = trimesh.Trimesh(vertices=newV, faces=F, process=False)
+    m2.face_attributes = m.face_attributes  # p is a private copy: no need to copy again
+    ensure_optional(m2)
+
+    # body top under the flap: refine the faces straddling the footprint edge.
+    # Only faces with a vertex at the flap's bottom level can qualify.
+    fl_lo, fl_hi = lo, hi
+    excl = np.asarray(fids + tape_ids)
+
+    def floor_sel(mesh, faces=None):
+        Fm = np.asarray(mesh.faces) if faces is None else np.asarray(mesh.faces)[faces]
+        T = np.asarray(mesh.vertices)[Fm]
+        tlo, thi = T.min(1), T.max(1)
+        nz = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])[:, 2]
+        over = np.all(thi[:, :2] >= fl_lo[:2], 1) & np.all(tlo[:, :2] <= fl_hi[:2], 1)
+        inside = np.all(tlo[:, :2] >= fl_lo[:2] - 1e-9, 1) & np.all(thi[:, :2] <= fl_hi[:2] + 1e-9, 1)
+        level = (np.abs(T[:, :, 2] - fl_lo[2]).max(1) < 2e-3) & (nz > 0)
+        pid_m = mesh.face_attributes["part_id"] if faces is None else mesh.face_attributes["part_id"][faces]
+        return over & ~inside & level & ~np.isin(pid_m, excl)
+
+    lvl_v = np.abs(newV[:, 2] - fl_lo[2]) < 2e-3
+    lvl_f = np.flatnonzero(lvl_v[F].all(1) & ~drop)
+    sel0 = np.zeros(len(F), bool)
+    sel0[lvl_f[floor_sel(m2, lvl_f)]] = True
+    patch = grow(F, sel0, len(V), 3) & ~drop
+    m2, nfo = refine_where(m2, floor_sel, 0.006, patch=patch, max_levels=2)
+    drop = drop[nfo]
+    F2 = np.asarray(m2.faces)
+    V2 = np.asarray(m2.vertices)
+    pid2 = m2.face_attributes["part_id"]
+    lvl_v2 = np.abs(V2[:, 2] - fl_lo[2]) < 2e-3
+    cand = np.flatnonzero(lvl_v2[F2].all(1) & ~np.isin(pid2, excl))
+    fnc, _ = face_normals_of(m2, cand)
+    Cc = V2[F2[cand]].mean(1)
+    floor = np.zeros(len(F2), bool)
+    floor[cand[(fnc[:, 2] > 0.5) & np.all((Cc[:, :2] >= fl_lo[:2]) & (Cc[:, :2] <= fl_hi[:2]), 1)]] = True
+    exposed = np.zeros(len(F2), bool)
+    for tlo, thi in tape_boxes:
+        vin = np.all((V2 >= tlo) & (V2 <= thi), 1)
+        ti = np.flatnonzero(vin[F2].any(1))
+        Ct = V2[F2[ti]].mean(1)
+        exposed[ti[np.all((Ct >= tlo) & (Ct <= thi), 1)]] = True
+    exposed &= ~drop & ~np.isin(pid2, tape_ids)
+    moved_flap = np.isin(nfo, my)
+    under = np.isin(nfo, under_side)
+    paint(m2, np.flatnonzero(floor), np.full(3, INTERIOR_TINT), "interior")
+    paint(m2, np.flatnonzero(under), np.full(3, 0.9), "interior")
+    changed = floor | exposed | moved_flap
+    keep = ~drop
+    if drop.any():
+        m2 = drop_faces(m2, keep)
+        changed = changed[keep]
+    p.mesh = m2
+    # collision: the open flap sticks out of the closed box hull
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    p.collision = tuple(p.collision) + (_rotation(hinge, ax, inward, theta, corners),)
+    disp = float(np.linalg.norm(newP - P, axis=1).max())
+    region = {"center_m": (0.5 * (lo + hi)).tolist(), "radius_m": float(np.linalg.norm(hi - lo)),
+              "hinge_m": hinge.tolist(), "hinge_axis": ax.tolist(), "angle_deg": float(np.degrees(theta)),
+              "flap": k}
+    return np.flatnonzero(changed), {"opening_mm": disp * 1000.0}, region
+
+
+# -- slits -------------------------------------------------------------------
+
+def _main_parts(p: Product) -> list[int]:
+    ids = part_indices(p, "body")
+    return ids or [i for i, q in enumerate(p.parts) if q.name not in ("unit", "contents", "debris")]
+
+
+def _default_length(p: Product, prm: DeconstructionParams) -> float:
+    if prm.length_mm is not None:
+        return prm.length_mm / 1000.0
+    w = prm.opening_mm / 1000.0
+    big = max(p.dims_mm) / 1000.0 if max(p.dims_mm) > 0 else float(np.ptp(p.mesh.vertices, axis=0).max())
+    return float(min(max(2.5 * w, w + 0.02), 0.8 * big))
+
+
+def _axis_choice(n0: np.ndarray, rng: np.random.Generator, prefer: np.ndarray | None) -> np.ndarray | None:
+    cands = ([prefer] if prefer is not None else []) + list(np.eye(3)[rng.permutation(3)])
+    for a in cands:
+        t = a - np.dot(a, n0) * n0
+        if np.linalg.norm(t) > 0.7:
+            return t / np.linalg.norm(t)
+    return None
+
+
+def _slit(p: Product, rng: np.random.Generator, w: float, L: float, main_ids: list[int],
+          center_face: int | None, footprint: tuple[np.ndarray, np.ndarray] | None = None,
+          axis_pref: np.ndarray | None = None, n_try: int = 40):
+    """Pick a slit site, refine around it and open the trough. Mutates p.mesh.
+    Returns (changed (n,) bool, info, region)."""
+    m = p.mesh
+    V, F = np.asarray(m.vertices), np.asarray(m.faces)
+    pid = p.part_id
+    rb = float(np.hypot(L / 2, w + 0.004)) + 0.002
+    seal_ids = part_indices(p, "seal")
+    pool = None
+    if center_face is None:
+        if footprint is None:
+            # candidates: a few hundred uniformly drawn faces (cost independent of
+            # the mesh size), area weighted below
+            cidx = rng.integers(0, len(F), 512)
+            cidx = cidx[np.isin(pid[cidx], main_ids)]
+            fn, fa = face_normals_of(m, cidx)
+            good = (fn[:, 2] > -0.3) & (fa > 0)
+            cidx, fa = cidx[good], fa[good]
+            if not len(cidx):
+                raise ParamError(f"{OP}: product {p.sku!r} has no upward or side face of parts {main_ids}")
+            if seal_ids:
+                sv = V[np.unique(F[np.isin(pid, seal_ids)])]
+                slo, shi = sv.min(0), sv.max(0)
+                C = V[F[cidx]].mean(1)
+                dbox = np.linalg.norm(np.maximum(np.maximum(slo - C, C - shi), 0), axis=1)
+                nearseal = dbox < rb + 0.03
+                if nearseal.any():
+                    cidx, fa = cidx[nearseal], fa[nearseal]
+                ext = shi - slo
+                axis_pref = np.eye(3)[int(np.argmax(ext[:2]))]
+            pool = (cidx, fa / fa.sum())
+        else:
+            flo, fhi = footprint
+            vin = np.all((V[:, :2] >= flo[:2]) & (V[:, :2] <= fhi[:2]), 1)
+            near_f = np.flatnonzero(vin[F].any(1) & np.isin(pid, main_ids))
+            C = V[F[near_f]].mean(1)
+            fn, _ = face_normals_of(m, near_f)
+            inside = np.all((C[:, :2] >= flo[:2]) & (C[:, :2] <= fhi[:2]), 1) & (fn[:, 2] > 0.7)
+            if not inside.any():
+                raise ParamError(f"{OP}: no cover face above the removed unit of product {p.sku!r}")
+            cx = 0.5 * (flo + fhi)
+            cand = near_f[inside]
+            Cc = C[inside]
+            top = cand[Cc[:, 2] > Cc[:, 2].max() - 1e-3]
+            C = np.zeros((len(F), 3))
+            C[cand] = Cc
+            center_face = int(top[np.argmin(np.linalg.norm(C[top, :2] - cx[:2], axis=1))])
+    tries = [center_face] if center_face is not None else None
+    why = "no candidate face"
+    for attempt in range(n_try if tries is None else 1):
+        f = tries[0] if tries is not None else int(rng.choice(pool[0], p=pool[1]))
+        c = V[F[f]].mean(0)
+        n0 = face_normals_of(m, [f])[0][0]
+        axis = _axis_choice(n0, rng, axis_pref)
+        if axis is None:
+            why = "slit axis not in the surface"
+            continue
+        # the band the trough moves (plus a margin) must be one flat-enough
+        # patch of the main part, clear of other parts lying on it
+        rel = V - c
+        bb = np.cross(n0, axis)
+        band_v = (np.abs(rel @ axis) < L / 2 + 0.002) & (np.abs(rel @ bb) < LIP_BAND * w + 0.004) \
+            & (np.abs(rel @ n0) < rb)
+        ball = band_v[F].any(1)
+        bidx = np.flatnonzero(ball)
+        bn, _ = face_normals_of(m, bidx)
+        dots = bn @ n0
+        front = dots > -0.3
+        if footprint is None and (np.any(dots[front] < FLAT_DOT) or not np.all(np.isin(pid[bidx[front]], main_ids))):
+            why = "surface not flat or clear of other parts"
+            continue
+        thick = ray_first_hit(m, c - 1e-6 * n0, -n0)
+        depth = min(0.8 * w, 0.45 * thick)
+        if depth < 3e-4:
+            why = f"wall too thin ({thick * 1e3:.2f} mm)"
+            continue
+        break
+    else:
+        raise ParamError(f"{OP}: no room for a {L * 1e3:.0f} mm x {w * 1e3:.0f} mm slit on product {p.sku!r} "
+                         f"({p.kind}) after {n_try if tries is None else 1} tries: {why}")
+    b = np.cross(n0, axis)
+    edge = float(np.clip(min(w / 4, L / 8), 4e-4, 8e-3))
+    tband = LIP_BAND * w + 2.5 * edge + 0.001  # lips band + wall band (1.2 edge) + slack
+    main = np.asarray(main_ids)
+
+    def select(mesh):
+        T = np.asarray(mesh.vertices)[np.asarray(mesh.faces)]
+        rel = T.mean(1) - c
+        el = np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).max(1)
+        nrm = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0]) @ n0
+        return (np.abs(rel @ axis) < L / 2 + el) & (np.abs(rel @ b) < tband + el) & (nrm > 0) \
+            & np.isin(mesh.face_attributes["part_id"], main)
+
+    rel = V - c
+    seed_v = (np.abs(rel @ axis) < L / 2 + 0.002) & (np.abs(rel @ b) < tband + 0.002) & (np.abs(rel @ n0) < rb)
+    seed = seed_v[F].any(1)
+    seed[f] = True
+    patch = grow(F, seed, len(V), 3)
+    m, nfo = refine_where(m, select, edge, patch=patch, by_area=footprint is not None)
+    local = np.flatnonzero(patch[nfo])
+    F2 = np.asarray(m.faces)
+    ln, _ = face_normals_of(m, local)
+    bad = (ln @ n0 < 0.3) | ~np.isin(m.face_attributes["part_id"][local], main)
+    ok = np.zeros(len(m.vertices), bool)
+    ok[F2[local].ravel()] = True
+    ok[F2[local[bad]].ravel()] = False
+    if footprint is not None:
+        flo, fhi = footprint
+        Vm = np.asarray(m.vertices)
+        ok &= np.all((Vm[:, :2] >= flo[:2]) & (Vm[:, :2] <= fhi[:2]), 1)
+    m, changed, info = trough(m, local, c, n0, axis, w, L, depth, ok)
+    ensure_optional(m)
+    sunk = np.flatnonzero(info["sunk_faces"])
+    paint(m, sunk, np.full(3, INTERIOR_TINT), "interior")
+    p.mesh = m
+    region = {"center_m": c.tolist(), "radius_m": float(np.hypot(L / 2, w)), "normal": n0.tolist(),
+              "axis": axis.tolist(), "length_m": L, "depth_m": info["depth_m"]}
+    return changed, info, region
+
+
+def _burst(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
+    w, L = prm.opening_mm / 1000.0, _default_length(p, prm)
+    if L < w:
+        raise ParamError(f"{OP}.length_mm: slit length {L * 1e3:.1f} mm shorter than opening_mm {prm.opening_mm!r}")
+    changed, info, region = _slit(p, rng, w, L, _main_parts(p), prm.center)
+    return np.flatnonzero(changed), {"opening_mm": info["opening_m"] * 1000.0}, region
+
+
+def _contents_box(p: Product, prm: DeconstructionParams, rng: np.random.Generator, w: float, L: float):
+    """A closed box of contents that fits through a w x L (m) opening, labelled
+    with a new ``contents`` part of ``prm.contents_material``."""
+    a = 0.8 * w
+    dims = np.array([min(rng.uniform(1.0, 2.0) * a, max(a, 0.9 * L)), a, rng.uniform(0.5, 1.0) * a])
+    box = trimesh.creation.box(extents=dims)
+    ci = add_part(p, "contents", prm.contents_material)
+    return labelled_mesh(box.vertices, box.faces, ci)
+
+
+def _contents_out(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
+    w = prm.opening_mm / 1000.0
+    ufaces, comp, n = units_of(p)
+    extra = np.zeros(0, np.int64)
+    if n >= 2:
+        which = np.array([int(rng.integers(n))])
+        cavity, lo, hi, removed = remove_units(p, ufaces, comp, n, which, want_meshes=True)
+        ext = (hi[0] - lo[0])[:2]
+        if w > 0.8 * ext.min():
+            raise ParamError(f"{OP}.opening_mm: {prm.opening_mm!r} wider than 0.8 x the unit's short side "
+                             f"({0.8 * ext.min() * 1e3:.1f} mm): the slit must open the cover above the unit")
+        L = min(_default_length(p, prm), 0.9 * ext.max())
+        L = max(L, w)
+        axis = np.eye(3)[int(np.argmax(ext))]
+        cover = [i for i, q in enumerate(p.parts) if q.name not in ("unit", "contents", "debris", "card")]
+        cover = cover or [i for i, q in enumerate(p.parts) if q.name != "unit"]
+        flag = np.zeros(len(p.mesh.faces), bool)
+        flag[cavity] = True
+        p.mesh.face_attributes["_cav"] = flag.astype(np.int8)
+        changed, info, region = _slit(p, rng, w, L, cover, None, footprint=(lo[0], hi[0]), axis_pref=axis)
+        extra = np.flatnonzero(p.mesh.face_attributes.pop("_cav"))
+        sat = removed[0]
+    elif part_indices(p, "flap"):
+        # a carton spills its contents through an opened flap
+        changed_idx, size, region = _flap_open(p, prm, rng)
+        changed = np.zeros(len(p.mesh.faces), bool)
+        changed[changed_idx] = True
+        info = {"opening_m": size["opening_mm"] / 1000.0}
+        sat = _contents_box(p, prm, rng, w, 2 * w)
+    else:
+        L = _default_length(p, prm)
+        if L < w:
+            raise ParamError(f"{OP}.length_mm: slit length {L * 1e3:.1f} mm shorter than opening_mm "
+                             f"{prm.opening_mm!r}")
+        changed, info, region = _slit(p, rng, w, L, _main_parts(p), prm.center)
+        sat = _contents_box(p, prm, rng, w, L)
+    V = np.asarray(sat.vertices, dtype=np.float64).copy()
+    ext3 = np.ptp(V, axis=0)
+    if ext3[2] > ext3[:2].max():  # a standing unit that fell out lies on its side
+        V = np.column_stack([V[:, 0], -V[:, 2], V[:, 1]])  # +90 degrees about x (a rotation)
+    lo3, hi3 = V.min(0), V.max(0)
+    V -= np.array([(lo3[0] + hi3[0]) / 2, (lo3[1] + hi3[1]) / 2, lo3[2]])
+    sm = trimesh.Trimesh(vertices=V, faces=np.asarray(sat.faces), process=False)
+    sm.face_attributes = {k: np.array(v, copy=True) for k, v in sat.face_attributes.items()}
+    ensure_optional(sm)
+    p.satellites = tuple(p.satellites) + (Satellite(sm, float(rng.uniform(0.01, 0.08)), "contents"),)
+    region = dict(region, satellite=len(p.satellites) - 1)
+    faces = np.union1d(np.flatnonzero(changed), extra)
+    return faces, {"opening_mm": info["opening_m"] * 1000.0}, region
+
+
+@register(OP, DeconstructionParams, "deconstruction", opens_surface=False)
+def deconstruction(product: Product, params: DeconstructionParams,
+                   rng: np.random.Generator) -> tuple[Product, DamageRecord]:
+    """Open or burst the packaging (see the module docstring for the modes).
+
+    product: input item (not mutated); params: :class:`DeconstructionParams`;
+    rng: every random choice. Returns (new product, record) with size
+    {"opening_mm": measured on the result}.
+    """
+    prm = params
+    if prm.center is not None and prm.center >= len(product.mesh.faces):
+        raise ParamError(f"{OP}.center: face index {prm.center} out of range for a product with "
+                         f"{len(product.mesh.faces)} faces")
+    p = product.copy()
+    if prm.mode == "flap_open":
+        faces, size, region = _flap_open(p, prm, rng)
+    elif prm.mode == "burst_seam":
+        faces, size, region = _burst(p, prm, rng)
+    else:
+        faces, size, region = _contents_out(p, prm, rng)
+    p, rec = add_damage(p, faces, OP, size, dict(region, mode=prm.mode), asdict(prm))
+    if prm.mode == "contents_out":
+        p.satellites[-1].mesh.face_attributes["damage_id"][:] = len(p.damages)
+    return p, rec

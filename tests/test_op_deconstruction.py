@@ -1,0 +1,271 @@
+"""deconstruction: flap_open / burst_seam / contents_out opening size measured
+on the output, labels cover the changed region, validity (parts stay closed),
+purity, composition, ParamError."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import given, settings, strategies as st
+
+import damage_ops.deconstruction as D
+import damage_ops.spill  # noqa: F401  (composition partner)
+from damage_ops.base import REGISTRY, ParamError, apply
+from damage_ops.product import FINISH_IDS
+from simulator.products import build_product
+
+
+@lru_cache(maxsize=None)
+def _product(kind: str, seed: int):
+    return build_product(kind, f"{kind}-{seed}", {}, np.random.default_rng(seed))
+
+
+def product(kind, seed):
+    return _product(kind, seed).copy()
+
+
+def snapshot(p):
+    m = p.mesh
+    return (m.vertices.copy(), m.faces.copy(), {k: np.array(v) for k, v in m.face_attributes.items()},
+            p.parts, p.damages, len(p.satellites), [c.copy() for c in p.collision])
+
+
+def assert_unchanged(p, snap):
+    V, F, A, parts, damages, nsat, coll = snap
+    assert np.array_equal(p.mesh.vertices, V) and np.array_equal(p.mesh.faces, F)
+    assert set(p.mesh.face_attributes) == set(A)
+    for k, v in A.items():
+        assert np.array_equal(p.mesh.face_attributes[k], v), k
+    assert p.parts == parts and p.damages == damages and len(p.satellites) == nsat
+    assert len(p.collision) == len(coll) and all(np.array_equal(a, b) for a, b in zip(p.collision, coll))
+
+
+def part_mesh(p, i):
+    f = p.mesh.faces[p.part_id == i]
+    u, inv = np.unique(f, return_inverse=True)
+    return trimesh.Trimesh(p.mesh.vertices[u], inv.reshape(-1, 3), process=False)
+
+
+def assert_valid(p):
+    p.validate()
+    m = p.mesh
+    assert np.isfinite(m.vertices).all()
+    assert m.area_faces.min() > 1e-14, "degenerate face"
+    srt = np.sort(m.faces, axis=1)
+    assert len(np.unique(srt, axis=0)) == len(srt), "duplicate faces"
+    for i in np.unique(p.part_id):
+        pm = part_mesh(p, i)
+        assert pm.is_watertight and pm.is_winding_consistent, p.parts[i]
+    for s in p.satellites:
+        assert s.mesh.is_watertight and abs(s.mesh.vertices[:, 2].min()) < 1e-12
+
+
+def surface_distance(mesh, pts):
+    _, d, _ = trimesh.proximity.closest_point(mesh, pts)
+    return d
+
+
+def sample(idx, k, seed=0):
+    idx = np.asarray(idx)
+    return idx if len(idx) <= k else np.random.default_rng(seed).choice(idx, k, replace=False)
+
+
+def check_unlabelled_unchanged(p, q, did):
+    """Unlabelled faces keep the input geometry (their vertices lie on the input
+    surface) and the default appearance."""
+    un = q.damage_id != did
+    fin = q.mesh.face_attributes["finish"]
+    tint = q.mesh.face_attributes["tint"]
+    old = (q.damage_id > 0) & un  # faces of earlier damages may carry a finish
+    assert (fin[un & ~old] == 0).all() and (tint[un & ~old] == 1).all()
+    v = np.unique(q.mesh.faces[un])
+    d = surface_distance(p.mesh, q.mesh.vertices[sample(v, 300)])
+    assert d.max() < 1e-7
+
+
+def flap_components(p):
+    fid = [i for i, t in enumerate(p.parts) if t.name == "flap"]
+    f = np.flatnonzero(np.isin(p.part_id, fid))
+    sub = trimesh.Trimesh(p.mesh.vertices, p.mesh.faces[f], process=False)
+    comps = trimesh.graph.connected_components(sub.face_adjacency, nodes=np.arange(len(f)), min_len=1)
+    return [np.unique(p.mesh.faces[f[c]]) for c in sorted(comps, key=lambda c: int(np.min(c)))]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 5), rseed=st.integers(0, 2 ** 31), frac=st.floats(0.02, 1.0),
+       mode=st.sampled_from(["flap_open", "contents_out"]))
+def test_flap_open(seed, rseed, frac, mode):
+    p = product("carton", seed)
+    flaps_in = flap_components(p)
+    # the widest opening a flap allows is twice its width: stay under it
+    widths = [np.ptp(p.mesh.vertices[v], axis=0)[:2].min() for v in flaps_in]
+    opening = float(np.clip(frac * 2 * min(widths) * 1000, 1.0, 400.0))
+    snap = snapshot(p)
+    q, rec = apply(p, "deconstruction", {"mode": mode, "opening_mm": opening}, np.random.default_rng(rseed))
+    assert_unchanged(p, snap)
+    assert_valid(q)
+    did = len(q.damages)
+    k = rec.region["flap"]
+    flaps_out = flap_components(q)
+    assert len(flaps_out) == len(flaps_in)
+    # vertex order survives the op (faces are dropped/refined, vertices only renumbered in order)
+    moved = q.mesh.vertices[flaps_out[k]]
+    orig = p.mesh.vertices[flaps_in[k]]
+    disp = np.linalg.norm(moved - orig, axis=1).max() * 1000
+    assert disp == pytest.approx(opening, rel=0.10)
+    assert rec.size["opening_mm"] == pytest.approx(disp, rel=1e-6)
+    # rigid: same shape
+    assert np.allclose(np.linalg.norm(moved - moved[0], axis=1), np.linalg.norm(orig - orig[0], axis=1), atol=1e-9)
+    # the open flap does not dip into the body box
+    body = [i for i, t in enumerate(q.parts) if t.name == "body"]
+    bv = q.mesh.vertices[np.unique(q.mesh.faces[np.isin(q.part_id, body)])]
+    blo, bhi = bv.min(0), bv.max(0)
+    inside = np.all((moved > blo + 1e-6) & (moved < bhi - 1e-6), axis=1)
+    assert not inside.any()
+    # labels: the moved flap, the dark interior and what the tape covered
+    lab = q.damage_id == did
+    fid = [i for i, t in enumerate(q.parts) if t.name == "flap"]
+    fl = np.flatnonzero(np.isin(q.part_id, fid))
+    on_moved = np.isin(q.mesh.faces[fl], flaps_out[k]).all(1)
+    assert lab[fl[on_moved]].all()
+    fin = q.mesh.face_attributes["finish"]
+    assert lab[fin == FINISH_IDS["interior"]].all()
+    floor = lab & (fin == FINISH_IDS["interior"]) & np.isin(q.part_id, body)
+    assert floor.any() and (q.mesh.face_attributes["tint"][floor] < 0.5).all()
+    tape = [i for i, t in enumerate(q.parts) if t.name == "tape"]
+    assert not np.isin(q.part_id, tape).any()  # the carton's one tape ran over the flap: peeled off
+    check_unlabelled_unchanged(p, q, did)
+    assert rec.severity == ("major" if rec.size["opening_mm"] >= 40 else "minor")
+    if mode == "contents_out":
+        sat = q.satellites[-1]
+        assert sat.kind == "contents"
+        assert (sat.mesh.face_attributes["damage_id"] == did).all()
+        names = {q.parts[i].name for i in np.unique(sat.mesh.face_attributes["part_id"])}
+        assert names == {"contents"}
+        assert np.ptp(sat.mesh.vertices, axis=0).min() <= opening / 1000 + 1e-9  # it fits through
+
+
+def slit_opening(p, q, rec):
+    """Independent slit measurement: vertices sunk below the input surface, their
+    spread across the slit axis (m)."""
+    did = len(q.damages)
+    c = np.asarray(rec.region["center_m"])
+    n0 = np.asarray(rec.region["normal"])
+    ax = np.asarray(rec.region["axis"])
+    b = np.cross(n0, ax)
+    depth = rec.region["depth_m"]
+    v = np.unique(q.mesh.faces[q.damage_id == did])
+    d = surface_distance(p.mesh, q.mesh.vertices[v])
+    deep = v[d > 0.1 * depth]
+    t = (q.mesh.vertices[deep] - c) @ b
+    return float(t.max() - t.min()), d, v
+
+
+@settings(max_examples=24, deadline=None)
+@given(kind=st.sampled_from(["mailer", "pouch", "carton"]), seed=st.integers(0, 5), rseed=st.integers(0, 2 ** 31),
+       opening=st.floats(3.0, 30.0), mode=st.sampled_from(["burst_seam", "contents_out"]))
+def test_slit(kind, seed, rseed, opening, mode):
+    if kind == "carton" and mode == "contents_out":
+        mode = "burst_seam"  # cartons spill contents through a flap (test_flap_open)
+    p = product(kind, seed)
+    snap = snapshot(p)
+    try:
+        q, rec = apply(p, "deconstruction", {"mode": mode, "opening_mm": opening}, np.random.default_rng(rseed))
+    except ParamError as e:
+        assert "no room" in str(e)  # a documented refusal, never a broken mesh
+        return
+    assert_unchanged(p, snap)
+    assert_valid(q)
+    did = len(q.damages)
+    w, d, v = slit_opening(p, q, rec)
+    assert w * 1000 == pytest.approx(opening, rel=0.10)
+    assert rec.size["opening_mm"] == pytest.approx(opening, rel=0.10)
+    # the trough is deep (lips slide along the tangent plane, which lifts them
+    # off a curved pouch a little: hence 0.7, not 1)
+    assert d.max() >= 0.7 * rec.region["depth_m"] - 1e-9
+    check_unlabelled_unchanged(p, q, did)
+    # labelled faces stay in the slit's neighbourhood
+    c = np.asarray(rec.region["center_m"])
+    lab_c = q.mesh.triangles_center[q.damage_id == did]
+    assert np.linalg.norm(lab_c - c, axis=1).max() < rec.region["radius_m"] + opening / 1000 + 0.01
+    fin = q.mesh.face_attributes["finish"]
+    assert (fin == FINISH_IDS["interior"]).sum() > 0 and (q.damage_id[fin == FINISH_IDS["interior"]] == did).all()
+    if mode == "contents_out":
+        sat = q.satellites[-1]
+        assert sat.kind == "contents" and (sat.mesh.face_attributes["damage_id"] == did).all()
+
+
+@pytest.mark.parametrize("kind,seed", [("blister", 1), ("blister", 2), ("multipack", 0), ("multipack", 1)])
+def test_contents_out_unit(kind, seed):
+    p = product(kind, seed)
+    uid = [i for i, t in enumerate(p.parts) if t.name == "unit"]
+
+    def n_units(x):
+        f = np.flatnonzero(np.isin(x.part_id, uid))
+        sub = trimesh.Trimesh(x.mesh.vertices, x.mesh.faces[f], process=False)
+        return len(trimesh.graph.connected_components(sub.face_adjacency, nodes=np.arange(len(f)), min_len=1))
+
+    q, rec = D.deconstruction(p, D.DeconstructionParams(mode="contents_out", opening_mm=6.0),
+                              np.random.default_rng(seed))
+    assert_valid(q)
+    did = len(q.damages)
+    assert n_units(q) == n_units(p) - 1
+    sat = q.satellites[-1]
+    assert sat.kind == "contents" and (sat.mesh.face_attributes["damage_id"] == did).all()
+    assert {q.parts[i].name for i in np.unique(sat.mesh.face_attributes["part_id"])} == {"unit"}
+    ext = np.ptp(sat.mesh.vertices, axis=0)
+    assert ext[2] <= ext[:2].max() + 1e-9  # lies on its side
+    w, _, _ = slit_opening(p, q, rec)
+    assert w * 1000 == pytest.approx(6.0, rel=0.10)
+    check_unlabelled_unchanged(p, q, did)
+
+
+def test_deconstruction_composes():
+    p = product("pouch", 1)
+    q1, r1 = apply(p, "spill", {"area_cm2": 40, "stain_area_cm2": 10, "substance": "powder"},
+                   np.random.default_rng(0))
+    q2, r2 = apply(q1, "deconstruction", {"mode": "burst_seam", "opening_mm": 12}, np.random.default_rng(1))
+    assert_valid(q2)
+    assert q2.damages[0] == r1 and len(q2.damages) == 2 and (q2.damage_id == 2).sum() == r2.n_faces
+    q3, r3 = apply(q2, "deconstruction", {"mode": "contents_out", "opening_mm": 8}, np.random.default_rng(2))
+    assert_valid(q3)
+    assert len(q3.satellites) == 2 and (q3.satellites[1].mesh.face_attributes["damage_id"] == 3).all()
+    c = product("carton", 2)
+    c1, _ = apply(c, "spill", {"area_cm2": 10, "stain_area_cm2": 30}, np.random.default_rng(3))
+    c2, rc = apply(c1, "deconstruction", {"mode": "flap_open", "opening_mm": 60}, np.random.default_rng(4))
+    assert_valid(c2)
+    assert rc.size["opening_mm"] == pytest.approx(60, rel=1e-6) and rc.severity == "major"
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"mode": "explode"}, "mode"), ({"opening_mm": 0.5}, "opening_mm"), ({"opening_mm": float("inf")}, "opening_mm"),
+    ({"length_mm": 1}, "length_mm"), ({"flap": -1}, "flap"), ({"center": 2.5}, "center"),
+    ({"contents_material": ""}, "contents_material"), ({"angle": 3}, "angle"),
+])
+def test_param_errors(bad, field):
+    with pytest.raises(ParamError) as e:
+        apply(product("carton", 0), "deconstruction", bad, np.random.default_rng(0))
+    assert "deconstruction" in str(e.value) and field in str(e.value)
+
+
+def test_param_errors_need_the_product():
+    with pytest.raises(ParamError, match="'flap_open' needs a 'flap' part"):
+        apply(product("mailer", 0), "deconstruction", {"mode": "flap_open"}, np.random.default_rng(0))
+    with pytest.raises(ParamError, match="opening_mm.*180 degrees"):
+        apply(product("carton", 0), "deconstruction", {"mode": "flap_open", "opening_mm": 400},
+              np.random.default_rng(0))
+    with pytest.raises(ParamError, match="flap"):
+        apply(product("carton", 0), "deconstruction", {"mode": "flap_open", "flap": 7}, np.random.default_rng(0))
+    with pytest.raises(ParamError, match="short side"):
+        apply(product("blister", 0), "deconstruction", {"mode": "contents_out", "opening_mm": 200},
+              np.random.default_rng(0))
+    with pytest.raises(ParamError, match="center"):
+        apply(product("carton", 0), "deconstruction", {"mode": "burst_seam", "center": 10 ** 6},
+              np.random.default_rng(0))
+
+
+def test_registered():
+    spec = REGISTRY["deconstruction"]
+    assert spec.category == "deconstruction" and spec.opens_surface is False
