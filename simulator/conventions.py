@@ -61,24 +61,56 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
-def project(K: np.ndarray, T_world_from_cam: np.ndarray, points_world: np.ndarray):
-    """Pinhole projection. points (n, 3) meters -> (uv (n, 2) pixels, z (n,) meters).
-    Pixel centres are at integer (u, v) (OpenCV)."""
+def distort_normalized(x: np.ndarray, y: np.ndarray, dist) -> tuple[np.ndarray, np.ndarray]:
+    """Brown-Conrady (OpenCV k1 k2 p1 p2 k3) on normalized image coordinates."""
+    k1, k2, p1, p2, k3 = (list(dist) + [0.0] * 5)[:5]
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd
+
+
+def undistort_normalized(xd: np.ndarray, yd: np.ndarray, dist, iterations: int = 30):
+    """Inverse of :func:`distort_normalized` by fixed-point iteration (as OpenCV's
+    undistortPoints); converges for the distortion of real lenses."""
+    k1, k2, p1, p2, k3 = (list(dist) + [0.0] * 5)[:5]
+    x, y = np.array(xd, dtype=np.float64), np.array(yd, dtype=np.float64)
+    for _ in range(iterations):
+        r2 = x * x + y * y
+        radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+        dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        x = (xd - dx) / radial
+        y = (yd - dy) / radial
+    return x, y
+
+
+def project(K: np.ndarray, T_world_from_cam: np.ndarray, points_world: np.ndarray, dist=None):
+    """Projection through a pinhole (and Brown-Conrady ``dist`` if given).
+    points (n, 3) meters -> (uv (n, 2) pixels, z (n,) meters). Pixel centres are at
+    integer (u, v) (OpenCV)."""
     T_cam_from_world = np.linalg.inv(T_world_from_cam)
     p = np.asarray(points_world, dtype=np.float64) @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3]
     z = p[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = (p[:, :2] / z[:, None]) * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+        xn, yn = p[:, 0] / z, p[:, 1] / z
+    if dist is not None and any(dist):
+        xn, yn = distort_normalized(xn, yn, dist)
+    uv = np.stack([xn * K[0, 0] + K[0, 2], yn * K[1, 1] + K[1, 2]], axis=1)
     return uv, z
 
 
-def unproject(depth_m: np.ndarray, K: np.ndarray, T_world_from_cam: np.ndarray):
+def unproject(depth_m: np.ndarray, K: np.ndarray, T_world_from_cam: np.ndarray, dist=None):
     """Depth image (h, w) meters (0 = no return) -> (n, 3) world points and (n, 2)
-    integer pixel coords (u, v) of the valid pixels."""
+    integer pixel coords (u, v) of the valid pixels (undistorting with ``dist``)."""
     v, u = np.nonzero(depth_m > 0)
     z = depth_m[v, u].astype(np.float64)
-    x = (u - K[0, 2]) / K[0, 0] * z
-    y = (v - K[1, 2]) / K[1, 1] * z
+    xn, yn = (u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]
+    if dist is not None and any(dist):
+        xn, yn = undistort_normalized(xn, yn, dist)
+    x = xn * z
+    y = yn * z
     pc = np.stack([x, y, z], axis=1)
     pw = pc @ T_world_from_cam[:3, :3].T + T_world_from_cam[:3, 3]
     return pw, np.stack([u, v], axis=1)

@@ -25,7 +25,7 @@ import trimesh
 from damage_ops import FINISHES, Product
 from damage_ops.taxonomy import CATEGORY_IDS
 
-from .conventions import cv_principal_point_to_gl, cv_to_gl
+from .conventions import cv_principal_point_to_gl, cv_to_gl, undistort_normalized
 from .materials import Material
 from .rig import BoothRig, Camera
 
@@ -76,6 +76,51 @@ class Frame:
     part: np.ndarray
     damage_category: np.ndarray
     damage_instance: np.ndarray
+    depth_gt: np.ndarray | None = None  # noise-free depth when a sensor model altered depth_m
+
+
+@dataclass(frozen=True)
+class LensRemap:
+    """How a distorted camera is rendered: a wider pinhole view (K_wide, size_wide)
+    is remapped to the distorted image. For every output pixel: ``nearest`` (flat
+    index into the wide image, for labels and depth: exact values, never blended),
+    and ``idx4``/``w4`` (4 flat indices and bilinear weights, for RGB)."""
+
+    K_wide: np.ndarray
+    size_wide: tuple[int, int]
+    nearest: np.ndarray
+    idx4: np.ndarray
+    w4: np.ndarray
+
+    @classmethod
+    def for_camera(cls, cam: Camera, margin: int = 2) -> "LensRemap":
+        w, h = cam.resolution
+        K = cam.K
+        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        xu, yu = undistort_normalized((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], cam.distortion)
+        fx, fy = K[0, 0], K[1, 1]
+        x0, x1, y0, y1 = xu.min(), xu.max(), yu.min(), yu.max()
+        cxw, cyw = -fx * x0 + margin, -fy * y0 + margin
+        ww, hw = int(np.ceil(fx * (x1 - x0))) + 2 * margin + 1, int(np.ceil(fy * (y1 - y0))) + 2 * margin + 1
+        if ww * hw > 4 * 16384 * 16384 // 16:
+            raise ValueError(f"camera {cam.name}: distortion {cam.distortion} needs a {ww}x{hw} render; too large")
+        uw, vw = fx * xu + cxw, fy * yu + cyw
+        nearest = (np.rint(vw).astype(np.int64) * ww + np.rint(uw).astype(np.int64)).ravel()
+        i0, j0 = np.floor(vw).astype(np.int64), np.floor(uw).astype(np.int64)
+        a, b = (vw - i0).ravel(), (uw - j0).ravel()
+        i0, j0 = i0.ravel(), j0.ravel()
+        idx4 = np.stack([i0 * ww + j0, i0 * ww + j0 + 1, (i0 + 1) * ww + j0, (i0 + 1) * ww + j0 + 1], 1)
+        w4 = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b], 1).astype(np.float32)
+        Kw = np.array([[fx, 0, cxw], [0, fy, cyw], [0, 0, 1.0]])
+        return cls(Kw, (ww, hw), nearest, idx4, w4)
+
+    def labels(self, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        return img.reshape(-1)[self.nearest].reshape(shape)
+
+    def rgb(self, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        flat = img.reshape(-1, img.shape[-1]).astype(np.float32)
+        out = np.einsum("nk,nkc->nc", self.w4, flat[self.idx4])
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(shape + (img.shape[-1],))
 
 
 def code_to_color(code: int) -> np.ndarray:
@@ -290,11 +335,18 @@ class BoothRenderer:
         inner._shadow_mapping_pass = cached_shadow_pass
         self.timings: dict[str, list[float]] = {}
         self._cam_nodes = {}
+        self._remaps: dict[str, LensRemap] = {}
         for cam in rig.cameras:
-            cx, cy = cv_principal_point_to_gl(cam.K[0, 2], cam.K[1, 2])
-            pc = pyrender.IntrinsicsCamera(fx=cam.K[0, 0], fy=cam.K[1, 1], cx=cx, cy=cy,
+            K = cam.K
+            if any(cam.distortion):
+                # a distorted lens sees a wider field: render that pinhole view, remap
+                remap = LensRemap.for_camera(cam)
+                self._remaps[cam.name] = remap
+                K = remap.K_wide
+            cx, cy = cv_principal_point_to_gl(K[0, 2], K[1, 2])
+            pc = pyrender.IntrinsicsCamera(fx=K[0, 0], fy=K[1, 1], cx=cx, cy=cy,
                                            znear=cam.range_m[0], zfar=cam.range_m[1])
-            self._cam_nodes[cam.name] = self.scene.add(pc, pose=cv_to_gl(cam.T_world_from_cam))
+            self._cam_nodes[cam.name] = self.scene.add(pc, pose=cv_to_gl(cam.T_world_from_cam), name=f"camera-{cam.name}")
 
     def close(self) -> None:
         if self._r is not None:
@@ -307,9 +359,13 @@ class BoothRenderer:
     def __exit__(self, *exc):
         self.close()
 
+    def _render_size(self, cam: Camera) -> tuple[int, int]:
+        return self._remaps[cam.name].size_wide if cam.name in self._remaps else cam.resolution
+
     def _resize(self, cam: Camera) -> None:
-        if (self._r.viewport_width, self._r.viewport_height) != (cam.width, cam.height):
-            self._r.viewport_width, self._r.viewport_height = cam.width, cam.height
+        size = self._render_size(cam)
+        if (self._r.viewport_width, self._r.viewport_height) != size:
+            self._r.viewport_width, self._r.viewport_height = size
 
     def render(self, items: list[SceneItem], cameras: list[str] | None = None,
                want_rgb: bool = True) -> dict[str, Frame]:
@@ -339,12 +395,15 @@ class BoothRenderer:
             self._time("scene_setup", t0)
             cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
             # group by resolution: resizing the framebuffer is the costly part of a switch
-            cams.sort(key=lambda c: (-c.width * c.height, c.name))
+            cams.sort(key=lambda c: (-np.prod(self._render_size(c)), c.name))
             out = {}
             for cam in cams:
                 self._resize(cam)
                 self.scene.main_camera_node = self._cam_nodes[cam.name]
-                out[cam.name] = self._render_camera(label_nodes, seg_map, lut, want_rgb)
+                fr = self._render_camera(label_nodes, seg_map, lut, want_rgb)
+                if cam.name in self._remaps:
+                    fr = self._apply_lens(self._remaps[cam.name], fr, (cam.height, cam.width))
+                out[cam.name] = fr
             return {c.name: out[c.name] for c in (self.rig.camera(n) for n in (cameras or [c.name for c in self.rig.cameras]))}
         finally:
             for n in visual_nodes + label_nodes:
@@ -355,6 +414,15 @@ class BoothRenderer:
         self._tray_visual.mesh.is_visible = not label
         for n in label_nodes:
             n.mesh.is_visible = label
+
+    def _apply_lens(self, remap: LensRemap, fr: Frame, shape: tuple[int, int]) -> Frame:
+        t = time.perf_counter()
+        out = Frame(rgb=remap.rgb(fr.rgb, shape), depth_m=remap.labels(fr.depth_m, shape),
+                    instance=remap.labels(fr.instance, shape), part=remap.labels(fr.part, shape),
+                    damage_category=remap.labels(fr.damage_category, shape),
+                    damage_instance=remap.labels(fr.damage_instance, shape))
+        self._time("lens_remap", t)
+        return out
 
     def _time(self, key: str, t0: float) -> float:
         t = time.perf_counter()

@@ -98,6 +98,7 @@ class Camera:
     T_world_from_cam: np.ndarray
     range_m: tuple[float, float] = (0.1, 4.0)
     device: str = "generic"
+    sensor: Any = None  # simulator.sensors.SensorModel (None = ideal)
 
     @property
     def width(self) -> int:
@@ -118,6 +119,7 @@ class Camera:
             "convention": "opencv",
             "range_m": list(self.range_m),
             "device": self.device,
+            "sensor": self.sensor.to_json() if self.sensor is not None else None,
         }
 
 
@@ -161,7 +163,8 @@ _TRAY_KEYS = {"size_mm", "rim_height_mm", "rim_width_mm", "thickness_mm", "mater
 _LIGHT_KEYS = {"name", "type", "position_mm", "target_mm", "intensity", "color", "temperature_k",
                "cone_deg", "size_mm", "grid", "shadows"}
 _CAM_KEYS = {"name", "modality", "resolution", "intrinsics", "hfov_deg", "distortion", "position_mm",
-             "look_at_mm", "up", "T_world_from_cam", "range_mm", "device"}
+             "look_at_mm", "up", "T_world_from_cam", "range_mm", "device", "preset", "sensor"}
+_PRESET_CAM_KEYS = ("modality", "resolution", "intrinsics", "hfov_deg", "distortion", "range_mm")
 _INTR_KEYS = {"fx", "fy", "cx", "cy"}
 
 
@@ -251,7 +254,29 @@ def _parse_light(path, key, l, tray: Tray) -> Light:
 
 
 def _parse_camera(path, key, c, tray: Tray) -> Camera:
-    check_keys(path, key, c, _CAM_KEYS, required=("name", "modality", "resolution"))
+    check_keys(path, key, c, _CAM_KEYS)
+    if "preset" in c:
+        # a device preset fills what the camera leaves out (intrinsics, resolution,
+        # range, distortion, sensor model); the camera's own fields win
+        from .sensors import load_presets
+
+        presets = load_presets()
+        if c["preset"] not in presets:
+            raise ConfigError(path, f"{key}.preset", c["preset"], f"unknown device preset; known: {sorted(presets)}")
+        pre = presets[c["preset"]]
+        merged = {k: pre[k] for k in _PRESET_CAM_KEYS if k in pre}
+        if "hfov_deg" in c or "intrinsics" in c:
+            merged.pop("hfov_deg", None)
+            merged.pop("intrinsics", None)
+        merged.update(c)
+        merged.setdefault("device", c["preset"])
+        sensor = dict(c.get("sensor") or {})
+        sensor.setdefault("preset", c["preset"])
+        merged["sensor"] = sensor
+        c = merged
+    for req in ("name", "modality", "resolution"):
+        if req not in c:
+            raise ConfigError(path, f"{key}.{req}", None, "required key is missing (or give a preset)")
     name = c["name"]
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(path, f"{key}.name", name, "must be a non-empty string of letters, digits, '_' or '-'")
@@ -284,9 +309,6 @@ def _parse_camera(path, key, c, tray: Tray) -> Camera:
         raise ConfigError(path, f"{key}.distortion", dist, "must be [k1, k2, p1, p2] or [k1, k2, p1, p2, k3]")
     dist = tuple(number(path, f"{key}.distortion[{i}]", x, -10.0, 10.0) for i, x in enumerate(dist))
     dist = dist + (0.0,) * (5 - len(dist))
-    if any(dist):
-        raise ConfigError(path, f"{key}.distortion", list(dist),
-                          "lens distortion is not rendered yet (images are pinhole); set it to zeros")
     rng_mm = c.get("range_mm", [100, 4000])
     near, far = vector(path, f"{key}.range_mm", rng_mm, 2)
     if not 1.0 <= near < far <= 100000.0:
@@ -313,8 +335,12 @@ def _parse_camera(path, key, c, tray: Tray) -> Camera:
         if np.linalg.norm(np.cross(fwd, up)) < 1e-6:
             raise ConfigError(path, f"{key}.up", up, "is parallel to the viewing direction; give another up vector")
         T = look_at(pos, tgt, up)
+    from .sensors import parse_sensor
+
+    sensor = parse_sensor(path, f"{key}.sensor", c.get("sensor"))
     cam = Camera(name=name, modality=c["modality"], resolution=(w, h), K=K, distortion=dist,
-                 T_world_from_cam=T, range_m=(near / 1000.0, far / 1000.0), device=str(c.get("device", "generic")))
+                 T_world_from_cam=T, range_m=(near / 1000.0, far / 1000.0), device=str(c.get("device", "generic")),
+                 sensor=sensor)
     _check_sees_tray(path, key, cam, tray)
     return cam
 

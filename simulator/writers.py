@@ -173,7 +173,8 @@ def reference_dir(root: Path, sku: str, pose: int) -> Path:
     return Path(root) / "references" / sku / f"{pose:02d}"
 
 
-def _write_frame(d: Path, fr) -> None:
+def _write_frame(d: Path, fr) -> list[str]:
+    """Write one camera's layers into folder d; returns the layer names written."""
     d.mkdir(parents=True)
     save_png(d / "rgb.png", fr.rgb)
     save_png(d / "depth.png", depth_to_png(fr.depth_m))
@@ -181,6 +182,10 @@ def _write_frame(d: Path, fr) -> None:
     save_png(d / "part.png", fr.part)
     save_png(d / "damage_category.png", fr.damage_category)
     save_png(d / "damage_instance.png", fr.damage_instance)
+    if fr.depth_gt is not None:  # noise-free depth, kept for research
+        save_png(d / "depth_gt.png", depth_to_png(fr.depth_gt))
+        return list(LAYERS) + ["depth_gt"]
+    return list(LAYERS)
 
 
 def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str, Any],
@@ -201,11 +206,10 @@ def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str
     try:
         annotations = {}
         for cam_name, fr in frames.items():
-            _write_frame(tmp / cam_name, fr)
-            files = {k: f"{cam_name}/{k}.png" for k in LAYERS}
+            files = {k: f"{cam_name}/{k}.png" for k in _write_frame(tmp / cam_name, fr)}
             for set_name, set_frames in (extra or {}).items():
-                _write_frame(tmp / set_name / cam_name, set_frames[cam_name])
-                files.update({f"{set_name}/{k}": f"{set_name}/{cam_name}/{k}.png" for k in LAYERS})
+                layers = _write_frame(tmp / set_name / cam_name, set_frames[cam_name])
+                files.update({f"{set_name}/{k}": f"{set_name}/{cam_name}/{k}.png" for k in layers})
             meta["cameras"][cam_name]["files"] = files
             annotations[cam_name] = frame_annotations(fr, meta["items"], meta["damages"])
         write_json_atomic(tmp / "capture.json", meta)

@@ -58,3 +58,16 @@ def test_quaternion_identity_and_rotation():
     s = np.sqrt(0.5)
     R = quat_xyzw_to_matrix([0, 0, s, s])  # 90 deg about z
     assert np.allclose(R @ [1, 0, 0], [0, 1, 0])
+
+
+def test_distortion_round_trip_within_a_tenth_of_a_pixel():
+    from simulator.conventions import distort_normalized, undistort_normalized
+
+    K = intrinsics_matrix(1500, 1500, 639.5, 479.5)
+    rng = np.random.default_rng(3)
+    u, v = rng.uniform(0, 1280, 2000), rng.uniform(0, 960, 2000)
+    for dist in ([-0.12, 0.08, 0, 0, 0], [0.1, -0.05, 0.001, -0.002, 0.01], [-0.3, 0.12, 0.0005, 0.0005, -0.02]):
+        xu, yu = undistort_normalized((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], dist)
+        xd, yd = distort_normalized(xu, yu, dist)
+        err = np.hypot(xd * K[0, 0] + K[0, 2] - u, yd * K[1, 1] + K[1, 2] - v)
+        assert err.max() < 0.1, (dist, err.max())

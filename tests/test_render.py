@@ -39,25 +39,25 @@ def test_depth_unprojects_onto_the_mesh_surface(default_renderer):
         assert item.sum() > 500, f"{cam.name} barely sees the item"
         for depth, tol in ((f.depth_m.astype(np.float64), 1e-3), (depth_to_png(f.depth_m) / 1000.0, 1e-3)):
             d = np.where(item, depth, 0.0)
-            pts, _ = unproject(d, cam.K, cam.T_world_from_cam)
+            pts, _ = unproject(d, cam.K, cam.T_world_from_cam, cam.distortion)
             sel = np.random.default_rng(0).choice(len(pts), size=min(3000, len(pts)), replace=False)
             _, dist, _ = trimesh.proximity.closest_point(world_mesh, pts[sel])
             assert np.percentile(dist, 99.5) < tol, f"{cam.name}: max {dist.max() * 1000:.2f} mm"
         # tray floor pixels land on z = 0
         floor = (f.instance == 0) & (f.depth_m > 0)
-        pts, _ = unproject(np.where(floor, f.depth_m, 0.0).astype(np.float64), cam.K, cam.T_world_from_cam)
+        pts, _ = unproject(np.where(floor, f.depth_m, 0.0).astype(np.float64), cam.K, cam.T_world_from_cam, cam.distortion)
         inner = (np.abs(pts[:, 0]) < 0.28) & (np.abs(pts[:, 1]) < 0.18)
         assert inner.sum() > 1000
         assert np.abs(pts[inner, 2]).max() < 1e-3
 
 
 def test_known_point_projects_where_the_renderer_draws_it(default_renderer):
-    """A 3 mm sphere at a known world point: its mask centroid in every camera is
+    """A 10 mm sphere at a known world point: its mask centroid in every camera is
     the point's projection through K and T_world_from_cam (no half-pixel shift)."""
     from damage_ops import Part, Product, labelled_mesh
     from simulator.render import SceneItem
 
-    s = trimesh.creation.icosphere(subdivisions=4, radius=0.003)
+    s = trimesh.creation.icosphere(subdivisions=4, radius=0.01)
     prod = Product(sku="marker", kind="mesh", mesh=labelled_mesh(s.vertices, s.faces, 0),
                    parts=(Part("body", "rigid_plastic"),))
     for p in ([0.0, 0.0, 0.05], [0.117, -0.083, 0.021], [-0.2, 0.12, 0.1]):
@@ -68,9 +68,13 @@ def test_known_point_projects_where_the_renderer_draws_it(default_renderer):
             m = frames[cam.name].instance == 1
             assert m.sum() >= 4, cam.name
             v, u = np.nonzero(m)
-            uv, _ = project(cam.K, cam.T_world_from_cam, np.array([p]))
+            uv, _ = project(cam.K, cam.T_world_from_cam, np.array([p]), cam.distortion)
             err = np.hypot(u.mean() - uv[0, 0], v.mean() - uv[0, 1])
-            assert err < 0.2, f"{cam.name} at {p}: centroid off by {err:.3f} px"
+            # through a distorted lens the wide pinhole render is resampled
+            # nearest-neighbour (exact label values), which locally shifts a small
+            # blob by a whole pixel: positions are good to half a pixel
+            tol = 0.55 if any(cam.distortion) else 0.2
+            assert err < tol, f"{cam.name} at {p}: centroid off by {err:.3f} px"
 
 
 def test_labels_are_exact_and_damage_lies_inside_items(default_renderer):

@@ -1,0 +1,378 @@
+"""Sensor models: what each booth camera does to the perfect render.
+
+Depth models (metres in, metres out, 0 = no return):
+
+- ``structured_light`` (Kinect v1 class): axial noise
+  sigma_z = 0.0012 + 0.0019 (z - 0.4)^2 plus the angle term of Nguyen, Izadi &
+  Lovell (2012) beyond 60 degrees, lateral noise, disparity quantised to 1/8 px,
+  no return where the projector is shadowed.
+- ``active_stereo`` (RealSense D4xx class): RMS error z^2 s / (f_px B) with
+  sub-pixel accuracy s, no return where the two imagers disagree (occlusion
+  between them) or outside the min/max range.
+- ``tof`` (Azure Kinect class): sigma = 0.5 mm + 1 mm per metre beyond 0.5 m,
+  flying pixels at depth edges, no return on very dark surfaces and at grazing
+  angles.
+
+RGB model: Poisson-Gaussian noise in linear space (shot noise from the full-well
+capacity, Gaussian read noise), vignetting, exposure and white-balance jitter,
+optional motion blur and JPEG. Lens distortion is geometric and exact for labels:
+the renderer applies it (render wide, remap).
+
+Labels are never touched here. Every random draw comes from the rng passed in,
+and every drawn value is returned so it lands in the capture metadata.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import ConfigError
+from .paths import assets_dir
+from .yamlio import check_keys, load_yaml, number
+
+DEPTH_MODELS = ("none", "structured_light", "active_stereo", "tof")
+
+
+@dataclass(frozen=True)
+class DepthModel:
+    """Parameters of a depth sensor model (units: metres, pixels, degrees).
+
+    model: one of DEPTH_MODELS; baseline_m: projector-camera (structured light)
+    or left-right imager (stereo) distance; subpixel: stereo matching accuracy, px;
+    disparity_step_px: disparity quantisation (structured light: 1/8 px);
+    lateral_px: lateral (xy) noise sigma, px; range_m: valid (min, max) depth;
+    dark_threshold: ToF: linear reflectance below which there is no return;
+    grazing_deg: no return beyond this incidence angle; flying_px: ToF
+    flying-pixel band width at depth edges."""
+
+    model: str = "none"
+    baseline_m: float = 0.05
+    subpixel: float = 0.08
+    disparity_step_px: float = 0.125
+    lateral_px: float = 0.5
+    range_m: tuple[float, float] = (0.1, 10.0)
+    dark_threshold: float = 0.02
+    grazing_deg: float = 80.0
+    flying_px: int = 1
+
+
+@dataclass(frozen=True)
+class RGBModel:
+    """full_well_e: electrons at saturation (shot noise); read_noise_e: Gaussian
+    read noise, electrons; vignetting: relative fall-off at the image corner;
+    exposure_jitter: sigma of log2 exposure; wb_jitter: sigma of per-channel
+    gains; motion_blur_px: max blur length (0 = off); jpeg_quality: 0 = PNG."""
+
+    enabled: bool = False
+    full_well_e: float = 10000.0
+    read_noise_e: float = 5.0
+    vignetting: float = 0.25
+    exposure_jitter: float = 0.1
+    wb_jitter: float = 0.03
+    motion_blur_px: float = 0.0
+    jpeg_quality: int = 0
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    """A camera's sensor: its depth model and RGB model; ``preset`` names the
+    device it came from (assets/sensors/presets.yaml)."""
+
+    preset: str = "ideal"
+    depth: DepthModel = field(default_factory=DepthModel)
+    rgb: RGBModel = field(default_factory=RGBModel)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"preset": self.preset, "depth": asdict(self.depth), "rgb": asdict(self.rgb)}
+
+
+# -- noise formulas (one place each; tests and the booth designer use them) -------
+def sigma_structured_light(z: np.ndarray, theta: np.ndarray | float = 0.0) -> np.ndarray:
+    """Kinect v1 axial noise, metres (Nguyen et al. 2012): 0.0012 + 0.0019 (z-0.4)^2,
+    plus 0.0001/sqrt(z) * theta^2 / (pi/2 - theta)^2 (theta in radians) which
+    matters beyond about 60 degrees."""
+    z = np.asarray(z, dtype=np.float64)
+    theta = np.clip(np.asarray(theta, dtype=np.float64), 0.0, np.radians(89.0))
+    return 0.0012 + 0.0019 * (z - 0.4) ** 2 + 0.0001 / np.sqrt(np.maximum(z, 1e-6)) * theta ** 2 / (np.pi / 2 - theta) ** 2
+
+
+def sigma_active_stereo(z: np.ndarray, f_px: float, baseline_m: float, subpixel: float = 0.08) -> np.ndarray:
+    """RealSense D4xx RMS depth error, metres: z^2 s / (f_px B)."""
+    z = np.asarray(z, dtype=np.float64)
+    return z ** 2 * subpixel / (f_px * baseline_m)
+
+
+def sigma_tof(z: np.ndarray) -> np.ndarray:
+    """Azure Kinect class ToF noise, metres: 0.5 mm + 1 mm per metre beyond 0.5 m."""
+    z = np.asarray(z, dtype=np.float64)
+    return 0.0005 + 0.001 * np.maximum(z - 0.5, 0.0)
+
+
+def sigma_z(model: DepthModel, z: np.ndarray, f_px: float) -> np.ndarray:
+    """Axial noise sigma of a model at depth z (frontal surface), metres."""
+    if model.model == "structured_light":
+        return sigma_structured_light(z)
+    if model.model == "active_stereo":
+        return sigma_active_stereo(z, f_px, model.baseline_m, model.subpixel)
+    if model.model == "tof":
+        return sigma_tof(z)
+    return np.zeros_like(np.asarray(z, dtype=np.float64))
+
+
+# -- geometry helpers ---------------------------------------------------------------
+def normals_from_depth(depth_m: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel camera-frame points (h, w, 3) and unit normals (h, w, 3) from a
+    z-depth image (central differences; zero where undefined)."""
+    h, w = depth_m.shape
+    u = np.arange(w)[None, :]
+    v = np.arange(h)[:, None]
+    z = depth_m.astype(np.float64)
+    P = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)
+    du = np.zeros_like(P)
+    dv = np.zeros_like(P)
+    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
+    dv[1:-1] = P[2:] - P[:-2]
+    n = np.cross(dv, du)
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
+    n = np.where(n[..., 2:3] > 0, -n, n)  # face the camera
+    return P, n
+
+
+def incidence_angle(depth_m: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(h, w) angle between the viewing ray and the surface normal, radians."""
+    P, n = normals_from_depth(depth_m, K)
+    ray = P / np.maximum(np.linalg.norm(P, axis=-1, keepdims=True), 1e-12)
+    c = np.abs(np.sum(ray * n, axis=-1))
+    return np.arccos(np.clip(c, 0.0, 1.0))
+
+
+def occluded_from_offset_view(depth_m: np.ndarray, f_px: float, baseline_m: float) -> np.ndarray:
+    """(h, w) bool: pixels hidden from a second viewpoint offset by ``baseline_m``
+    along the camera's +x axis (a projector or the second stereo imager).
+
+    A point at column u and depth z appears at column u - f B / z in the second
+    view; scanning each row from the right, a pixel is hidden when a nearer
+    surface already claimed a column at or left of it."""
+    z = depth_m.astype(np.float64)
+    h, w = z.shape
+    u = np.arange(w, dtype=np.float64)[None, :]
+    shift = np.where(z > 0, f_px * baseline_m / np.maximum(z, 1e-9), 0.0)
+    up = u - shift
+    rev = up[:, ::-1]
+    runmin = np.minimum.accumulate(rev, axis=1)
+    hidden_rev = rev > runmin + 0.5  # half a pixel of slack for the surface's own slope
+    return hidden_rev[:, ::-1] & (z > 0)
+
+
+# -- depth models -------------------------------------------------------------------
+def apply_depth(model: DepthModel, depth_m: np.ndarray, K: np.ndarray, rng: np.random.Generator,
+                rgb: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Noisy depth (h, w) float32 metres, 0 = no return, and stats for the metadata."""
+    z = depth_m.astype(np.float64)
+    valid = z > 0
+    f = float(K[0, 0])
+    if model.model == "none":
+        return depth_m.astype(np.float32), {"model": "none"}
+    theta = incidence_angle(z, K)
+    out = z.copy()
+    invalid = ~valid
+    if model.model == "structured_light":
+        sig = sigma_structured_light(z, theta)
+        out = z + rng.standard_normal(z.shape) * sig
+        out = _lateral(out, model.lateral_px, rng)
+        # disparity quantisation: d = f B / z rounded to 1/8 px
+        d = f * model.baseline_m / np.maximum(out, 1e-6)
+        d = np.round(d / model.disparity_step_px) * model.disparity_step_px
+        out = np.where(d > 0, f * model.baseline_m / np.maximum(d, 1e-9), 0.0)
+        invalid |= occluded_from_offset_view(z, f, model.baseline_m)
+    elif model.model == "active_stereo":
+        sig = sigma_active_stereo(z, f, model.baseline_m, model.subpixel)
+        out = z + rng.standard_normal(z.shape) * sig
+        out = _lateral(out, model.lateral_px, rng)
+        invalid |= occluded_from_offset_view(z, f, model.baseline_m)
+    elif model.model == "tof":
+        sig = sigma_tof(z)
+        out = z + rng.standard_normal(z.shape) * sig
+        # flying pixels: at depth edges a return mixes foreground and background
+        edge = _depth_edges(z, rel=0.03)
+        band = ndimage.binary_dilation(edge, iterations=max(model.flying_px - 1, 0)) if model.flying_px > 1 else edge
+        zmax = ndimage.maximum_filter(z, size=3)
+        zmin = ndimage.minimum_filter(np.where(valid, z, np.inf), size=3)
+        a = rng.uniform(0.0, 1.0, z.shape)
+        flying = band & valid & np.isfinite(zmin)
+        out = np.where(flying, a * zmin + (1 - a) * zmax, out)
+        if rgb is not None:
+            lin = srgb_to_linear(rgb.astype(np.float64) / 255.0).mean(-1)
+            invalid |= lin < model.dark_threshold
+    else:
+        raise ValueError(f"unknown depth model {model.model!r}")
+    invalid |= theta > np.radians(model.grazing_deg)
+    invalid |= (out < model.range_m[0]) | (out > model.range_m[1])
+    out = np.where(invalid, 0.0, out)
+    stats = {"model": model.model, "invalid_fraction_of_returns": float((invalid & valid).sum() / max(valid.sum(), 1))}
+    return out.astype(np.float32), stats
+
+
+def _lateral(z: np.ndarray, sigma_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Lateral noise: each pixel takes the depth of a neighbour displaced by
+    a Gaussian offset (rounded to whole pixels)."""
+    if sigma_px <= 0:
+        return z
+    h, w = z.shape
+    dy = np.rint(rng.standard_normal((h, w)) * sigma_px).astype(int)
+    dx = np.rint(rng.standard_normal((h, w)) * sigma_px).astype(int)
+    yy = np.clip(np.arange(h)[:, None] + dy, 0, h - 1)
+    xx = np.clip(np.arange(w)[None, :] + dx, 0, w - 1)
+    return z[yy, xx]
+
+
+def _depth_edges(z: np.ndarray, rel: float) -> np.ndarray:
+    zmax = ndimage.maximum_filter(z, size=3)
+    zmin = ndimage.minimum_filter(z, size=3)
+    return (zmax - zmin) > rel * np.maximum(z, 1e-6)
+
+
+# -- RGB model ----------------------------------------------------------------------
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def apply_rgb(model: RGBModel, rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """(h, w, 3) uint8 sRGB -> noisy uint8 sRGB, and the drawn values."""
+    if not model.enabled:
+        return rgb, {"enabled": False}
+    h, w, _ = rgb.shape
+    lin = srgb_to_linear(rgb.astype(np.float64) / 255.0)
+    exposure = float(2.0 ** rng.normal(0.0, model.exposure_jitter))
+    wb = np.exp(rng.normal(0.0, model.wb_jitter, 3))
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+    vig = 1.0 - model.vignetting * r2
+    lin = lin * exposure * wb[None, None, :] * vig[..., None]
+    blur = {}
+    if model.motion_blur_px > 0:
+        length = float(rng.uniform(0, model.motion_blur_px))
+        angle = float(rng.uniform(0, np.pi))
+        lin = _motion_blur(lin, length, angle)
+        blur = {"motion_blur_px": length, "motion_blur_angle_rad": angle}
+    e = np.clip(lin, 0, 1) * model.full_well_e
+    e = rng.poisson(e).astype(np.float64) + rng.normal(0.0, model.read_noise_e, e.shape)
+    lin = e / model.full_well_e
+    out = np.clip(np.rint(linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
+    if model.jpeg_quality:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, format="JPEG", quality=int(model.jpeg_quality))
+        out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return out, {"enabled": True, "exposure_gain": exposure, "white_balance_gains": wb.tolist(), **blur,
+                 "jpeg_quality": model.jpeg_quality}
+
+
+def _motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:
+    n = max(int(np.ceil(length)), 1)
+    if n <= 1:
+        return img
+    k = np.zeros((2 * n + 1, 2 * n + 1))
+    for t in np.linspace(-length / 2, length / 2, 4 * n):
+        k[int(round(n + t * np.sin(angle))), int(round(n + t * np.cos(angle)))] = 1
+    k /= k.sum()
+    return np.stack([ndimage.convolve(img[..., c], k, mode="nearest") for c in range(img.shape[-1])], -1)
+
+
+# -- presets ------------------------------------------------------------------------
+def presets_path() -> Path:
+    return assets_dir() / "sensors" / "presets.yaml"
+
+
+def _dc_from(cls, file, key: str, d: dict):
+    allowed = {f.name for f in fields(cls)}
+    check_keys(file, key, d, allowed)
+    kw = {}
+    for f_ in fields(cls):
+        if f_.name not in d:
+            continue
+        v = d[f_.name]
+        if f_.name == "model":
+            if v not in DEPTH_MODELS:
+                raise ConfigError(file, f"{key}.model", v, f"must be one of {list(DEPTH_MODELS)}")
+            kw[f_.name] = v
+        elif f_.name == "enabled":
+            if not isinstance(v, bool):
+                raise ConfigError(file, f"{key}.enabled", v, "must be true or false")
+            kw[f_.name] = v
+        elif f_.name == "range_m":
+            if not isinstance(v, list) or len(v) != 2:
+                raise ConfigError(file, f"{key}.range_m", v, "must be [min, max] metres")
+            lo, hi = (number(file, f"{key}.range_m[{i}]", x, 0.0, 100.0) for i, x in enumerate(v))
+            if lo >= hi:
+                raise ConfigError(file, f"{key}.range_m", v, "min must be < max")
+            kw[f_.name] = (lo, hi)
+        elif f_.name in ("flying_px", "jpeg_quality"):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+                raise ConfigError(file, f"{key}.{f_.name}", v, "must be an integer in 0..100")
+            kw[f_.name] = v
+        else:
+            kw[f_.name] = number(file, f"{key}.{f_.name}", v, 0.0, 1e7)
+    return replace(cls(), **kw)
+
+
+def load_presets(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Device presets: name -> raw mapping (intrinsics, resolution, sensor)."""
+    path = Path(path) if path is not None else presets_path()
+    d = load_yaml(path)
+    if not isinstance(d, dict) or not d:
+        raise ConfigError(path, "<root>", d, "must be a mapping of preset name -> device")
+    return d
+
+
+def parse_sensor(file, key: str, d: Any, presets: dict[str, dict[str, Any]] | None = None) -> SensorModel:
+    """A camera's ``sensor:`` entry: ``{preset: NAME, depth: {...}, rgb: {...}}``;
+    fields given override the preset's."""
+    if d is None:
+        return SensorModel()
+    check_keys(file, key, d, {"preset", "depth", "rgb"})
+    base_depth, base_rgb, name = {}, {}, "custom"
+    if "preset" in d:
+        presets = presets if presets is not None else load_presets()
+        if d["preset"] not in presets:
+            raise ConfigError(file, f"{key}.preset", d["preset"], f"unknown sensor preset; known: {sorted(presets)}")
+        name = d["preset"]
+        ps = presets[name].get("sensor", {})
+        base_depth, base_rgb = dict(ps.get("depth", {})), dict(ps.get("rgb", {}))
+    depth = _dc_from(DepthModel, file, f"{key}.depth", {**base_depth, **(d.get("depth") or {})})
+    rgb = _dc_from(RGBModel, file, f"{key}.rgb", {**base_rgb, **(d.get("rgb") or {})})
+    return SensorModel(preset=name, depth=depth, rgb=rgb)
+
+
+def apply_to_frames(rig, frames: dict, sensor_seed: int) -> tuple[dict, dict[str, Any]]:
+    """Apply every camera's sensor model to its clean frame.
+
+    Camera c (in rig order) draws from ``default_rng([sensor_seed, c])``, so a
+    pristine counterfactual rendered with the same ``sensor_seed`` gets the same
+    noise realisation. Returns (new frames, camera name -> drawn values); labels
+    are passed through untouched and the clean depth is kept as ``depth_gt``."""
+    out, draws = {}, {}
+    for ci, cam in enumerate(rig.cameras):
+        fr = frames.get(cam.name)
+        if fr is None:
+            continue
+        sm = cam.sensor or SensorModel()
+        rng = np.random.default_rng([sensor_seed, ci])
+        rgb, rgb_stats = apply_rgb(sm.rgb, fr.rgb, rng)
+        depth, depth_stats = apply_depth(sm.depth, fr.depth_m, cam.K, rng, rgb=fr.rgb)
+        changed_depth = sm.depth.model != "none"
+        out[cam.name] = replace(fr, rgb=rgb, depth_m=depth, depth_gt=fr.depth_m if changed_depth else None)
+        draws[cam.name] = {"preset": sm.preset, "rgb": rgb_stats, "depth": depth_stats}
+    return out, draws
