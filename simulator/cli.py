@@ -110,6 +110,7 @@ def show(capture_dir, out_png, gallery, catalog, seed) -> None:
 
 
 # -- subcommands defined in other modules (one add_command line each) ----------
+from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
 
 
 if __name__ == "__main__":
