@@ -1,0 +1,206 @@
+"""Local surface helpers shared by the ``crush`` and ``superficial`` operators
+(private: not part of the public damage_ops API).
+
+Everything is vectorised numpy on the labelled trimesh of a product (meters,
+item frame); refinement carries face labels through explicit new->old maps.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import noise
+import numpy as np
+import trimesh
+from scipy.ndimage import map_coordinates
+
+from .remesh import refine_once
+
+
+def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((n, 3) unit face normals, (n,) face areas m^2) of faces ``F`` over vertices ``V``."""
+    T = V[F]
+    c = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])
+    a = np.linalg.norm(c, axis=1)
+    return c / np.where(a > 0, a, 1.0)[:, None], 0.5 * a
+
+
+def max_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """(n,) longest edge of each face, meters."""
+    T = V[F]
+    return np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).max(1)
+
+
+def min_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """(n,) shortest edge of each face, meters."""
+    T = V[F]
+    return np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).min(1)
+
+
+def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.ndarray], max_edge_m: float,
+                 max_levels: int = 6) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Red-green refine (:func:`damage_ops.remesh.refine_once`) the faces that
+    ``select(mesh)`` marks, re-evaluated after every pass, until their longest
+    edge is at most ``max_edge_m`` or ``max_levels`` passes ran.
+
+    Re-selecting each pass keeps long faces that only graze the region from
+    being refined everywhere. Slivers (shortest edge below max_edge_m / 4: the
+    long thin facets of a revolved bottle or a label's inner wall) stop being
+    split: red splits halve every edge, so refining them further would
+    multiply faces without making them any less thin. Returns (mesh,
+    (n_new,) new_from_old)."""
+    total = np.arange(len(mesh.faces))
+    for _ in range(max_levels):
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        todo = select(mesh) & (max_edge(V, F) > max_edge_m) & (min_edge(V, F) > 0.25 * max_edge_m)
+        if not todo.any():
+            break
+        mesh, nfo = refine_once(mesh, todo)
+        total = total[nfo]
+    return mesh, total
+
+
+def _mt(T: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Moller-Trumbore: T (..., 3, 3) triangles, origins/dirs broadcastable (..., 3).
+    Returns t (...) with inf where the ray misses."""
+    e1, e2 = T[..., 1, :] - T[..., 0, :], T[..., 2, :] - T[..., 0, :]
+    p = np.cross(dirs, e2)
+    det = (e1 * p).sum(-1)
+    ok = np.abs(det) > 1e-20
+    inv = 1.0 / np.where(ok, det, 1.0)
+    s = origins - T[..., 0, :]
+    u = (s * p).sum(-1) * inv
+    q = np.cross(s, e1)
+    v = (q * dirs).sum(-1) * inv
+    t = (q * e2).sum(-1) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1)
+    return np.where(hit, t, np.inf)
+
+
+def ray_hits(V: np.ndarray, F: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Distances (m, sorted, > 1e-7) at which one ray meets the faces ``F``."""
+    t = _mt(V[F], origin[None], direction[None])
+    return np.sort(t[(t > 1e-7) & np.isfinite(t)])
+
+
+def _cells(lo: np.ndarray, hi: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every grid cell key of the boxes [lo, hi] (k, 2) int, and the box each came from."""
+    ni, nj = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+    cnt = ni * nj
+    owner = np.repeat(np.arange(len(lo)), cnt)
+    k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return (lo[owner, 0] + k // nj[owner]) * w + lo[owner, 1] + k % nj[owner], owner
+
+
+def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndarray, max_dist: float,
+             axis: np.ndarray, offset: float = 1e-5) -> np.ndarray:
+    """(k,) bool: whether the ray from each query face's centroid along its own
+    outward normal meets one of the ``occluders`` faces within ``max_dist`` m
+    (a flap over a carton top, a tape over a flap, a label over a bottle).
+
+    query, occluders: face index arrays; axis: (3,) unit direction the region
+    roughly faces. Pairs come from a 2-D grid hash in the plane normal to
+    ``axis``: a query ray segment and an occluder meet only if their projected
+    boxes share a cell, so the cost is ~ k x (occluders per cell). The
+    ray starts ``offset`` m above the surface so coincident layers do not count
+    as cover at distance zero."""
+    query = np.asarray(query, np.int64)
+    occluders = np.asarray(occluders, np.int64)
+    out = np.zeros(len(query), bool)
+    if len(query) == 0 or len(occluders) == 0:
+        return out
+    nq, _ = normals_areas(V, F[query])
+    o = V[F[query]].mean(1) + offset * nq
+    T = V[F[occluders]]
+    e1, e2 = tangent_frame(axis)
+    # cells no smaller than a typical occluder, so coarse occluders span few cells
+    cell = max(2.0 * float(np.median(max_edge(V, F[query]))), float(np.median(max_edge(V, F[occluders]))), 1e-4)
+    P = np.stack([T @ e1, T @ e2], -1)  # (m, 3, 2) occluders, projected
+    Q = np.stack([np.stack([o @ e1, o @ e2], 1), np.stack([(o + max_dist * nq) @ e1, (o + max_dist * nq) @ e2], 1)], 1)
+    olo, ohi = np.floor(P.min(1) / cell).astype(np.int64), np.floor(P.max(1) / cell).astype(np.int64)
+    qlo, qhi = np.floor(Q.min(1) / cell).astype(np.int64), np.floor(Q.max(1) / cell).astype(np.int64)
+    base = np.minimum(olo.min(0), qlo.min(0))
+    w = int(max(ohi[:, 1].max(), qhi[:, 1].max()) - base[1] + 1)
+    okey, oown = _cells(olo - base, ohi - base, w)
+    qkey, qown = _cells(qlo - base, qhi - base, w)
+    order = np.argsort(okey, kind="stable")
+    skey, sown = okey[order], oown[order]
+    a, b = np.searchsorted(skey, qkey, "left"), np.searchsorted(skey, qkey, "right")
+    n_pairs = b - a
+    if not n_pairs.any():
+        return out
+    qa = np.repeat(qown, n_pairs)
+    oa = sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
+    for i in range(0, len(qa), 1_000_000):  # bounded memory
+        qq, oo = qa[i:i + 1_000_000], oa[i:i + 1_000_000]
+        t = _mt(T[oo], o[qq], nq[qq])
+        out[qq[(t > 0) & (t < max_dist)]] = True
+    return out
+
+
+def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.ndarray | None = None,
+                      tries: int = 16) -> int:
+    """An area-weighted random face (among ``mask``) whose outward normal ray
+    leaves the item without meeting another face: a point a camera can see,
+    not a layer hidden under a flap, tape or label. Capped at ``tries`` draws;
+    after that the last draw is returned (every face of a closed convex-ish
+    item is exposed, so the cap is rarely reached)."""
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    n, a = normals_areas(V, F)
+    w = a * (np.asarray(mask, bool) if mask is not None else 1.0)
+    if w.sum() <= 0:
+        w = a
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]
+    f = 0
+    for _ in range(tries):
+        f = int(min(np.searchsorted(cdf, rng.random()), len(F) - 1))
+        o = V[F[f]].mean(0) + 1e-5 * n[f]
+        if len(ray_hits(V, F, o, n[f])) == 0:
+            return f
+    return f
+
+
+def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors spanning the plane normal to unit ``n``."""
+    a = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(n, a)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(n, e1)
+
+
+class Noise2:
+    """Fractal Perlin noise (``noise.pnoise2``) sampled once on a grid and
+    interpolated bilinearly, so evaluating it at thousands of points is one
+    vectorised call. The permutation base and offset are drawn from ``rng``.
+
+    half_extent: the grid covers [-half_extent, half_extent]^2 (same units as the
+    query points; points outside are clamped); scale: feature size (same units).
+    Values lie roughly in [-0.7, 0.7]."""
+
+    def __init__(self, rng: np.random.Generator, half_extent: float, scale: float, octaves: int = 3,
+                 resolution: int = 48):
+        self.h = float(half_extent)
+        self.res = int(resolution)
+        base = int(rng.integers(0, 256))
+        ox, oy = rng.uniform(0.0, 64.0, size=2)
+        g = np.linspace(-self.h, self.h, self.res) / scale
+        self.grid = np.array([[noise.pnoise2(float(x + ox), float(y + oy), octaves=octaves, base=base)
+                               for y in g] for x in g], np.float64)
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        k = (self.res - 1) / (2 * self.h)
+        iu = np.clip((np.asarray(u) + self.h) * k, 0, self.res - 1)
+        iv = np.clip((np.asarray(v) + self.h) * k, 0, self.res - 1)
+        return map_coordinates(self.grid, [iu.ravel(), iv.ravel()], order=1, mode="nearest").reshape(np.shape(u))
+
+
+def area_threshold(s: np.ndarray, area: np.ndarray, target: float) -> float:
+    """Threshold ``r`` such that the faces with ``s < r`` have total area closest
+    to ``target`` (faces taken in order of increasing ``s``)."""
+    if len(s) == 0:
+        return 0.0
+    order = np.argsort(s, kind="stable")
+    cum = np.cumsum(area[order])
+    k = int(np.argmin(np.abs(cum - target)))
+    hi = s[order[k + 1]] if k + 1 < len(order) else s[order[k]] + 1.0
+    return float(0.5 * (s[order[k]] + hi))

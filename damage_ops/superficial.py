@@ -1,0 +1,415 @@
+"""Superficial damage: scuffs, scratches, stains and torn labels (Kaputt
+category ``superficial``).
+
+Mostly texture-level: faces in an irregular region get a new ``tint`` (RGB
+multiplier) and/or ``finish`` (see :data:`damage_ops.product.FINISHES`):
+
+- ``scuff``: an elongated rub mark, noisy outline; finish ``scuffed`` and a
+  lighter tint (x1.06..1.3, noise-varied).
+- ``scratch``: a thin line (``width_mm``) along a wavy path walked over the
+  surface, ``length_mm`` long; either light (coating scraped off: finish
+  ``scuffed``, tint x1.35) or dark (dirt: tint x0.55), plus a groove: the
+  vertices inside the line sink by ``relief_mm`` (<= 0.3 mm, <= 0.25 x the
+  item's thickness at the centre, and shallower where steep groove walls
+  would add more than 4 % to the line's area) along their normal.
+- ``stain``: an irregular Perlin-noise blob, darker (coffee, grease or water
+  mark colour), with a darker rim (coffee-ring effect).
+- ``torn_label``: on a product with a ``label`` part, a noisy patch of the
+  label is torn off (its faces removed, both paper walls), revealing the body
+  underneath. This OPENS the label part (it is a closed paper sleeve; the hole
+  leaves a boundary), every other part stays closed - hence the op registers
+  ``opens_surface=True``; the other styles never open anything. On a product
+  without a label the top liner of the board is torn instead: the patch gets
+  finish ``interior`` (raw board showing), geometry untouched.
+
+The region is shaped on the surface around the centre (a random exposed face,
+or ``center``) by a scalar field ``s`` (a noise-modulated, anisotropic
+distance for blobs; the distance to the walked path for scratches); faces are
+taken in increasing ``s`` until their area equals the requested area, so the
+measured area matches the request up to one small face. Only faces that face
+the viewer of the centre (normal within ~73 deg of the centre normal) and are
+not covered by another opaque part within 8 mm (a flap over a carton top, a
+tape over a flap, a label over a bottle) are eligible: paint never lands on a
+hidden layer. The region is refined first (red-green, labels carried) so its
+outline is resolved: edges <= clip(sqrt(area) / 8, 0.7, 2.5) mm for blobs,
+clip(0.5 x width, 0.3, 2.5) mm for scratches.
+
+Labels: "changed" = faces whose tint, finish or geometry changed (for
+``torn_label``: the body faces the tear revealed - the removed label faces no
+longer exist); exactly those get the new ``damage_id``. Size (measured):
+``area_cm2`` = area of the labelled faces (severity: ``major`` if >= 12 cm^2);
+scratches also report ``length_mm`` (walked path length) and ``width_mm``
+(area / length), ``relief_mm`` (deepest vertex sink).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import trimesh
+
+from . import _surface as S
+from .base import ParamError, add_damage, check_range, register
+from .product import FINISH_IDS, Product, ensure_optional, take_faces
+
+OP = "superficial"
+STYLES = ("scuff", "scratch", "stain", "torn_label")
+#: see-through materials: they never hide what lies under them
+TRANSPARENT_MATERIALS = frozenset({"clear_plastic", "shrink_film"})
+#: a face is eligible if its normal . centre normal exceeds this
+FACING_MIN = 0.3
+#: cover searched within this distance above a face (m)
+COVER_M = 0.008
+DEFAULT_AREA_CM2 = 6.0
+DEFAULT_LENGTH_MM = 60.0
+STAIN_COLOURS = ((0.62, 0.48, 0.34), (0.70, 0.68, 0.58), (0.80, 0.80, 0.82))  # coffee, grease, water mark
+
+
+@dataclass(frozen=True)
+class SuperficialParams:
+    """style: ``scuff`` | ``scratch`` | ``stain`` | ``torn_label``
+    area_cm2: damaged area, cm^2, in [0.5, 200]; None = 6 cm^2 (blobs) or
+        length x width (scratch)
+    length_mm: scratch length, mm, in [5, 400] (scratch only; give it or
+        area_cm2, not both); None = 60 mm
+    width_mm: scratch line width, mm, in [0.3, 3]
+    relief_mm: scratch groove depth, mm, in [0, 0.3]
+    center: face index whose centroid is the damage centre, or None = random
+        exposed face (a label face for torn_label)
+    """
+
+    style: str = "scuff"
+    area_cm2: float | None = None
+    length_mm: float | None = None
+    width_mm: float = 1.0
+    relief_mm: float = 0.15
+    center: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ParamError(f"{OP}.style: must be one of {list(STYLES)}, got {self.style!r}")
+        if self.area_cm2 is not None:
+            check_range(OP, "area_cm2", self.area_cm2, 0.5, 200.0)
+        check_range(OP, "width_mm", self.width_mm, 0.3, 3.0)
+        check_range(OP, "relief_mm", self.relief_mm, 0.0, 0.3)
+        if self.length_mm is not None:
+            if self.style != "scratch":
+                raise ParamError(f"{OP}.length_mm: only for style 'scratch', got {self.length_mm!r} "
+                                 f"with style {self.style!r}")
+            if self.area_cm2 is not None:
+                raise ParamError(f"{OP}.length_mm: give length_mm or area_cm2 for a scratch, not both "
+                                 f"(got {self.length_mm!r} and {self.area_cm2!r})")
+            check_range(OP, "length_mm", self.length_mm, 5.0, 400.0)
+        if self.style == "scratch" and self.area_cm2 is not None:
+            length = self.area_cm2 * 100.0 / self.width_mm
+            if not 5.0 <= length <= 400.0:
+                raise ParamError(f"{OP}.area_cm2: a scratch of width {self.width_mm} mm and area "
+                                 f"{self.area_cm2} cm^2 would be {length:.0f} mm long, outside [5, 400]")
+        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
+                                        or self.center < 0):
+            raise ParamError(f"{OP}.center: must be None or a face index >= 0, got {self.center!r}")
+
+    @property
+    def scratch_length_mm(self) -> float:
+        if self.length_mm is not None:
+            return float(self.length_mm)
+        if self.area_cm2 is not None:
+            return float(self.area_cm2) * 100.0 / self.width_mm
+        return DEFAULT_LENGTH_MM
+
+    @property
+    def target_area_mm2(self) -> float:
+        if self.style == "scratch":
+            return self.scratch_length_mm * self.width_mm
+        return float(self.area_cm2 if self.area_cm2 is not None else DEFAULT_AREA_CM2) * 100.0
+
+
+# -- fields ----------------------------------------------------------------------
+def _blob_field(rng, c, n, radius, aspect, amp):
+    """Noise-modulated, area-preserving anisotropic distance from c (m)."""
+    e1, e2 = S.tangent_frame(n)
+    th = rng.uniform(0, np.pi)
+    a1, a2 = np.cos(th) * e1 + np.sin(th) * e2, -np.sin(th) * e1 + np.cos(th) * e2
+    k = np.sqrt(aspect)
+    nz = S.Noise2(rng, 4.0 * radius * k, 0.6 * radius, octaves=3)
+
+    def s(X: np.ndarray) -> np.ndarray:
+        q = X - c
+        u, v, z = q @ a1, q @ a2, q @ n
+        d = np.sqrt((u / k) ** 2 + (v * k) ** 2 + z ** 2)
+        return d * (1.0 + amp * nz(u, v))
+    return s
+
+
+def _walk_path(rng, mesh, c, n, length, cand):
+    """A wavy path of ``length`` m centred on c, projected on the surface
+    (rays along -n onto candidate faces). Tries up to 8 headings and keeps
+    the one that stays on the surface longest. Returns (k, 3) points."""
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    e1, e2 = S.tangent_frame(n)
+    k = int(np.clip(length / 1.5e-3, 16, 160))
+    tau = np.linspace(-0.5, 0.5, k) * length
+    T = V[F[cand]]
+    nC, _ = S.normals_areas(V, F[cand])
+    best, best_len = None, -1.0
+    for _ in range(8):
+        th0 = rng.uniform(0, 2 * np.pi)
+        curv = np.cumsum(rng.normal(0.0, 1.0, k)) * (0.8 / np.sqrt(k))  # gentle random wander (rad)
+        curv -= curv[k // 2]
+        th = th0 + curv * 0.6
+        step = np.diff(tau, prepend=tau[0])
+        du = np.cumsum(step * np.cos(th))
+        dv = np.cumsum(step * np.sin(th))
+        du -= du[k // 2]
+        dv -= dv[k // 2]
+        P = c + du[:, None] * e1 + dv[:, None] * e2 + n * 0.02
+        t = S._mt(T[None], P[:, None], -n[None, None])
+        t = np.where((t > 0) & (nC @ n > FACING_MIN)[None], t, np.inf)
+        j = np.argmin(t, axis=1)
+        tt = t[np.arange(k), j]
+        ok = np.isfinite(tt)
+        # keep the contiguous on-surface stretch through the centre
+        mid = k // 2
+        if not ok[mid]:
+            continue
+        lo = mid
+        while lo > 0 and ok[lo - 1]:
+            lo -= 1
+        hi = mid
+        while hi < k - 1 and ok[hi + 1]:
+            hi += 1
+        pts = P[lo:hi + 1] - n * tt[lo:hi + 1, None]
+        plen = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+        if plen > best_len:
+            best, best_len = pts, plen
+        if hi - lo == k - 1:
+            break
+    if best is None:
+        best = c[None]
+    return best
+
+
+def _segment_distance(X: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """(m,) distance of points X (m, 3) to the polyline P (k, 3)."""
+    if len(P) == 1:
+        return np.linalg.norm(X - P[0], axis=1)
+    A, B = P[:-1], P[1:]
+    AB = B - A
+    L2 = np.maximum((AB ** 2).sum(1), 1e-18)
+    out = np.full(len(X), np.inf)
+    for i in range(0, len(X), 4096):
+        x = X[i:i + 4096, None]
+        t = np.clip(((x - A) * AB).sum(2) / L2, 0.0, 1.0)
+        d = ((x - (A + t[..., None] * AB)) ** 2).sum(2).min(1)
+        out[i:i + 4096] = np.sqrt(d)
+    return out
+
+
+def _face_s(mesh, s_fn):
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    sv = s_fn(V)
+    sc = s_fn(V[F].mean(1))
+    return np.minimum(sv[F].min(1), sc), np.maximum(sv[F].max(1), sc), sc
+
+
+def _drop_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:
+    idx = np.flatnonzero(keep)
+    F = np.asarray(mesh.faces)[idx]
+    used, inv = np.unique(F, return_inverse=True)
+    return take_faces(mesh, idx, np.asarray(mesh.vertices)[used], inv.reshape(-1, 3))
+
+
+@register(OP, SuperficialParams, "superficial", opens_surface=True)
+def superficial(product: Product, params: SuperficialParams, rng: np.random.Generator):
+    """Scuff / scratch / stain / torn label on ``product`` (not mutated); returns
+    (new product, DamageRecord). See the module docstring."""
+    p = product.copy()
+    mesh = ensure_optional(p.mesh)
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    nf0 = len(F)
+    if params.center is not None and params.center >= nf0:
+        raise ParamError(f"{OP}.center: face index must be < {nf0} for product {p.sku!r}, got {params.center!r}")
+    label_parts = [i for i, q in enumerate(p.parts) if q.name == "label"]
+    opaque_parts = [i for i, q in enumerate(p.parts) if q.material not in TRANSPARENT_MATERIALS]
+    peel = params.style == "torn_label" and bool(label_parts)
+    pid = p.part_id
+    if params.center is not None:
+        face = int(params.center)
+    else:
+        mask = np.isin(pid, label_parts) if peel else np.isin(pid, opaque_parts)
+        face = S.pick_exposed_face(mesh, rng, mask if mask.any() else None)
+    fn, _ = S.normals_areas(V, F[face:face + 1])
+    n = fn[0]
+    c = V[F[face]].mean(0)
+    A = params.target_area_mm2 * 1e-6  # m^2
+
+    # -- the field ------------------------------------------------------------
+    if params.style == "scratch":
+        w = params.width_mm * 1e-3
+        Lm = params.scratch_length_mm * 1e-3
+        near = np.flatnonzero(np.linalg.norm(V[F].mean(1) - c, axis=1) < 0.5 * Lm + S.max_edge(V, F) + 0.01)
+        path = _walk_path(rng, mesh, c, n, Lm, near)
+
+        def s_fn(X):
+            return _segment_distance(X, path)
+        R0, h = 0.5 * w, float(np.clip(0.5 * params.width_mm, 0.3, 2.5)) * 1e-3
+    else:
+        aspect = {"scuff": rng.uniform(1.5, 3.0), "stain": rng.uniform(1.0, 1.6)}.get(params.style, rng.uniform(1.0, 2.0))
+        amp = {"scuff": 0.25, "stain": 0.45}.get(params.style, 0.35)
+        R0 = np.sqrt(A / np.pi)
+        s_fn = _blob_field(rng, c, n, R0, aspect, amp)
+        h = float(np.clip(np.sqrt(params.target_area_mm2) / 8.0, 0.7, 2.5)) * 1e-3
+        if params.style == "torn_label":
+            h = float(np.clip(np.sqrt(params.target_area_mm2) / 12.0, 0.5, 2.5)) * 1e-3
+
+    # -- estimate the threshold on the coarse mesh, then refine around it -------
+    pid = mesh.face_attributes["part_id"]
+    opaque = np.isin(pid, opaque_parts)
+    lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
+
+    def covered(Vm, Fm, pidm, query: np.ndarray, occ_mask: np.ndarray) -> np.ndarray:
+        # cover by a different part only: a part never hides itself locally
+        res = np.zeros(len(query), bool)
+        for q in np.unique(pidm[query]):
+            if q not in opaque_parts and not peel:
+                continue  # a see-through film lies on top of what it wraps: nothing covers it
+            sel = pidm[query] == q
+            occ = np.flatnonzero(occ_mask & (pidm != q))
+            res[sel] = S.occluded(Vm, Fm, query[sel], occ, COVER_M, n)
+        return res
+
+    if params.style == "scratch":
+        band_lo, band_hi = 0.0, 3.0 * R0 + 2 * h
+    else:
+        nrm, area = S.normals_areas(V, F)
+        el = S.max_edge(V, F)
+        smin, _, _ = _face_s(mesh, s_fn)
+        cand = np.flatnonzero((nrm @ n > FACING_MIN) & (smin - el < 3.0 * R0) & ~lab & opaque)
+        occ_mask = (smin - el < 3.0 * R0 + COVER_M) & (lab if peel else opaque)
+        if peel:
+            cand = cand[covered(V, F, pid, cand, occ_mask)]
+        else:
+            cand = cand[~covered(V, F, pid, cand, occ_mask)]
+        # 7 sample points per face (centroid + 6 inner points) for the area of {s < r}
+        bary = np.array([[1, 1, 1], [4, 1, 1], [1, 4, 1], [1, 1, 4], [1, 2.5, 2.5], [2.5, 1, 2.5], [2.5, 2.5, 1]])
+        bary = bary / bary.sum(1, keepdims=True)
+        X = np.einsum("kj,fjd->fkd", bary, V[F[cand]]).reshape(-1, 3)
+        r_est = S.area_threshold(s_fn(X), np.repeat(area[cand] / 7.0, 7), A) if len(cand) else R0
+        band_lo, band_hi = 0.75 * r_est, 1.35 * r_est
+        R0 = r_est
+
+    def select(m):
+        smin, smax, _ = _face_s(m, s_fn)
+        el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces))
+        return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
+
+    mesh, _ = S.refine_where(mesh, select, h, max_levels=7)
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    pid = mesh.face_attributes["part_id"]
+    nrm, area = S.normals_areas(V, F)
+    sc = s_fn(V[F].mean(1))
+    opaque = np.isin(pid, opaque_parts)
+    lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
+
+    # -- eligible faces: facing the viewer of the centre, not under another opaque part
+    cutoff = max(1.6 * R0, 3.0 * R0 if params.style == "scratch" else 0.0) + 2 * h
+    near = sc < cutoff + COVER_M
+    facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
+
+    if peel:
+        body_q = np.flatnonzero(facing & ~lab & opaque)
+        under = body_q[covered(V, F, pid, body_q, near & lab)]
+        # calibrate the tear radius on the revealed area (2 passes)
+        r = S.area_threshold(sc[under], area[under], A)
+        for _ in range(2):
+            gone = lab & (sc < r)
+            still = covered(V, F, pid, under, near & lab & ~gone)
+            rev = under[~still]
+            a_rev = float(area[rev].sum())
+            if a_rev <= 0 or abs(a_rev - A) < 0.03 * A:
+                break
+            r *= np.sqrt(A / a_rev)
+        gone = lab & (sc < r)
+        still = covered(V, F, pid, under, near & lab & ~gone)
+        rev = under[~still]
+        keep = ~gone
+        new_index = np.cumsum(keep) - 1
+        mesh = _drop_faces(mesh, keep)
+        faces = new_index[rev]
+        p.mesh = mesh
+        size = {"area_cm2": float(area[rev].sum()) * 1e4, "removed_faces": float(gone.sum())}
+    else:
+        q = np.flatnonzero(facing)
+        elig = q[~covered(V, F, pid, q, near & opaque)]
+        r = S.area_threshold(sc[elig], area[elig], A)
+        faces = elig[sc[elig] < r]
+        tint = mesh.face_attributes["tint"]
+        finish = mesh.face_attributes["finish"]
+        e1, e2 = S.tangent_frame(n)
+        cen = V[F[faces]].mean(1) - c
+        nz = S.Noise2(rng, max(4.0 * R0, 0.5 * params.scratch_length_mm * 1e-3), max(R0, 2e-3), octaves=2)
+        var = nz(cen @ e1, cen @ e2)  # ~[-0.7, 0.7]
+        size = {}
+        if params.style == "scuff":
+            fac = np.clip(1.18 + 0.15 * var, 1.06, 1.3)[:, None] * np.ones(3)
+            finish[faces] = FINISH_IDS["scuffed"]
+        elif params.style == "stain":
+            col = np.asarray(STAIN_COLOURS[int(rng.integers(len(STAIN_COLOURS)))])
+            ring = np.clip(sc[faces] / max(r, 1e-9), 0, 1) ** 6
+            k = np.clip(0.75 + 0.25 * var + 0.35 * ring, 0.5, 1.2)
+            fac = np.minimum(1.0 - k[:, None] * (1.0 - col[None]), 0.95)
+        elif params.style == "torn_label":  # no label part: the board's top liner tears off
+            fac = np.clip(0.92 + 0.05 * var, 0.85, 0.97)[:, None] * np.ones(3)
+            finish[faces] = FINISH_IDS["interior"]
+        else:  # scratch
+            light = rng.random() < 0.5
+            fac = (np.clip(1.35 + 0.1 * var, 1.2, 1.5) if light else np.clip(0.55 + 0.1 * var, 0.4, 0.7))[:, None] * np.ones(3)
+            if light:
+                finish[faces] = FINISH_IDS["scuffed"]
+        tint[faces] = (tint[faces] * fac).astype(np.float32)
+        if params.style == "scratch":
+            a0 = float(area[faces].sum())
+            grooved, relief = _groove(mesh, faces, params.relief_mm * 1e-3, c, n)
+            a = float(S.normals_areas(np.asarray(grooved.vertices), F[faces])[1].sum())
+            if a > 1.04 * a0 and relief > 0:  # steep groove walls on a narrow line: shallower
+                grooved, relief = _groove(mesh, faces, relief * np.sqrt(0.04 * a0 / (a - a0)), c, n)
+                a = float(S.normals_areas(np.asarray(grooved.vertices), F[faces])[1].sum())
+            mesh = grooved
+            area = area.copy()
+            area[faces] = S.normals_areas(np.asarray(mesh.vertices), F[faces])[1]
+            plen = float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum()) if len(path) > 1 else 0.0
+            size = {"length_mm": plen * 1e3, "width_mm": a / max(plen, 1e-9) * 1e3, "relief_mm": relief * 1e3}
+        p.mesh = mesh
+        size = {"area_cm2": float(area[faces].sum()) * 1e4, **size}
+    region = {"center_m": c.tolist(), "radius_m": float(np.sqrt(max(size["area_cm2"], 1e-9) * 1e-4 / np.pi)),
+              "normal": n.tolist(), "style": params.style, "face": face, "opens_surface": bool(peel)}
+    return add_damage(p, faces, OP, size, region, asdict(params))
+
+
+def _groove(mesh, faces, relief_m: float, c, n) -> tuple[trimesh.Trimesh, float]:
+    """Sink the vertices inside the scratch (every incident face is in it) along
+    their normal, so only scratch faces change shape. Returns (mesh, deepest
+    sink m)."""
+    if relief_m <= 0 or len(faces) == 0:
+        return mesh, 0.0
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    inside = np.zeros(len(F), bool)
+    inside[faces] = True
+    touch_out = np.zeros(len(V), bool)
+    touch_out[F[~inside].ravel()] = True
+    verts = np.setdiff1d(np.unique(F[faces]), np.flatnonzero(touch_out))
+    if len(verts) == 0:
+        return mesh, 0.0
+    # a groove never deeper than a quarter of the item's thickness at the centre
+    hits = S.ray_hits(V, F, c - 1e-6 * n, -n)
+    thick = float(hits[0]) if len(hits) else 1.0
+    depth = min(relief_m, 0.25 * thick)
+    fn, fa = S.normals_areas(V, F[faces])
+    vn = np.zeros((len(V), 3))
+    for k in range(3):
+        np.add.at(vn, F[faces, k], fn * fa[:, None])
+    vn = vn[verts]
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-18)
+    newV = V.copy()
+    newV[verts] -= depth * vn
+    return take_faces(mesh, np.arange(len(F)), newV, F.copy()), depth
