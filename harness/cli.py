@@ -1,0 +1,220 @@
+"""``damagesim lift``: the lift study and its pieces. Torch is imported only
+inside the commands, so ``import simulator.cli`` stays light."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+def _fail(e: Exception) -> None:
+    click.echo(f"damagesim lift: error: {e}", err=True)
+    sys.exit(2)
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _fail(RuntimeError('the lift harness needs torch: pip install torch==2.13.0 && pip install -e ".[harness]"'))
+
+
+def _load_synth(paths, size, limit, cache, depth=False):
+    from .data import ImageSet, load_synthetic
+
+    if cache is not None and Path(cache).is_file():
+        click.echo(f"lift: synthetic views from cache {cache}", err=True)
+        return ImageSet.load(cache)
+    t = time.perf_counter()
+    s = load_synthetic(list(paths), size=size, limit=limit, depth=depth, progress=True)
+    click.echo(f"lift: loaded {len(s)} synthetic views ({s.counts()['damaged']} damaged) in "
+               f"{time.perf_counter() - t:.0f} s", err=True)
+    if cache is not None:
+        s.save(cache)
+    return s
+
+
+_common = [
+    click.option("--size", default=96, show_default=True, type=int, help="Crop side in pixels (multiple of 16)."),
+    click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."),
+    click.option("--width", default=16, show_default=True, type=int, help="CNN width (channels of the first stage)."),
+]
+
+
+def common(f):
+    for o in reversed(_common):
+        f = o(f)
+    return f
+
+
+@click.group()
+def lift() -> None:
+    """Measure how synthetic pretraining lifts damage detection on real images."""
+
+
+@lift.command("study")
+@click.option("--real", "real_dir", required=True, type=click.Path(exists=True),
+              help="Real data: damaged/+intact/ folders, MVTec folder or COCO json.")
+@click.option("--real-test", default=None, type=click.Path(exists=True),
+              help="Separate real test set (then all of --real is the training pool).")
+@click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="damagesim dataset folder(s) for pretraining (repeatable).")
+@click.option("--synthetic-limit", default=None, type=int, help="Use the first N captures of each synthetic folder.")
+@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="npz cache of the synthetic views.")
+@click.option("--budgets", default="0,10,25,50,100,all", show_default=True, help="Real budgets k.")
+@click.option("--seeds", default=3, show_default=True, type=int)
+@click.option("--test-frac", default=0.4, show_default=True, type=float)
+@click.option("--split-seed", default=0, show_default=True, type=int)
+@click.option("--pretrain-steps", default=500, show_default=True, type=int)
+@click.option("--finetune-steps", default=60, show_default=True, type=int)
+@click.option("--batch", default=32, show_default=True, type=int)
+@click.option("--pretrain-per-seed", is_flag=True, help="One synthetic pretraining per seed (default: one shared).")
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+@click.option("--out", default="renders/lift", show_default=True, type=click.Path(file_okay=False))
+@common
+def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, budgets, seeds, test_frac, split_seed,
+          pretrain_steps, finetune_steps, batch, pretrain_per_seed, n_boot, out, size, device, width) -> None:
+    """Full protocol: (a) scratch vs (b) synthetic-pretrained per budget k and seed,
+    shortcut baseline, metrics with intervals; writes OUT/results.{json,md} and OUT/lift.png."""
+    _need_torch()
+    from .data import DatasetError, load_real
+    from .protocol import StudyConfig, parse_budgets, run_study
+    from .report import markdown_table, write_report
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    try:
+        if size % 16:
+            raise ValueError(f"--size must be a multiple of 16, got {size}")
+        real = load_real(real_dir, size=size, progress=True)
+        test = load_real(real_test, size=size, progress=True) if real_test else None
+        synth = _load_synth(synth_dirs, size, synthetic_limit, cache) if synth_dirs else None
+        cfg = StudyConfig(budgets=parse_budgets(budgets), seeds=seeds, test_frac=test_frac, split_seed=split_seed,
+                          pretrain=TrainConfig(steps=pretrain_steps, batch=batch, lr=2e-3),
+                          finetune=TrainConfig(steps=finetune_steps, batch=min(batch, 16), lr=1e-3, seg_weight=0.0),
+                          pretrain_per_seed=pretrain_per_seed, width=width, n_boot=n_boot, device=device)
+        res = run_study(real, synth, cfg, real_test=test, echo=lambda m: click.echo(m, err=True))
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    res["seconds"] = time.perf_counter() - t0
+    res["command"] = " ".join(sys.argv)
+    paths = write_report(res, out)
+    click.echo(markdown_table(res))
+    click.echo(f"lift: wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    click.echo(f"lift: total wall time {res['seconds']:.0f} s ({res['seconds'] / 60:.1f} min)")
+
+
+@lift.command("train")
+@click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--real", "real_dir", default=None, type=click.Path(exists=True))
+@click.option("--init", default=None, type=click.Path(exists=True, dir_okay=False), help="Start from this checkpoint.")
+@click.option("--steps", default=500, show_default=True, type=int)
+@click.option("--batch", default=32, show_default=True, type=int)
+@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--limit", default=None, type=int, help="First N captures per synthetic folder.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint (.pt).")
+@common
+def train_cmd(synth_dirs, real_dir, init, steps, batch, lr, seed, limit, out, size, device, width) -> None:
+    """Train a damage CNN on synthetic views and/or real images; save a checkpoint."""
+    _need_torch()
+    import torch
+
+    from .data import DatasetError, load_real
+    from .train import TrainConfig, new_model, train
+
+    try:
+        if not synth_dirs and not real_dir:
+            raise ValueError("give --synthetic DIR and/or --real DIR")
+        data = _load_synth(synth_dirs, size, limit, None) if synth_dirs else load_real(real_dir, size=size)
+        if synth_dirs and real_dir:
+            raise ValueError("train on one source at a time: pretrain on --synthetic, then --init and --real")
+        model = new_model(seed, data.images.shape[3], width, seg_head=data.masks is not None)
+        if init:
+            model.load_state_dict(torch.load(init, map_location="cpu")["state"], strict=False)
+        info = train(model, data, TrainConfig(steps=steps, batch=batch, lr=lr), seed, device, progress=True)
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    torch.save({"state": model.state_dict(), "in_ch": data.images.shape[3], "width": width, "size": size}, out)
+    l = info["losses"]
+    click.echo(f"lift: trained {steps} steps in {info['seconds']:.0f} s; loss {sum(l[:10]) / 10:.3f} -> "
+               f"{sum(l[-10:]) / 10:.3f}; saved {out}")
+
+
+@lift.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--real", "real_dir", default=None, type=click.Path(exists=True))
+@click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@click.option("--device", default="auto", show_default=True)
+def eval_cmd(checkpoint, real_dir, synth_dirs, seed, device) -> None:
+    """Score a labelled set with CHECKPOINT; print AUROC, AP, recall@FPR with 95% CIs."""
+    _need_torch()
+    import json
+
+    import numpy as np
+    import torch
+
+    from . import metrics as M
+    from .data import DatasetError, load_real
+    from .train import new_model, predict
+
+    ck = torch.load(checkpoint, map_location="cpu")
+    try:
+        data = load_real(real_dir, size=ck["size"]) if real_dir else _load_synth(synth_dirs, ck["size"], None, None)
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    model = new_model(0, ck["in_ch"], ck["width"], seg_head=any(k.startswith("seg.") for k in ck["state"]))
+    model.load_state_dict(ck["state"])
+    s = predict(model, data.images, device)
+    res = M.summarize(data.labels, s, np.random.default_rng(seed), data.categories)
+    click.echo(json.dumps(res, indent=1))
+
+
+@lift.command("baseline")
+@click.option("--pairs", "pairs_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="damagesim dataset with reference captures (--reference-poses >= 1): kNN anomaly baseline.")
+@click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Backbone for kNN features (default: a random-init CNN, seed --seed).")
+@click.option("--real", "real_dir", default=None, type=click.Path(exists=True),
+              help="Real data: shortcut baseline (trivial features, logistic regression) on a stratified split.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics JSON here.")
+@common
+def baseline(pairs_dir, checkpoint, real_dir, seed, out, size, device, width) -> None:
+    """Reference-comparison (PatchCore-style kNN) and shortcut baselines."""
+    import json
+
+    import numpy as np
+
+    from . import metrics as M
+    from .data import DatasetError, load_real
+
+    result = {}
+    try:
+        if pairs_dir is None and real_dir is None:
+            raise ValueError("give --pairs DIR (kNN baseline) and/or --real DIR (shortcut baseline)")
+        if pairs_dir:
+            _need_torch()
+            from .knn import knn_baseline
+
+            result["knn"] = knn_baseline(pairs_dir, checkpoint, size=size, width=width, seed=seed, device=device)
+        if real_dir:
+            from .baselines import LogisticRegression, shortcut_features
+            from .protocol import stratified_split
+
+            real = load_real(real_dir, size=size)
+            tr, te = stratified_split(real.labels, real.groups, 0.4, np.random.default_rng([seed, 7]))
+            X = shortcut_features(real.images, real.aspect)
+            lr = LogisticRegression().fit(X[tr], real.labels[tr])
+            s = lr.decision_function(X[te])
+            result["shortcut"] = M.summarize(real.labels[te], s, np.random.default_rng(seed))
+            result["shortcut"]["weights"] = lr.w.tolist()
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).write_text(text)
+    click.echo(text)

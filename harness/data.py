@@ -1,0 +1,414 @@
+"""Image sets for the lift harness: damagesim output and real photographs, loaded
+into one in-memory form (:class:`ImageSet`) of small square crops.
+
+Synthetic label (documented choice): one sample = one camera view of one capture,
+cropped around the item via the instance mask (real photos are item-centred).
+The view is *damaged* when at least ``min_damage_px`` damage pixels of that view
+(``damage_category.png > 0``) are visible; a damaged item whose damage is hidden
+from a camera is intact *in that image*, because nothing in the pixels says
+otherwise. The capture-level ``items[].damaged`` flag is kept in ``item_damaged``.
+
+Real layouts (:func:`load_real` detects which):
+  (a) class folders: ``ROOT/damaged/**/IMG``, ``ROOT/intact/**/IMG``; a first-level
+      subfolder of ``damaged/`` is the damage category; optional masks at
+      ``ROOT/masks/<same relative path, .png>`` (non-zero = damage).
+  (b) COCO: a ``.json`` file; ``images[].file_name`` relative to the json's folder
+      or ``images_dir``; an image is damaged when it has an annotation whose
+      category name is ``damaged``, starts with ``damage`` or is a Kaputt category.
+  (c) MVTec / anomalib: ``ROOT/{train,test}/good/IMG`` intact,
+      ``ROOT/test/<defect>/IMG`` damaged (category = defect), masks at
+      ``ROOT/ground_truth/<defect>/<stem>_mask.png``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["DatasetError", "ImageSet", "load_synthetic", "load_real", "load_class_folders", "load_coco",
+           "load_mvtec", "load_references", "IMAGE_EXTS", "KAPUTT_CATEGORIES"]
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+KAPUTT_CATEGORIES = ("deformation", "penetration", "deconstruction", "spillage", "missing_unit", "superficial")
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing, empty, unreadable or inconsistent; the
+    message names the file or folder."""
+
+
+@dataclass
+class ImageSet:
+    """Square crops with image-level labels.
+
+    images: ``(n, S, S, C)`` uint8 (C = 3 RGB, or 4 with a depth channel:
+        item-relative depth, 128 = item median, 1 grey level = 1 mm, clipped).
+    labels: ``(n,)`` int64, 1 = damaged.
+    categories: n strings, damage category of the view ("" = intact / unknown).
+    masks: ``(n, S, S)`` uint8 0/1 damage masks, or None; ``has_mask`` ``(n,)`` bool.
+    sources: n unique ids (file path, or ``capture/camera``).
+    groups: n group ids; samples of one group (the cameras of one capture) are
+        never split between train and test.
+    aspect: ``(n,)`` float, width / height of the original image or item crop box.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    categories: list[str]
+    sources: list[str]
+    groups: list[str]
+    aspect: np.ndarray
+    masks: np.ndarray | None = None
+    has_mask: np.ndarray | None = None
+    item_damaged: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.ndim != 4 or self.images.shape[0] != n or self.images.shape[1] != self.images.shape[2]:
+            raise ValueError(f"images must have shape (n, S, S, C) with n = {n}, got {self.images.shape}")
+        for name in ("categories", "sources", "groups", "aspect"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} must have length {n}, got {len(getattr(self, name))}")
+        if self.masks is not None and self.masks.shape != self.images.shape[:3]:
+            raise ValueError(f"masks must have shape {self.images.shape[:3]}, got {self.masks.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "ImageSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return ImageSet(self.images[idx], self.labels[idx], [self.categories[i] for i in idx],
+                        [self.sources[i] for i in idx], [self.groups[i] for i in idx], self.aspect[idx],
+                        pick(self.masks), pick(self.has_mask), pick(self.item_damaged), dict(self.meta))
+
+    def counts(self) -> dict:
+        return {"n": len(self), "damaged": int(self.labels.sum()), "intact": int((self.labels == 0).sum())}
+
+    def save(self, path: str | Path) -> None:
+        """Cache to one ``.npz`` (read back with :meth:`load`)."""
+        np.savez_compressed(path, images=self.images, labels=self.labels, categories=np.array(self.categories),
+                            sources=np.array(self.sources), groups=np.array(self.groups), aspect=self.aspect,
+                            masks=self.masks if self.masks is not None else np.zeros(0, np.uint8),
+                            has_mask=self.has_mask if self.has_mask is not None else np.zeros(0, bool),
+                            item_damaged=(self.item_damaged if self.item_damaged is not None
+                                          else np.zeros(0, bool)), meta=json.dumps(self.meta))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ImageSet":
+        z = np.load(path, allow_pickle=False)
+        opt = lambda k: z[k] if z[k].size else None  # noqa: E731
+        return cls(z["images"], z["labels"], z["categories"].tolist(), z["sources"].tolist(), z["groups"].tolist(),
+                   z["aspect"], opt("masks"), opt("has_mask"), opt("item_damaged"), json.loads(str(z["meta"])))
+
+
+# ----------------------------------------------------------------------------- image helpers
+
+def _read_image(path: Path, mode: str = "RGB") -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if mode == "RGB" and im.mode in ("I;16", "I"):
+                raise DatasetError(f"{path}: expected a colour image, got a 16-bit single-channel image")
+            return np.asarray(im.convert(mode) if mode else im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DatasetError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
+
+
+def _resize(a: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(a)
+    return np.asarray(im.resize((size, size), Image.NEAREST if nearest else Image.BILINEAR))
+
+
+def crop_box(mask: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """Square box ``(x0, y0, x1, y1)`` (pixels, exclusive end) around ``mask``'s
+    non-zero pixels, grown by ``pad`` of its longer side each way and clipped to
+    ``shape`` (H, W); None when the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    side = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) * (1 + 2 * pad)
+    H, W = shape
+    side = min(side, H, W)
+    x0 = int(round(min(max(cx - side / 2, 0), W - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), H - side)))
+    return x0, y0, x0 + int(side), y0 + int(side)
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+def _capture_dirs(root: Path) -> list[Path]:
+    card = root / "dataset.json"
+    if not card.is_file():
+        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json)")
+    try:
+        files = json.loads(card.read_text())["files"]["captures"]
+    except (KeyError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{card}: unreadable dataset card ({e})") from None
+    dirs = [root / c for c in files]
+    if not dirs:
+        raise DatasetError(f"{card}: the dataset has no captures")
+    return dirs
+
+
+def _view_sample(cdir: Path, cam: str, files: dict, size: int, pad: float, min_px: int, depth: bool,
+                 prefix: str = "") -> tuple | None:
+    """One camera view -> (image, mask, label, category, aspect) or None when the item is not visible."""
+    def f(layer):
+        return cdir / files[prefix + layer]
+
+    inst = _read_image(f("instance"), mode="")
+    box = crop_box(inst > 0, pad, inst.shape[:2])
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    rgb = _read_image(f("rgb"))
+    if rgb.shape[:2] != inst.shape[:2]:
+        raise DatasetError(f"{f('rgb')}: size {rgb.shape[1]}x{rgb.shape[0]} differs from its instance mask "
+                           f"{inst.shape[1]}x{inst.shape[0]} ({f('instance')})")
+    dcat = _read_image(f("damage_category"), mode="")
+    if dcat.shape[:2] != inst.shape[:2]:
+        raise DatasetError(f"{f('damage_category')}: size {dcat.shape[::-1]} differs from {f('instance')}")
+    img = _resize(rgb[y0:y1, x0:x1], size)
+    if depth:
+        d = _read_image(f("depth"), mode="").astype(np.float64)[y0:y1, x0:x1]
+        item = inst[y0:y1, x0:x1] > 0
+        med = np.median(d[item & (d > 0)]) if np.any(item & (d > 0)) else 0.0
+        rel = np.clip(128 + (med - d), 0, 255).astype(np.uint8)  # nearer than median = brighter
+        rel[d == 0] = 0
+        img = np.concatenate([img, _resize(rel, size, nearest=True)[..., None]], axis=2)
+    dc = dcat[y0:y1, x0:x1]
+    n_dmg = int((dc > 0).sum())
+    label = int(n_dmg >= min_px)
+    cat = ""
+    if label:
+        vals, cnt = np.unique(dc[dc > 0], return_counts=True)
+        cat = KAPUTT_CATEGORIES[int(vals[np.argmax(cnt)]) - 1] if 1 <= vals[np.argmax(cnt)] <= 6 else "unknown"
+    mask = _resize((dc > 0).astype(np.uint8), size, nearest=True)
+    return img, mask, label, cat, (x1 - x0) / max(y1 - y0, 1)
+
+
+def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad: float = 0.15,
+                   min_damage_px: int = 1, cameras: Sequence[str] | None = None, depth: bool = False,
+                   limit: int | None = None, progress: bool = False) -> ImageSet:
+    """Every RGB/RGB-D camera view of every capture of one or more damagesim datasets.
+
+    size: crop side in pixels; pad: crop margin as a fraction of the item box's
+    longer side; min_damage_px: visible damage pixels (at full resolution) for a
+    view to count as damaged; cameras: restrict to these camera names; depth: add
+    the item-relative depth channel; limit: first ``limit`` captures per root.
+    Views where the item is not visible are skipped (counted in ``meta``).
+    """
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    if not roots:
+        raise DatasetError("no synthetic dataset given")
+    from tqdm import tqdm
+
+    todo = []
+    for r in roots:
+        dirs = _capture_dirs(Path(r))
+        todo += [(Path(r), d) for d in (dirs[:limit] if limit is not None else dirs)]
+    rows, skipped = [], 0
+    for root, cdir in tqdm(todo, desc="load synthetic", unit="capture", disable=not progress):
+        cj = cdir / "capture.json"
+        try:
+            cap = json.loads(cj.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DatasetError(f"{cj}: cannot read capture metadata ({e})") from None
+        item_dmg = any(it.get("damaged", False) for it in cap.get("items", []))
+        for cam, c in cap["cameras"].items():
+            if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
+                continue
+            s = _view_sample(cdir, cam, c["files"], size, pad, min_damage_px, depth)
+            if s is None:
+                skipped += 1
+                continue
+            rows.append((s, f"{root.name}/{cdir.name}/{cam}", f"{root.name}/{cdir.name}", item_dmg))
+    if not rows:
+        raise DatasetError(f"{', '.join(map(str, roots))}: no camera view shows an item "
+                           f"(cameras={list(cameras) if cameras else 'all rgb'})")
+    return ImageSet(np.stack([r[0][0] for r in rows]), np.array([r[0][2] for r in rows], np.int64),
+                    [r[0][3] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                    np.array([r[0][4] for r in rows]), np.stack([r[0][1] for r in rows]),
+                    np.ones(len(rows), bool), np.array([r[3] for r in rows]),
+                    {"kind": "synthetic", "roots": [str(r) for r in roots], "skipped_views": skipped,
+                     "label": f"view damaged when >= {min_damage_px} damage pixels visible"})
+
+
+def load_references(root: str | Path, size: int = 96, pad: float = 0.15, cameras: Sequence[str] | None = None
+                    ) -> tuple[ImageSet, ImageSet, list[str], list[str]]:
+    """Kaputt-style query/reference views of one damagesim dataset made with
+    ``--reference-poses`` >= 1: returns ``(queries, references, query_skus,
+    reference_skus)``; queries are the captures' views, references the pristine
+    ``references/<sku>/<k>/`` views. Queries whose SKU has no reference are dropped."""
+    root = Path(root)
+    card = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else None
+    if card is None:
+        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json)")
+    refs = card["files"].get("references", [])
+    if not refs:
+        raise DatasetError(f"{root / 'dataset.json'}: no reference captures; generate with --reference-poses 1 or more")
+    rows, ref_skus = [], []
+    for rel in refs:
+        rdir = root / rel
+        cap = json.loads((rdir / "capture.json").read_text())
+        sku = cap["items"][0]["sku"]
+        for cam, c in cap["cameras"].items():
+            if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
+                continue
+            s = _view_sample(rdir, cam, c["files"], size, pad, 1, False)
+            if s is not None:
+                rows.append((s, f"{rel}/{cam}", rel))
+                ref_skus.append(sku)
+    ref = ImageSet(np.stack([r[0][0] for r in rows]), np.zeros(len(rows), np.int64), [""] * len(rows),
+                   [r[1] for r in rows], [r[2] for r in rows], np.array([r[0][4] for r in rows]),
+                   meta={"kind": "references"})
+    q = load_synthetic(root, size=size, pad=pad, cameras=cameras)
+    skus = []
+    for src in q.sources:
+        cap = json.loads((root / "captures" / src.split("/")[1] / "capture.json").read_text())
+        skus.append(cap["items"][0]["sku"])
+    keep = [i for i, s in enumerate(skus) if s in set(ref_skus)]
+    return q.subset(keep), ref, [skus[i] for i in keep], ref_skus
+
+
+# ----------------------------------------------------------------------------- real
+
+def _images_under(d: Path) -> list[Path]:
+    return sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _build_real(entries: list[tuple[Path, int, str, Path | None]], size: int, meta: dict,
+                progress: bool = False) -> ImageSet:
+    """entries: (image path, label, category, mask path or None)."""
+    from tqdm import tqdm
+
+    imgs, masks, has, aspect = [], [], [], []
+    for path, _, _, mpath in tqdm(entries, desc="load real", unit="img", disable=not progress):
+        a = _read_image(path)
+        aspect.append(a.shape[1] / a.shape[0])
+        imgs.append(_resize(a, size))
+        if mpath is not None:
+            m = _read_image(mpath, mode="L")
+            if m.shape[:2] != a.shape[:2]:
+                raise DatasetError(f"{mpath}: mask is {m.shape[1]}x{m.shape[0]} but its image {path} is "
+                                   f"{a.shape[1]}x{a.shape[0]}")
+            masks.append(_resize((m > 0).astype(np.uint8), size, nearest=True))
+            has.append(True)
+        else:
+            masks.append(np.zeros((size, size), np.uint8))
+            has.append(False)
+    src = [str(e[0]) for e in entries]
+    return ImageSet(np.stack(imgs), np.array([e[1] for e in entries], np.int64), [e[2] for e in entries], src,
+                    list(src), np.array(aspect), np.stack(masks) if any(has) else None,
+                    np.array(has) if any(has) else None, meta=meta)
+
+
+def load_class_folders(root: str | Path, size: int = 96, progress: bool = False) -> ImageSet:
+    """Layout (a): ``ROOT/damaged/[category/]IMG``, ``ROOT/intact/IMG``, optional ``ROOT/masks/...``."""
+    root = Path(root)
+    entries = []
+    for cls, label in (("damaged", 1), ("intact", 0)):
+        d = root / cls
+        if not d.is_dir():
+            raise DatasetError(f"{d}: missing class folder (expected {root}/damaged/ and {root}/intact/)")
+        files = _images_under(d)
+        if not files:
+            raise DatasetError(f"{d}: class folder has no images ({', '.join(IMAGE_EXTS)})")
+        for p in files:
+            rel = p.relative_to(d)
+            cat = rel.parts[0] if label and len(rel.parts) > 1 else ""
+            m = root / "masks" / cls / rel.with_suffix(".png")
+            entries.append((p, label, cat, m if m.is_file() else None))
+    return _build_real(entries, size, {"kind": "class_folders", "root": str(root)}, progress)
+
+
+def load_mvtec(root: str | Path, size: int = 96, progress: bool = False) -> ImageSet:
+    """Layout (c): MVTec AD / anomalib folder of one object class."""
+    root = Path(root)
+    entries = []
+    for split in ("train", "test"):
+        sd = root / split
+        if not sd.is_dir():
+            continue
+        for d in sorted(p for p in sd.iterdir() if p.is_dir()):
+            files = _images_under(d)
+            if not files:
+                raise DatasetError(f"{d}: class folder has no images")
+            good = d.name == "good"
+            for p in files:
+                m = root / "ground_truth" / d.name / f"{p.stem}_mask.png"
+                entries.append((p, 0 if good else 1, "" if good else d.name, m if (not good and m.is_file()) else None))
+    if not entries:
+        raise DatasetError(f"{root}: no MVTec layout (expected train/good/ and test/<defect>/)")
+    for lab, name in ((0, "good (intact)"), (1, "defect (damaged)")):
+        if not any(e[1] == lab for e in entries):
+            raise DatasetError(f"{root}: no {name} images in the MVTec layout")
+    return _build_real(entries, size, {"kind": "mvtec", "root": str(root)}, progress)
+
+
+def _is_damage_name(name: str) -> bool:
+    n = name.lower()
+    return n == "damaged" or n.startswith("damage") or n in KAPUTT_CATEGORIES
+
+
+def load_coco(path: str | Path, images_dir: str | Path | None = None, size: int = 96, progress: bool = False
+              ) -> ImageSet:
+    """Layout (b): a COCO json; image-level label from its damage annotations."""
+    path = Path(path)
+    try:
+        coco = json.loads(path.read_text())
+        cats = {c["id"]: c["name"] for c in coco["categories"]}
+        images = coco["images"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f"{path}: not a readable COCO file ({e.__class__.__name__}: {e})") from None
+    base = Path(images_dir) if images_dir is not None else path.parent
+    dmg: dict[int, str] = {}
+    for a in coco.get("annotations", []):
+        if a.get("category_id") not in cats:
+            raise DatasetError(f"{path}: annotation {a.get('id')} has unknown category_id {a.get('category_id')}")
+        name = cats[a["category_id"]]
+        if _is_damage_name(name):
+            c = name.split("/", 1)[1] if "/" in name else ("" if name.lower() == "damaged" else name)
+            dmg.setdefault(a["image_id"], c)
+    entries = [(base / im["file_name"], int(im["id"] in dmg), dmg.get(im["id"], ""), None) for im in images]
+    if not entries:
+        raise DatasetError(f"{path}: COCO file lists no images")
+    for lab, name in ((1, "damaged (no damage annotation)"), (0, "intact (every image has a damage annotation)")):
+        if not any(e[1] == lab for e in entries):
+            raise DatasetError(f"{path}: no {name} images")
+    for p, *_ in entries:
+        if not p.is_file():
+            raise DatasetError(f"{p}: image listed in {path} does not exist")
+    return _build_real(entries, size, {"kind": "coco", "file": str(path)}, progress)
+
+
+def load_real(path: str | Path, size: int = 96, progress: bool = False) -> ImageSet:
+    """Detect the layout of ``path`` (COCO json, class folders or MVTec) and load it."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    if p.is_file():
+        if p.suffix.lower() == ".json":
+            return load_coco(p, size=size, progress=progress)
+        raise DatasetError(f"{p}: expected a folder or a COCO .json file")
+    if (p / "damaged").is_dir() or (p / "intact").is_dir():
+        return load_class_folders(p, size=size, progress=progress)
+    if (p / "train" / "good").is_dir() or (p / "test").is_dir():
+        return load_mvtec(p, size=size, progress=progress)
+    if (p / "dataset.json").is_file():
+        raise DatasetError(f"{p}: is a damagesim (synthetic) dataset; pass it with --synthetic")
+    raise DatasetError(f"{p}: unknown layout; expected damaged/ + intact/ class folders, "
+                       "an MVTec folder (train/good, test/<defect>) or a COCO .json")

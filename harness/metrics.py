@@ -1,0 +1,189 @@
+"""Detection metrics in plain numpy: AUROC, AP, recall at a fixed false-positive
+rate, per-category recall and percentile-bootstrap intervals.
+
+Conventions: ``y`` is ``(n,)`` int/bool with 1 = damaged (positive); ``s`` is
+``(n,)`` float, higher = more likely damaged. Ties in scores are handled the way
+scikit-learn does (one ROC point per distinct threshold), so ``roc_auc`` and
+``average_precision`` match ``sklearn.metrics`` on the same inputs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["roc_curve", "roc_auc", "average_precision", "recall_at_fpr", "threshold_at_fpr",
+           "per_category_recall", "bootstrap_ci", "summarize", "min_negatives_for_fpr"]
+
+
+def _check(y, s) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y)
+    s = np.asarray(s, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1 or y.shape != s.shape:
+        raise ValueError(f"labels and scores must be 1-D of equal length, got shapes {y.shape} and {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"scores must be finite, got {int((~np.isfinite(s)).sum())} non-finite values")
+    u = np.unique(y)
+    if not np.all(np.isin(u, [0, 1])):
+        raise ValueError(f"labels must be 0/1, got values {u.tolist()}")
+    return y.astype(np.int64), s
+
+
+def roc_curve(y, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC points, one per distinct score threshold (highest first), starting at (0, 0).
+
+    Returns ``(fpr, tpr, thresholds)``, each ``(m + 1,)``; ``thresholds[0] = +inf``.
+    A sample is called positive when ``score >= threshold``.
+    """
+    y, s = _check(y, s)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    distinct = np.where(np.diff(s_sorted))[0]
+    last = np.r_[distinct, y.size - 1]
+    tps = np.cumsum(y_sorted)[last]
+    fps = (last + 1) - tps
+    P, N = int(y.sum()), int(y.size - y.sum())
+    tpr = np.r_[0.0, tps / P] if P else np.r_[0.0, np.full(tps.shape, np.nan)]
+    fpr = np.r_[0.0, fps / N] if N else np.r_[0.0, np.full(fps.shape, np.nan)]
+    return fpr, tpr, np.r_[np.inf, s_sorted[last]]
+
+
+def roc_auc(y, s) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    y, s = _check(y, s)
+    if y.sum() == 0 or y.sum() == y.size:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y, s)
+    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+
+
+def average_precision(y, s) -> float:
+    """AP = sum_n (R_n - R_{n-1}) P_n over distinct thresholds (no interpolation,
+    as ``sklearn.metrics.average_precision_score``); NaN without positives."""
+    y, s = _check(y, s)
+    P = int(y.sum())
+    if P == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.where(np.diff(s_sorted))[0], y.size - 1]
+    tps = np.cumsum(y_sorted)[last]
+    precision = tps / (last + 1)
+    recall = tps / P
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def min_negatives_for_fpr(fpr: float) -> int:
+    """Negatives needed before a false-positive rate of ``fpr`` is resolvable
+    (one false positive is then at most ``fpr`` of them): ceil(1 / fpr)."""
+    return int(math.ceil(1.0 / fpr - 1e-9))
+
+
+def threshold_at_fpr(y, s, fpr: float) -> float:
+    """Lowest threshold whose false-positive rate on (y, s) is <= ``fpr``.
+
+    Meant to be chosen on a calibration set and then applied to test scores.
+    Returns +inf when no threshold reaches the rate (nothing is called damaged).
+    """
+    f, _, th = roc_curve(y, s)
+    ok = np.where(f <= fpr + 1e-12)[0]
+    return float(th[ok[-1]])
+
+
+def recall_at_fpr(y, s, fpr: float) -> dict:
+    """Recall (TPR) at the best operating point whose FPR <= ``fpr`` on this set.
+
+    Returns ``{"value": float, "n_neg": int, "resolvable": bool, "note": str}``;
+    ``resolvable`` is False when the set has fewer than ceil(1/fpr) negatives, in
+    which case the only admissible point is FPR = 0 and ``value`` is the recall at
+    zero false positives (a lower bound, stated in ``note``).
+    """
+    y, s = _check(y, s)
+    n_neg = int((y == 0).sum())
+    if y.sum() == 0 or n_neg == 0:
+        return {"value": float("nan"), "n_neg": n_neg, "resolvable": False, "note": "one class only"}
+    f, t, _ = roc_curve(y, s)
+    value = float(t[f <= fpr + 1e-12].max())
+    need = min_negatives_for_fpr(fpr)
+    resolvable = n_neg >= need
+    note = "" if resolvable else (f"only {n_neg} negatives (< {need} needed to resolve FPR {fpr:g}); "
+                                  "value is recall at zero false positives")
+    return {"value": value, "n_neg": n_neg, "resolvable": resolvable, "note": note}
+
+
+def per_category_recall(y, s, categories: Sequence, threshold: float) -> dict[str, dict]:
+    """Recall per damage category of positives at a fixed ``threshold``.
+
+    ``categories`` is ``(n,)`` of str (``""`` or None for intact / unknown);
+    returns ``{category: {"recall": float, "n": int}}`` over positive samples.
+    """
+    y, s = _check(y, s)
+    cats = np.asarray([c if c else "" for c in categories], dtype=object)
+    if cats.shape != y.shape:
+        raise ValueError(f"categories must have shape {y.shape}, got {cats.shape}")
+    out = {}
+    for c in sorted({c for c in cats[y == 1] if c}):
+        m = (y == 1) & (cats == c)
+        out[c] = {"recall": float((s[m] >= threshold).mean()), "n": int(m.sum())}
+    return out
+
+
+def bootstrap_ci(y, s, metric: Callable[[np.ndarray, np.ndarray], float], rng: np.random.Generator,
+                 n_boot: int = 1000, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y, s)``, resampling within each
+    class (stratified, so every resample has both classes). Returns ``(lo, hi)``;
+    NaN when the metric is undefined."""
+    y, s = _check(y, s)
+    pos, neg = np.where(y == 1)[0], np.where(y == 0)[0]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan"), float("nan")
+    vals = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)]
+        vals[b] = metric(y[idx], s[idx])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return float("nan"), float("nan")
+    return float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2))
+
+
+def summarize(y, s, rng: np.random.Generator, categories: Sequence | None = None,
+              threshold: float | None = None, n_boot: int = 1000,
+              fprs: Sequence[float] = (0.01, 0.001)) -> dict:
+    """All metrics of one scored test set, with bootstrap 95% intervals.
+
+    ``threshold`` (chosen elsewhere, never on this set) drives per-category
+    recall; when None, per-category recall is computed at the test FPR-1% point
+    and flagged ``"threshold": "test"`` (descriptive only).
+    """
+    y, s = _check(y, s)
+    out: dict = {"n": int(y.size), "n_pos": int(y.sum()), "n_neg": int((y == 0).sum())}
+    for name, fn in (("auroc", roc_auc), ("ap", average_precision)):
+        lo, hi = bootstrap_ci(y, s, fn, rng, n_boot)
+        out[name] = {"value": fn(y, s), "ci95": [lo, hi]}
+    for f in fprs:
+        r = recall_at_fpr(y, s, f)
+        lo, hi = bootstrap_ci(y, s, lambda a, b, f=f: recall_at_fpr(a, b, f)["value"], rng, n_boot)
+        r["ci95"] = [lo, hi]
+        out[f"recall@fpr{f:g}"] = r
+    if categories is not None:
+        th_src = "given"
+        if threshold is None:
+            threshold, th_src = threshold_at_fpr(y, s, 0.01), "test"
+        out["per_category_recall"] = {"threshold": float(threshold), "threshold_from": th_src,
+                                      "recall": per_category_recall(y, s, categories, threshold)}
+    return out
+
+
+def mean_ci(values: Sequence[float]) -> dict:
+    """Mean over seeds with a normal 95% interval (t-free; ``n`` small means wide)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return {"mean": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+    half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
+    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
+
+
+def as_float_map(d: Mapping) -> dict:
+    return {k: float(v) for k, v in d.items()}
