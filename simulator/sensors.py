@@ -133,10 +133,8 @@ def normals_from_depth(depth_m: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, 
     v = np.arange(h)[:, None]
     z = depth_m.astype(np.float64)
     P = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)
-    du = np.zeros_like(P)
-    dv = np.zeros_like(P)
-    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
-    dv[1:-1] = P[2:] - P[:-2]
+    du = np.gradient(P, axis=1)  # central inside, one-sided at the border
+    dv = np.gradient(P, axis=0)
     n = np.cross(dv, du)
     norm = np.linalg.norm(n, axis=-1, keepdims=True)
     n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
@@ -182,8 +180,13 @@ def apply_depth(model: DepthModel, depth_m: np.ndarray, K: np.ndarray, rng: np.r
     theta = incidence_angle(z, K)
     out = z.copy()
     invalid = ~valid
+    keep = np.zeros(z.shape, bool)  # returns exempt from the grazing test (ToF flying pixels)
     if model.model == "structured_light":
+        # the published sigma is the total error, disparity rounding included:
+        # draw the rest so that noise + rounding has that sigma
         sig = sigma_structured_light(z, theta)
+        q = z ** 2 / (f * model.baseline_m) * model.disparity_step_px
+        sig = np.sqrt(np.maximum(sig ** 2 - q ** 2 / 12.0, 0.0))
         out = z + rng.standard_normal(z.shape) * sig
         out = _lateral(out, model.lateral_px, rng)
         # disparity quantisation: d = f B / z rounded to 1/8 px
@@ -207,12 +210,13 @@ def apply_depth(model: DepthModel, depth_m: np.ndarray, K: np.ndarray, rng: np.r
         a = rng.uniform(0.0, 1.0, z.shape)
         flying = band & valid & np.isfinite(zmin)
         out = np.where(flying, a * zmin + (1 - a) * zmax, out)
+        keep = flying
         if rgb is not None:
             lin = srgb_to_linear(rgb.astype(np.float64) / 255.0).mean(-1)
             invalid |= lin < model.dark_threshold
     else:
         raise ValueError(f"unknown depth model {model.model!r}")
-    invalid |= theta > np.radians(model.grazing_deg)
+    invalid |= (theta > np.radians(model.grazing_deg)) & ~keep
     invalid |= (out < model.range_m[0]) | (out > model.range_m[1])
     out = np.where(invalid, 0.0, out)
     stats = {"model": model.model, "invalid_fraction_of_returns": float((invalid & valid).sum() / max(valid.sum(), 1))}
@@ -233,9 +237,12 @@ def _lateral(z: np.ndarray, sigma_px: float, rng: np.random.Generator) -> np.nda
 
 
 def _depth_edges(z: np.ndarray, rel: float) -> np.ndarray:
-    zmax = ndimage.maximum_filter(z, size=3)
-    zmin = ndimage.minimum_filter(z, size=3)
-    return (zmax - zmin) > rel * np.maximum(z, 1e-6)
+    """Depth discontinuities: second differences (a steep but smooth surface has
+    none) above ``rel`` of the depth, on the pixels either side of the jump."""
+    d2 = np.zeros_like(z)
+    d2[:, 1:-1] = np.abs(z[:, 2:] - 2 * z[:, 1:-1] + z[:, :-2])
+    d2[1:-1] = np.maximum(d2[1:-1], np.abs(z[2:] - 2 * z[1:-1] + z[:-2]))
+    return d2 > rel * np.maximum(z, 1e-6)
 
 
 # -- RGB model ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-LABELS = ("depth", "instance", "part", "damage_category", "damage_instance")
+LABELS = ("depth", "instance", "part", "damage_category", "damage_instance")  # byte-identical on rerun
 
 
 def _generate(out: Path, rig: Path, *extra: str, n: int = 3, seed: int = 7) -> subprocess.CompletedProcess:
@@ -55,6 +55,22 @@ def test_only_regenerates_one_capture_identically(runs):
     a, _, c = runs
     assert sorted(p.name for p in (c / "captures").iterdir()) == ["000001"]
     _same_capture(a / "captures" / "000001", c / "captures" / "000001")
+
+
+def test_sensor_draws_are_recorded(runs):
+    a, _, _ = runs
+    meta = json.loads((a / "captures/000000/capture.json").read_text())
+    assert isinstance(meta["sensor_seed"], int)
+    top, depth = meta["cameras"]["top"], meta["cameras"]["depth"]
+    assert top["sensor_draws"]["rgb"]["enabled"] and top["sensor_draws"]["rgb"]["exposure_gain"] > 0
+    assert top["distortion"][0] == -0.1
+    assert depth["sensor_draws"]["depth"]["model"] == "active_stereo"
+    assert "depth_gt" in depth["files"]  # the noise-free depth is kept beside the modelled one
+    noisy = np.asarray(Image.open(a / "captures/000000" / depth["files"]["depth"]), dtype=float)
+    clean = np.asarray(Image.open(a / "captures/000000" / depth["files"]["depth_gt"]), dtype=float)
+    both = (noisy > 0) & (clean > 0)
+    assert both.sum() >= 0.8 * (clean > 0).sum()  # occlusion bands and range drop a few returns, not most
+    assert 0 < np.abs(noisy - clean)[both].mean() < 10  # mm: noisy, but by millimetres
 
 
 def test_captures_differ_from_each_other(runs):

@@ -1,0 +1,156 @@
+"""Sensor models: noise statistics on rendered planes match each model's formula,
+invalid pixels appear where the model says, labels stay exact through the lens."""
+import numpy as np
+import pytest
+import yaml
+from scipy import ndimage
+
+from simulator.rig import load_rig
+from simulator.sensors import (DepthModel, RGBModel, apply_depth, apply_rgb, occluded_from_offset_view,
+                               sigma_active_stereo, sigma_structured_light, sigma_tof)
+
+MODELS = {
+    "structured_light": DepthModel(model="structured_light", baseline_m=0.075, lateral_px=0.0, range_m=(0.3, 5.0)),
+    "active_stereo": DepthModel(model="active_stereo", baseline_m=0.05, subpixel=0.08, lateral_px=0.0, range_m=(0.1, 10.0)),
+    "tof": DepthModel(model="tof", range_m=(0.3, 5.0)),
+}
+
+
+def _rig_looking_down(tmp_path, height_mm: float, fx: float = 300.0):
+    d = {"name": "plane", "tray": {"size_mm": [200, 150], "rim_height_mm": 0},
+         "lights": [{"type": "point", "position_mm": [0, 0, 3000], "intensity": 5}],
+         "cameras": [{"name": "d", "modality": "depth", "resolution": [160, 120],
+                      "intrinsics": {"fx": fx, "fy": fx, "cx": 79.5, "cy": 59.5},
+                      "position_mm": [0, 0, height_mm], "look_at_mm": [0, 0, 0], "up": [0, 1, 0],
+                      "range_mm": [100, 5000]}]}
+    p = tmp_path / f"plane_{int(height_mm)}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return load_rig(p)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_depth_noise_on_a_rendered_plane_matches_the_formula(gl, materials, tmp_path, name):
+    from simulator.render import BoothRenderer
+
+    model = MODELS[name]
+    # long enough focal length that disparity rounding (1/8 px) stays below the noise
+    for h in (600.0, 900.0, 1200.0):
+        rig = _rig_looking_down(tmp_path, h, fx=585.0 if name == "structured_light" else 300.0)
+        cam = rig.cameras[0]
+        with BoothRenderer(rig, materials) as r:
+            clean = r.render([], want_rgb=False)["d"].depth_m
+        assert np.allclose(clean[clean > 0], h / 1000, atol=1e-4)  # a frontal plane at z = h
+        inner = ndimage.binary_erosion(clean > 0, iterations=2)  # away from the tray's outline
+        noisy = np.concatenate([apply_depth(model, clean, cam.K, np.random.default_rng(k))[0][inner]
+                                for k in range(6)])
+        ref = np.tile(clean[inner], 6)
+        ok = noisy > 0
+        err = noisy[ok] - ref[ok]
+        z = h / 1000
+        want = {"structured_light": sigma_structured_light(z), "tof": sigma_tof(z),
+                "active_stereo": sigma_active_stereo(z, cam.K[0, 0], model.baseline_m, model.subpixel)}[name]
+        assert abs(err.std() / want - 1) < 0.10, f"{name} at {z} m: std {err.std() * 1e3:.3f} mm vs {want * 1e3:.3f} mm"
+        assert abs(err.mean()) < 0.2 * want
+        assert ok.mean() > 0.99  # a frontal plane in range returns everywhere
+
+
+def _step_scene(fg=0.8, bg=1.2, shape=(100, 200), edge=100):
+    """A foreground slab on the right half of the image in front of a background."""
+    z = np.full(shape, bg)
+    z[:, edge:] = fg
+    return z
+
+
+def test_occlusion_band_where_the_second_view_is_blocked():
+    f, B = 400.0, 0.05
+    z = _step_scene()
+    occ = occluded_from_offset_view(z, f, B)
+    expected = f * B * (1 / 0.8 - 1 / 1.2)  # disparity difference, px
+    band = occ[50]
+    cols = np.flatnonzero(band)
+    assert len(cols) == pytest.approx(expected, abs=1.5)
+    assert cols.max() == 99 and not band[100:].any()  # left of the foreground edge only
+    K = np.array([[f, 0, 100], [0, f, 50], [0, 0, 1.0]])
+    for name in ("structured_light", "active_stereo"):
+        m = DepthModel(model=name, baseline_m=B, lateral_px=0.0, range_m=(0.1, 5.0))
+        out, _ = apply_depth(m, z, K, np.random.default_rng(0))
+        assert (out[occ] == 0).all() and (out[:, :90] > 0).mean() > 0.99
+
+
+def test_grazing_angles_and_range_give_no_return():
+    f = 300.0
+    K = np.array([[f, 0, 80], [0, f, 60], [0, 0, 1.0]])
+    h, w = 120, 160
+    u = np.arange(w)[None, :] - 80
+    for tilt_deg, valid in ((30.0, True), (86.0, False)):
+        # a plane through (0, 0, 1) tilted about the camera y axis: z = 1 / (1 - tan(t) x/f)
+        t = np.tan(np.radians(tilt_deg))
+        z = np.broadcast_to(1.0 / (1.0 - t * u / f), (h, w)).copy()
+        z[(z <= 0) | (z > 5)] = 0
+        centre = np.zeros((h, w), bool)
+        centre[40:80, 70:90] = True
+        for m in MODELS.values():
+            out, _ = apply_depth(m, z, K, np.random.default_rng(1))
+            frac = (out[centre] > 0).mean()
+            assert (frac > 0.95) if valid else (frac < 0.05), (m.model, tilt_deg, frac)
+    z = np.full((h, w), 0.25)  # nearer than every model's minimum but stereo's
+    out, _ = apply_depth(MODELS["tof"], z, K, np.random.default_rng(2))
+    assert (out == 0).all()
+
+
+def test_tof_flying_pixels_and_dark_surfaces():
+    f = 300.0
+    K = np.array([[f, 0, 100], [0, f, 50], [0, 0, 1.0]])
+    z = _step_scene(fg=0.8, bg=1.2)
+    rgb = np.full(z.shape + (3,), 160, np.uint8)
+    rgb[:, :30] = 3  # a black surface
+    out, _ = apply_depth(MODELS["tof"], z, K, np.random.default_rng(3), rgb=rgb)
+    assert (out[:, :30] == 0).all()
+    edge = out[:, 99:101]
+    between = (edge > 0.85) & (edge < 1.15)  # neither foreground nor background
+    assert between.mean() > 0.5
+    assert ((out[:, 40:95] > 1.15) | (out[:, 40:95] == 0)).all()  # no flying pixels away from the edge
+
+
+def test_rgb_noise_is_poisson_gaussian_in_linear_space():
+    from simulator.sensors import linear_to_srgb, srgb_to_linear
+
+    m = RGBModel(enabled=True, full_well_e=10000, read_noise_e=10, vignetting=0.0, exposure_jitter=0.0, wb_jitter=0.0)
+    for level in (0.05, 0.3):
+        v = np.rint(linear_to_srgb(np.array(level)) * 255).astype(np.uint8)
+        img = np.full((200, 200, 3), v, np.uint8)
+        out, draws = apply_rgb(m, img, np.random.default_rng(4))
+        lin = srgb_to_linear(out.astype(float) / 255)
+        mean_e = srgb_to_linear(np.array(v / 255)) * m.full_well_e
+        want = np.sqrt(mean_e + m.read_noise_e ** 2) / m.full_well_e
+        # sRGB 8-bit quantisation adds a little variance: 15% band
+        assert abs(lin.std() / want - 1) < 0.15, (level, lin.std(), want)
+        assert draws["enabled"] and draws["exposure_gain"] == 1.0
+
+
+def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
+    from conftest import box_product
+    from simulator.render import BoothRenderer, SceneItem
+
+    rig = load_rig()
+    cams = [c for c in rig.cameras if any(c.distortion)]
+    assert cams, "the default rig's RGB cameras model lens distortion"
+    prod = box_product((0.2, 0.15, 0.1), damaged_faces=[0, 1, 4, 5])
+    T = np.eye(4)
+    T[:3, 3] = (0.12, 0.07, 0.05)
+    with BoothRenderer(rig, materials) as r:
+        frames = r.render([SceneItem(prod, T, 1)], cameras=[c.name for c in cams])
+    for cam in cams:
+        f = frames[cam.name]
+        assert not ((f.damage_instance > 0) & (f.instance == 0)).any()
+        assert np.array_equal(f.part > 0, f.instance > 0)
+        gray = f.rgb.astype(float).mean(-1)
+        grad = np.hypot(ndimage.sobel(gray, 0), ndimage.sobel(gray, 1))
+        m = f.instance > 0
+        boundary = m & ~ndimage.binary_erosion(m)
+        score = {}
+        for dy in (-2, -1, 0, 1, 2):
+            for dx in (-2, -1, 0, 1, 2):
+                score[(dy, dx)] = grad[np.roll(np.roll(boundary, dy, 0), dx, 1)].mean()
+        best = max(score, key=score.get)
+        assert max(abs(best[0]), abs(best[1])) <= 1 and score[(0, 0)] >= 0.9 * score[best], (cam.name, best)
