@@ -97,8 +97,9 @@ def main() -> None:
     from OpenGL.GL import GL_RENDERER, glGetString
     from PIL import Image
 
-    from simulator.pipeline import CaptureMaker, GenerateSpec, prepare
-    from simulator.render import SceneItem
+    from simulator.pipeline import CaptureMaker, GenerateSpec, capture_streams, prepare
+    from simulator.render import BoothRenderer, SceneItem
+    from simulator.sensors import SensorModel, apply_to_frames
     from simulator.writers import depth_to_png, frame_annotations, write_capture
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
@@ -108,32 +109,28 @@ def main() -> None:
     cams = list(rig.cameras)
     stage = defaultdict(list)
     ours_cam, tiny_cam = defaultdict(list), defaultdict(list)
-    ours_total, tiny_total, wall = [], [], []
+    ours_total, tiny_total, wall, sensor_cost = [], [], [], []
     maker = CaptureMaker(spec, rig, catalog)
     r = maker.renderer
     gl_renderer = None
     try:
         for i in range(args.n + 1):
-            from simulator.pipeline import capture_streams
 
-            streams = capture_streams(spec.seed, i)
-            skus = [catalog.sample(streams["scene"]) for _ in range(spec.items_per_tray)]
             t = time.perf_counter()
-            products = [catalog.build(s) for s in skus]
-            t_build = time.perf_counter() - t
-            t = time.perf_counter()
-            placements = maker.world.settle(products, rig.tray, streams["physics"], catalog.materials)
-            t_phys = time.perf_counter() - t
-            items = [SceneItem(pr, pl.T_world_from_item, k + 1) for k, (pr, pl) in enumerate(zip(products, placements))]
+            sc = maker.scene(i)  # products, damage, physics, satellites: what generate does
+            t_scene = time.perf_counter() - t
+            items = maker.scene_items(sc)
             r.timings.clear()
             t = time.perf_counter()
             frames = r.render(items)
             t_render = time.perf_counter() - t
+            t = time.perf_counter()
+            frames, draws = apply_to_frames(rig, frames, sc["sensor_seed"])
+            t_sensor = time.perf_counter() - t
             tm = {k: list(v) for k, v in r.timings.items()}
             if gl_renderer is None:
                 gl_renderer = glGetString(GL_RENDERER).decode()
-            t = time.perf_counter()
-            meta, _ = maker.make(i)  # the metadata generate writes (renders again; not timed)
+            meta = maker.metadata(sc, index=i)
             t = time.perf_counter()
             for f in frames.values():
                 for a in (f.rgb, depth_to_png(f.depth_m), f.instance, f.part, f.damage_category, f.damage_instance):
@@ -148,12 +145,15 @@ def main() -> None:
             p.disconnect(client)
             if i == 0:  # warm-up: GL program compilation, first uploads
                 continue
-            wall.append(t_build + t_phys + t_render + t_write)
-            for k, v in (("product_build", t_build), ("physics", t_phys), ("render", t_render),
+            wall.append(t_scene + t_render + t_sensor + t_write)
+            sensor_cost.append(t_sensor + sum(tm.get("lens_remap", [0])))
+            for k, v in (("scene_build_damage_physics", t_scene), ("render", t_render),
+                         ("sensor_models", t_sensor),
                          ("encode_png_rle", t_encode), ("write_incl_encode", t_write)):
                 stage[k].append(v)
             for k in ("scene_setup",):
                 stage[f"render.{k}"].append(sum(tm.get(k, [0])))
+            stage["render.lens_remap"].append(sum(tm.get("lens_remap", [0])))
             for k in ("colour_pass", "label_pass", "label_decode"):
                 stage[f"render.{k}_per_camera"].append(float(np.mean(tm[k])))
             # per camera: its colour + label + decode, plus an equal share of the scene set-up
@@ -166,6 +166,18 @@ def main() -> None:
             tiny_total.append(sum(tiny_t.values()))
             print(f"capture {i}: {wall[-1]:.2f} s (render {t_render:.2f} s, TinyRenderer {tiny_total[-1]:.2f} s)",
                   file=sys.stderr)
+        # the same scenes through an ideal rig (pinhole, no sensor effects): what the
+        # sensor models and lenses add to a capture
+        from dataclasses import replace
+
+        ideal = replace(rig, cameras=tuple(replace(c, distortion=(0.0,) * 5, sensor=SensorModel()) for c in cams))
+        ideal_wall = []
+        with BoothRenderer(ideal, catalog.materials) as ri:
+            for i in range(1, args.n + 1):
+                items = maker.scene_items(maker.scene(i))
+                t = time.perf_counter()
+                fr, _ = apply_to_frames(ideal, ri.render(items), i)
+                ideal_wall.append(time.perf_counter() - t)
     finally:
         maker.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -180,7 +192,10 @@ def main() -> None:
         "stages_median_s": {k: med(v) for k, v in stage.items()},
         "per_camera": {},
         "ratio_vs_tinyrenderer": med(ours_total) / med(tiny_total),
+        "render_and_sensors_s": med([a + b for a, b in zip(ours_total, stage["sensor_models"])]),
+        "ideal_render_s": med(ideal_wall),
     }
+    res["sensor_overhead_of_capture_time"] = (res["render_and_sensors_s"] - res["ideal_render_s"]) / med(wall)
     for c in cams:
         o, t = med(ours_cam[c.name]), med(tiny_cam[c.name])
         res["per_camera"][c.name] = {"resolution": list(c.resolution), "labelled_frame_s": o, "tinyrenderer_frame_s": t,
@@ -197,6 +212,9 @@ def main() -> None:
               f"{c['tinyrenderer_frame_s']:9.4f} {c['ratio']:6.2f}")
     print(f"all cameras of a capture: ours {med(ours_total):.3f} s, TinyRenderer {med(tiny_total):.3f} s -> "
           f"labelled frame / TinyRenderer frame = {res['ratio_vs_tinyrenderer']:.2f} (target <= 1.5)")
+    print(f"sensor models + lens remap: render+sensors {res['render_and_sensors_s']:.3f} s vs ideal rig "
+          f"{res['ideal_render_s']:.3f} s -> +{100 * res['sensor_overhead_of_capture_time']:.1f}% of capture time "
+          f"(target <= 25%)")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))

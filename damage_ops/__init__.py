@@ -13,5 +13,5 @@ __all__ = [
 ]
 
 # Importing the operator modules registers them in damage_ops.base.REGISTRY.
-from . import crush, deconstruction, missing, puncture, spill, superficial  # noqa: E402,F401
+from . import crush, deconstruction, missing, puncture, spill, superficial, tear  # noqa: E402,F401
 from .base import REGISTRY, apply  # noqa: E402

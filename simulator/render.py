@@ -155,7 +155,8 @@ FINISH_LOOK = {
 }
 
 
-def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base") -> pyrender.MetallicRoughnessMaterial:
+def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base",
+         textures: dict | None = None) -> pyrender.MetallicRoughnessMaterial:
     color, rough, metal, alpha = list(material.color), material.roughness, material.metallic, material.alpha
     if finish != "base":
         look = FINISH_LOOK[finish]
@@ -171,7 +172,7 @@ def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base") -
     base = color + [alpha]
     kw = {}
     if texture is not None:
-        kw["baseColorTexture"] = _texture(texture)
+        kw["baseColorTexture"] = _texture(texture, textures if textures is not None else {})
         mul = FINISH_LOOK[finish]["mul"] if finish != "base" else 1.0  # artwork kept: only the multiplier
         base = [mul, mul, mul, alpha]
     return pyrender.MetallicRoughnessMaterial(
@@ -180,25 +181,24 @@ def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base") -
     )
 
 
-_TEXTURES: dict[int, tuple[np.ndarray, pyrender.Texture]] = {}
-
-
-def _texture(img: np.ndarray) -> pyrender.Texture:
-    """One pyrender Texture per artwork array (same SKU -> same upload object)."""
-    hit = _TEXTURES.get(id(img))
+def _texture(img: np.ndarray, cache: dict) -> pyrender.Texture:
+    """One pyrender Texture per artwork array (same SKU -> same upload object).
+    ``cache`` belongs to one renderer: a texture lives in one GL context."""
+    hit = cache.get(id(img))
     if hit is not None and hit[0] is img:
         return hit[1]
-    if len(_TEXTURES) > 64:
-        _TEXTURES.clear()
+    if len(cache) > 64:
+        cache.clear()
     # upload as RGBA: an RGB row whose byte length is not a multiple of 4 breaks
     # GL's default 4-byte unpack alignment and reads past the row (garbage texels)
     rgba = np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2)
     tex = pyrender.Texture(source=rgba, source_channels="RGBA")
-    _TEXTURES[id(img)] = (img, tex)
+    cache[id(img)] = (img, tex)
     return tex
 
 
-def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.Trimesh | None = None) -> pyrender.Mesh:
+def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.Trimesh | None = None,
+                textures: dict | None = None) -> pyrender.Mesh:
     """One pyrender primitive per (part, finish), unmerged so face-corner uv can
     have seams; the ``tint`` face attribute becomes a per-vertex colour multiplier.
 
@@ -217,7 +217,7 @@ def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.
         sel = np.flatnonzero(key == k)
         part, fin = product.parts[int(k) // len(FINISHES)], FINISHES[int(k) % len(FINISHES)]
         tex = product.artwork if part.printed and product.artwork is not None else None
-        mat = _pbr(materials[part.material], tex, fin)
+        mat = _pbr(materials[part.material], tex, fin, textures)
         colors = None
         if tint is not None and not np.all(tint[sel] == 1.0):
             c = np.repeat(tint[sel], 3, axis=0).astype(np.float32)
@@ -334,6 +334,7 @@ class BoothRenderer:
 
         inner._shadow_mapping_pass = cached_shadow_pass
         self.timings: dict[str, list[float]] = {}
+        self._textures: dict = {}  # artwork id -> (array, pyrender.Texture) in this renderer's context
         self._cam_nodes = {}
         self._remaps: dict[str, LensRemap] = {}
         for cam in rig.cameras:
@@ -379,7 +380,7 @@ class BoothRenderer:
             for it in items:
                 for j, (m, T) in enumerate(it.pieces()):
                     if want_rgb:
-                        visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m), pose=T,
+                        visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m, self._textures), pose=T,
                                                            name=f"item-{it.instance_id:04d}-{j:03d}-visual"))
                     groups = label_groups(it.product, it.instance_id, it.damage_offset, m)
                     if it.distractor:
