@@ -36,26 +36,41 @@ def min_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     return np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).min(1)
 
 
-def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.ndarray], max_edge_m: float,
-                 max_levels: int = 6) -> tuple[trimesh.Trimesh, np.ndarray]:
+def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.ndarray], np.ndarray], max_edge_m: float,
+                 max_levels: int = 6, candidates: np.ndarray | None = None) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Red-green refine (:func:`damage_ops.remesh.refine_once`) the faces that
-    ``select(mesh)`` marks, re-evaluated after every pass, until their longest
-    edge is at most ``max_edge_m`` or ``max_levels`` passes ran.
+    ``select(mesh, idx)`` marks among the candidate faces ``idx`` (re-evaluated
+    after every pass), until their longest edge is at most ``max_edge_m`` or
+    ``max_levels`` passes ran.
 
-    Re-selecting each pass keeps long faces that only graze the region from
-    being refined everywhere. Slivers (shortest edge below max_edge_m / 4: the
-    long thin facets of a revolved bottle or a label's inner wall) stop being
-    split: red splits halve every edge, so refining them further would
-    multiply faces without making them any less thin. Returns (mesh,
-    (n_new,) new_from_old)."""
+    candidates: (n,) bool, faces that may be refined (their children stay
+    candidates); None = all. Restricting them keeps each pass's cost
+    proportional to the region, not the mesh. Re-selecting each pass keeps long
+    faces that only graze the region from being refined everywhere. Slivers
+    (shortest edge below max_edge_m / 4: the long thin facets of a revolved
+    bottle or a label's inner wall) stop being split: red splits halve every
+    edge, so refining them further would multiply faces without making them any
+    less thin. Returns (mesh, (n_new,) new_from_old)."""
     total = np.arange(len(mesh.faces))
+    cand = np.ones(len(mesh.faces), bool) if candidates is None else np.asarray(candidates, bool)
     for _ in range(max_levels):
-        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        todo = select(mesh) & (max_edge(V, F) > max_edge_m) & (min_edge(V, F) > 0.25 * max_edge_m)
-        if not todo.any():
+        idx = np.flatnonzero(cand)
+        if len(idx) == 0:
             break
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        T = V[F[idx]]
+        el = np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2))
+        ok = (el.max(1) > max_edge_m) & (el.min(1) > 0.25 * max_edge_m)
+        if not ok.any():
+            break
+        ok[ok] = select(mesh, idx[ok])
+        if not ok.any():
+            break
+        todo = np.zeros(len(F), bool)
+        todo[idx[ok]] = True
         mesh, nfo = refine_once(mesh, todo)
         total = total[nfo]
+        cand = cand[nfo]
     return mesh, total
 
 
@@ -78,7 +93,14 @@ def _mt(T: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
 
 def ray_hits(V: np.ndarray, F: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Distances (m, sorted, > 1e-7) at which one ray meets the faces ``F``."""
-    t = _mt(V[F], origin[None], direction[None])
+    T = V[F]
+    cen = T.mean(1)
+    q = cen - origin
+    along = q @ direction
+    off2 = (q * q).sum(1) - along ** 2  # squared distance of the centroid from the ray's line
+    ext2 = ((T - cen[:, None]) ** 2).sum(2).max(1)
+    T = T[(off2 <= ext2 * 1.0001 + 1e-18) & (along > -np.sqrt(ext2) - 1e-9)]  # faces whose ball meets the ray
+    t = _mt(T, origin[None], direction[None])
     return np.sort(t[(t > 1e-7) & np.isfinite(t)])
 
 

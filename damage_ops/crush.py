@@ -187,17 +187,20 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
     clamped = d < d_req
 
-    def support(m) -> np.ndarray:
-        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)
-        q = Vm - c0
+    def support(m, idx: np.ndarray) -> np.ndarray:
+        """Faces ``idx`` of mesh ``m`` that may meet the field's support."""
+        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
+        q = Vm[Fm] - c0  # (k, 3, 3)
         t = q @ b
-        rho = np.linalg.norm(q - t[:, None] * b, axis=1)
+        rho = np.linalg.norm(q - t[..., None] * b, axis=2)
         el = S.max_edge(Vm, Fm)
-        return (rho[Fm].min(1) - el < r) & (t[Fm].min(1) < L)
+        return (rho.min(1) - el < r) & (t.min(1) < L)
 
     h = target_edge_m(params.radius_mm)
+    # candidates: faces within (radius + their size) of the axis, found once
+    cand = support(mesh, np.arange(len(F)))
     face_part = int(mesh.face_attributes["part_id"][face])
-    mesh, _ = S.refine_where(mesh, support, h, max_levels=6)
+    mesh, _ = S.refine_where(mesh, support, h, max_levels=6, candidates=cand)
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     # snap: the peak lands on a vertex of the located part (the exposed layer, not
     # a hidden one beneath it), so the requested depth is reached exactly

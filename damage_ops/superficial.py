@@ -205,11 +205,22 @@ def _segment_distance(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     return out
 
 
-def _face_s(mesh, s_fn):
-    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    sv = s_fn(V)
+def _face_s(mesh, s_fn, idx):
+    """(min, max, centroid) of the field over each face ``idx`` (vertices and centroid)."""
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
+    u, inv = np.unique(F, return_inverse=True)
+    sv = s_fn(V[u])[inv.reshape(-1, 3)]
     sc = s_fn(V[F].mean(1))
-    return np.minimum(sv[F].min(1), sc), np.maximum(sv[F].max(1), sc), sc
+    return np.minimum(sv.min(1), sc), np.maximum(sv.max(1), sc), sc
+
+
+def _ball(mesh, c, radius):
+    """(n,) bool: faces that may reach within ``radius`` m of ``c``."""
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    T = V[F]
+    cen = T.mean(1)
+    ext = np.sqrt(((T - cen[:, None]) ** 2).sum(2)).max(1)
+    return np.sqrt(((cen - c) ** 2).sum(1)) - ext < radius
 
 
 def _drop_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:
@@ -252,12 +263,19 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
 
         def s_fn(X):
             return _segment_distance(X, path)
+        span = float(np.sqrt(((path - c) ** 2).sum(1)).max())
+
+        def reach(smax):  # s(x) < smax  =>  |x - c| < reach(smax)
+            return smax + span
         R0, h = 0.5 * w, float(np.clip(0.5 * params.width_mm, 0.3, 2.5)) * 1e-3
     else:
         aspect = {"scuff": rng.uniform(1.5, 3.0), "stain": rng.uniform(1.0, 1.6)}.get(params.style, rng.uniform(1.0, 2.0))
         amp = {"scuff": 0.25, "stain": 0.45}.get(params.style, 0.35)
         R0 = np.sqrt(A / np.pi)
         s_fn = _blob_field(rng, c, n, R0, aspect, amp)
+
+        def reach(smax, k=np.sqrt(aspect), amp=amp):  # |q| / k <= d and |noise| < 0.9
+            return k * smax / (1.0 - 0.9 * amp)
         h = float(np.clip(np.sqrt(params.target_area_mm2) / 8.0, 0.7, 2.5)) * 1e-3
         if params.style == "torn_label":
             h = float(np.clip(np.sqrt(params.target_area_mm2) / 12.0, 0.5, 2.5)) * 1e-3
@@ -281,11 +299,15 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     if params.style == "scratch":
         band_lo, band_hi = 0.0, 3.0 * R0 + 2 * h
     else:
-        nrm, area = S.normals_areas(V, F)
-        el = S.max_edge(V, F)
-        smin, _, _ = _face_s(mesh, s_fn)
-        cand = np.flatnonzero((nrm @ n > FACING_MIN) & (smin - el < 3.0 * R0) & ~lab & opaque)
-        occ_mask = (smin - el < 3.0 * R0 + COVER_M) & (lab if peel else opaque)
+        zone = np.flatnonzero(_ball(mesh, c, reach(3.0 * R0 + COVER_M)))
+        nrm, area = S.normals_areas(V, F[zone])
+        el = S.max_edge(V, F[zone])
+        smin, _, _ = _face_s(mesh, s_fn, zone)
+        zmask = np.zeros(len(F), bool)
+        cand = zone[(nrm @ n > FACING_MIN) & (smin - el < 3.0 * R0) & ~lab[zone] & opaque[zone]]
+        zmask[zone[smin - el < 3.0 * R0 + COVER_M]] = True
+        occ_mask = zmask & (lab if peel else opaque)
+        area = np.bincount(zone, weights=area, minlength=len(F))
         if peel:
             cand = cand[covered(V, F, pid, cand, occ_mask)]
         else:
@@ -298,21 +320,27 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         band_lo, band_hi = 0.75 * r_est, 1.35 * r_est
         R0 = r_est
 
-    def select(m):
-        smin, smax, _ = _face_s(m, s_fn)
-        el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces))
+    def select(m, idx):
+        smin, smax, _ = _face_s(m, s_fn, idx)
+        el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces)[idx])
         return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
 
-    mesh, _ = S.refine_where(mesh, select, h, max_levels=7)
+    mesh, _ = S.refine_where(mesh, select, h, max_levels=7, candidates=_ball(mesh, c, reach(band_hi)))
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     pid = mesh.face_attributes["part_id"]
-    nrm, area = S.normals_areas(V, F)
-    sc = s_fn(V[F].mean(1))
     opaque = np.isin(pid, opaque_parts)
     lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
     # -- eligible faces: facing the viewer of the centre, not under another opaque part
     cutoff = max(1.6 * R0, 3.0 * R0 if params.style == "scratch" else 0.0) + 2 * h
+    zone = np.flatnonzero(_ball(mesh, c, reach(cutoff + COVER_M)))
+    nz_, az_ = S.normals_areas(V, F[zone])
+    nrm = np.zeros((len(F), 3))
+    nrm[zone] = nz_
+    area = np.zeros(len(F))
+    area[zone] = az_
+    sc = np.full(len(F), np.inf)
+    sc[zone] = s_fn(V[F[zone]].mean(1))
     near = sc < cutoff + COVER_M
     facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
 

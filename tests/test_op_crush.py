@@ -24,7 +24,7 @@ def _prerefined(p, radius_mm):
     original vertices are compared."""
     h = target_edge_m(radius_mm)
     q = p.copy()
-    q.mesh, _ = S.refine_where(q.mesh, lambda m: np.ones(len(m.faces), bool), h, max_levels=8)
+    q.mesh, _ = S.refine_where(q.mesh, lambda m, idx: np.ones(len(idx), bool), h, max_levels=8)
     return q
 
 
