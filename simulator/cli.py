@@ -43,14 +43,32 @@ def main() -> None:
 @click.option("--pairs/--no-pairs", default=None, help="Render pristine counterfactuals of damaged captures.")
 @click.option("--reference-poses", type=int, default=None, help="Pristine reference captures per SKU.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Worker processes (each one GL context + one pybullet client); 1 = in this process.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local processes, or Ray (needs the 'scale' extra).")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray with --workers CPUs).")
+@click.option("--recycle", default=None, type=int,
+              help="Replace each worker process after K captures (caps memory; default 200 for worker processes).")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run: keep complete captures, make the rest.")
+@click.option("--shards", is_flag=True, help="Pack captures into WebDataset tar shards (OUT/shards) as they complete.")
+@click.option("--shard-size", default=256, show_default=True, type=int, help="Captures per shard.")
+@click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+              help="A capture that fails: stop the run (after the captures in flight), or skip it and go on.")
 def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_per_item, categories,
-             major_fraction, mess_rate, pairs, reference_poses, quiet) -> None:
-    """Generate a labelled corpus into OUT (one folder per capture, COCO, dataset card)."""
+             major_fraction, mess_rate, pairs, reference_poses, quiet, workers, backend, address, recycle,
+             resume, shards, shard_size, on_error) -> None:
+    """Generate a labelled corpus into OUT (one folder per capture, COCO, dataset card).
+
+    Exit status: 0 done (with --on-error skip, failed captures are listed in the
+    card and here); 2 bad input or unwritable output; 3 a capture failed or a
+    worker died (completed captures are kept: rerun with --resume)."""
     from .glenv import configure
 
     try:
-        configure(None if gl == "auto" else gl)
+        gl_platform = configure(None if gl == "auto" else gl)
         from .corpus import parse_weights
+        from .parallel import GenerationError, RunOptions
         from .pipeline import GenerateSpec, generate as run
 
         damage = {"rate": damage_rate, "major_fraction": major_fraction, "mess_rate": mess_rate,
@@ -67,14 +85,23 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
         spec = GenerateSpec(n=n, seed=seed, out=out, rig=rig, catalog=catalog, items_per_tray=items, damage=damage)
         from tqdm import tqdm
 
+        opts = RunOptions(workers=workers, backend=backend, address=address, recycle=recycle, resume=resume,
+                          shards=shards, shard_size=shard_size, on_error=on_error, gl=gl_platform)
         total = 1 if only is not None else n
         with tqdm(total=total, unit="capture", desc="generate", disable=quiet, file=sys.stderr) as bar:
-            card = run(spec, only=only, progress=bar.update)
+            card = run(spec, only=only, progress=bar.update, run=opts)
+    except GenerationError as e:
+        click.echo(f"damagesim: error: {e}", err=True)
+        sys.exit(3)
     except DamagesimError as e:
         _fail(e)
     c = card["counts"]
     click.echo(f"wrote {out}: {c['captures']} captures, {c['frames']} labelled frames, "
                f"{c['items']} items, card {Path(out) / 'dataset.json'}")
+    if card.get("failed_captures"):
+        click.echo(f"damagesim: warning: {len(card['failed_captures'])} capture(s) failed and were skipped: "
+                   f"{', '.join(card['failed_captures'])} (see failed_captures in the card; --resume retries them)",
+                   err=True)
 
 
 @main.command()
@@ -110,6 +137,81 @@ def show(capture_dir, out_png, gallery, catalog, seed) -> None:
 
 
 # -- subcommands defined in other modules (one add_command line each) ----------
+@main.group("export")
+def export() -> None:
+    """Export an existing dataset: anomalib/MVTec folders, Kaputt-style query +
+    reference sets, or WebDataset shards."""
+
+
+@export.command("mvtec")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder.")
+@click.option("--by", type=click.Choice(["camera", "kind"]), default="camera", show_default=True,
+              help="One MVTec category folder per RGB camera, or per product kind.")
+@click.option("--test-fraction", default=0.2, show_default=True, type=float,
+              help="Share of good images put in test/good (chosen by capture id, deterministic).")
+def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
+    """anomalib/MVTec layout: <group>/train/good, <group>/test/<category>,
+    <group>/ground_truth/<category>/*_mask.png."""
+    try:
+        from .exports import export_mvtec as run
+
+        summary = run(dataset, out_dir, by=by, test_fraction=test_fraction)
+    except DamagesimError as e:
+        _fail(e)
+    click.echo(f"wrote {out_dir}: {summary}")
+
+
+@export.command("kaputt")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder.")
+def export_kaputt(dataset, out_dir) -> None:
+    """Kaputt-style query + reference set with manifest.json (query id, reference
+    ids, category labels, severity)."""
+    try:
+        from .exports import export_kaputt as run
+
+        summary = run(dataset, out_dir)
+    except DamagesimError as e:
+        _fail(e)
+    click.echo(f"wrote {out_dir}: {summary}")
+
+
+@export.command("shards")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the shards.")
+@click.option("--shard-size", default=256, show_default=True, type=int, help="Captures per shard.")
+def export_shards_cmd(dataset, out_dir, shard_size) -> None:
+    """Pack the capture folders of DATASET into WebDataset tar shards + index.json."""
+    try:
+        from .shards import export_shards
+
+        index = export_shards(dataset, out_dir, shard_size)
+    except DamagesimError as e:
+        _fail(e)
+    click.echo(f"wrote {out_dir}: {len(index['shards'])} shards, {index['samples']} samples")
+
+
+@main.command("validate")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--quiet", is_flag=True, help="Print problems only.")
+def validate_cmd(dataset, quiet) -> None:
+    """Check a dataset end to end: files present and decodable, masks consistent,
+    COCO loads and matches, counts match the card, shards readable. Exit status 1
+    when a problem is found."""
+    from .validate import validate
+
+    report = validate(dataset)
+    for p in report.problems:
+        click.echo(f"problem: {p}")
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if not quiet:
+        click.echo(f"checked {report.captures} captures, {report.files} files: "
+                   f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s)")
+    sys.exit(1 if report.problems else 0)
+
+
 from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
 
 

@@ -1,0 +1,465 @@
+"""Parallel generation: local worker processes or a Ray cluster, resume, errors.
+
+One task = one capture index ``i``. Capture i depends only on (seed, i), so the
+output does not depend on which worker makes it, in what order, or on which
+backend: every worker writes its capture folder atomically (temporary folder +
+rename, :func:`simulator.writers.write_capture`) and the parent process writes
+the manifest, the shards, the COCO files and the card.
+
+Backends
+- in-process (``workers == 1`` and no ``recycle``): one CaptureMaker in this process.
+- ``local``: ``workers`` processes from a *spawn* context (never fork: a forked
+  GL context or pybullet client is undefined behaviour); each owns one GL context
+  (BoothRenderer) and one pybullet client (CaptureMaker) and is replaced by a
+  fresh process after ``recycle`` captures, which keeps memory flat on long runs.
+- ``ray``: the same task as a Ray remote function, ``max_calls=recycle`` (Ray
+  replaces the worker process after that many captures). ``address=None`` starts
+  a local cluster with ``num_cpus=workers``; otherwise joins that cluster, whose
+  nodes must share the output folder and have damagesim installed.
+
+Resume: the source of truth is the disk (a capture folder appears only when
+complete; a shard only when complete). ``manifest.jsonl`` in the dataset folder is
+an append-only, fsync'ed log of completed captures, packed shards and failures;
+``--resume`` repairs it (a torn last line from a kill is dropped), removes stale
+``.tmp-*``/``.del-*`` folders, and makes only the captures not yet on disk.
+
+Errors
+- a capture whose generation raises: ``on_error="stop"`` (default) lets the
+  captures in flight finish, records them, then raises :class:`GenerationError`
+  naming the capture; ``"skip"`` records the failure in the manifest and the card
+  (``failed_captures``) and goes on; a later ``--resume`` retries it.
+- a worker process that dies (crash, OOM kill): the run stops with
+  :class:`GenerationError`; completed captures are kept; rerun with ``--resume``.
+- the output folder unwritable or full: :class:`OutputError` with the path and
+  the OS error; completed captures are kept; free space and rerun with ``--resume``.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import ConfigError, DamagesimError
+
+MANIFEST = "manifest.jsonl"
+BACKENDS = ("local", "ray")
+ON_ERROR = ("stop", "skip")
+#: test hook: "crash:I" kills the worker process at capture I, "raise:I" makes
+#: capture I fail with an exception (read in the worker, never in the parent)
+FAULT_ENV = "DAMAGESIM_FAULT"
+
+
+class GenerationError(DamagesimError):
+    """A capture failed or a worker died; completed captures are kept."""
+
+
+class OutputError(DamagesimError):
+    """The output folder cannot be written (permissions, read-only, full)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a generation (not what to generate: that is GenerateSpec)."""
+
+    workers: int = 1
+    backend: str = "local"
+    address: str | None = None
+    #: captures per worker process before it is replaced (None: never for one
+    #: in-process worker, DEFAULT_RECYCLE for worker processes)
+    recycle: int | None = None
+    resume: bool = False
+    shards: bool = False
+    shard_size: int = 256
+    on_error: str = "stop"
+    gl: str | None = None
+
+    def validate(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(None, "--workers", self.workers, "must be an integer >= 1")
+        if self.backend not in BACKENDS:
+            raise ConfigError(None, "--backend", self.backend, f"must be one of {BACKENDS}")
+        if self.address is not None and self.backend != "ray":
+            raise ConfigError(None, "--address", self.address, "needs --backend ray")
+        if self.recycle is not None and (not isinstance(self.recycle, int) or self.recycle < 1):
+            raise ConfigError(None, "--recycle", self.recycle, "must be an integer >= 1")
+        if not isinstance(self.shard_size, int) or self.shard_size < 1:
+            raise ConfigError(None, "--shard-size", self.shard_size, "must be an integer >= 1")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(None, "--on-error", self.on_error, f"must be one of {ON_ERROR}")
+
+    @property
+    def in_process(self) -> bool:
+        return self.backend == "local" and self.workers == 1 and self.recycle is None
+
+
+DEFAULT_RECYCLE = 200
+
+
+@dataclass
+class RunReport:
+    made: list[int]
+    skipped_done: int
+    failed: dict[int, str]
+    worker_rss_mb: dict[int, list[float]]
+    seconds: float
+
+
+# -- output errors ---------------------------------------------------------------
+_DISK_ERRNOS = {errno.ENOSPC: "the output device is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EROFS: "the output file system is read-only", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied"}
+
+
+def output_error(out: Path, e: OSError) -> OutputError:
+    why = _DISK_ERRNOS.get(e.errno, e.strerror or type(e).__name__)
+    return OutputError(f"cannot write to output folder {out}: {why} ({e.filename or out}); "
+                       f"completed captures are kept: fix it and rerun with --resume")
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove a file can be written, renamed and removed there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".tmp-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        os.replace(probe, out / f".tmp-probe2-{os.getpid()}")
+        os.unlink(out / f".tmp-probe2-{os.getpid()}")
+    except OSError as e:
+        raise output_error(out, e) from None
+
+
+# -- manifest ----------------------------------------------------------------------
+class Manifest:
+    """Append-only JSON-lines log, one fsync per line (a kill leaves at most a torn
+    last line, which :meth:`repair` drops)."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / MANIFEST
+
+    def start_fresh(self) -> None:
+        from .writers import write_text_atomic
+
+        write_text_atomic(self.path, "")
+
+    def repair(self) -> list[dict[str, Any]]:
+        """Read the entries, truncating a torn last line. Returns them."""
+        if not self.path.is_file():
+            return []
+        raw = self.path.read_bytes()
+        keep = raw[: raw.rfind(b"\n") + 1]
+        entries = []
+        for line in keep.splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                break  # cannot happen with whole lines; stop trusting the rest
+        if len(keep) != len(raw):
+            with open(self.path, "r+b") as f:
+                f.truncate(len(keep))
+                os.fsync(f.fileno())
+        return entries
+
+    def append(self, entry: dict[str, Any]) -> None:
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove temporary and half-deleted folders/files left by a killed run."""
+    gone = []
+    for d in (out, out / "captures", out / "shards", *(out / "references").glob("*")):
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if p.name.startswith((".tmp-", ".old-", ".del-", ".stage-")) or (
+                    p.name.startswith(".") and p.name.endswith(".tmp")):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                gone.append(p)
+    return gone
+
+
+# -- worker side ---------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _maker(spec, gl: str | None):
+    """This process's CaptureMaker (one GL context + one pybullet client), made on
+    first use and kept for the life of the process."""
+    key = json.dumps(spec.to_json(), sort_keys=True)
+    if _WORKER.get("key") != key:
+        if "maker" in _WORKER:
+            _WORKER.pop("maker").close()
+        from .glenv import configure
+
+        configure(gl)
+        from .catalog import load_catalog
+        from .pipeline import CaptureMaker
+        from .rig import load_rig
+
+        _WORKER["maker"] = CaptureMaker(spec, load_rig(spec.rig), load_catalog(spec.catalog))
+        _WORKER["key"] = key
+        _WORKER["count"] = 0
+    return _WORKER["maker"]
+
+
+def _fault(i: int) -> None:
+    f = os.environ.get(FAULT_ENV, "")
+    kind, _, at = f.partition(":")
+    if at and at.isdigit() and int(at) == i:
+        if kind == "crash":
+            os._exit(70)
+        if kind == "raise":
+            raise RuntimeError(f"injected fault at capture {i} ({FAULT_ENV}={f})")
+
+
+def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
+    """Write reference ``pose`` of ``sku`` unless present. Race-free: it is built in
+    a private staging folder and renamed into place; when another writer got there
+    first the rename fails and this copy is dropped (both are the same bytes: a
+    reference depends only on (seed, sku, pose)). Returns True if this call wrote it."""
+    from .writers import reference_dir, write_capture
+
+    final = reference_dir(out, sku, pose)
+    if (final / "capture.json").is_file():
+        return False
+    meta, frames = maker.make_reference(sku, pose)
+    stage = final.parent / f".stage-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
+    write_capture(out, pose, meta, frames, root_dir=stage)
+    try:
+        os.rename(stage, final)  # fails if final exists (non-empty): someone else won
+        return True
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        shutil.rmtree(stage, ignore_errors=True)
+        return False
+
+
+def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
+    """The task, identical in every backend: make capture ``index``, write its
+    folder atomically, then the references of its SKUs. Returns a small report."""
+    from .writers import write_capture
+
+    maker = _maker(spec, gl)
+    _fault(index)
+    out = Path(spec.out)
+    meta, frames, pair = maker.make(index)
+    write_capture(out, index, meta, frames, {"pristine": pair} if pair else None)
+    for sku in sorted({it["sku"] for it in meta["items"]}):
+        for k in range(maker.mix.reference_poses):
+            ensure_reference(maker, out, sku, k)
+    _WORKER["count"] = _WORKER.get("count", 0) + 1
+    return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"]}
+
+
+def _task(spec, index: int, gl: str | None) -> dict[str, Any]:
+    """make_one with exceptions turned into a picklable report (a capture that
+    fails is data for the parent, not a crash of the worker)."""
+    try:
+        return make_one(spec, index, gl)
+    except OSError as e:
+        if e.errno in _DISK_ERRNOS:
+            return {"index": index, "oserror": [e.errno, e.strerror, str(e.filename)]}
+        return {"index": index, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
+    except Exception as e:  # a bad capture: reported, never silently lost
+        return {"index": index, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
+
+
+# -- backends: each yields result dicts as tasks complete ------------------------------
+def _in_process(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
+    try:
+        for i in todo:
+            if (yield _task(spec, i, opts.gl)):
+                break  # the parent asked to stop
+    finally:
+        if "maker" in _WORKER:
+            _WORKER.pop("maker").close()
+            _WORKER.pop("key", None)
+
+
+def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    recycle = opts.recycle or DEFAULT_RECYCLE
+    ex = ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn"),
+                             max_tasks_per_child=recycle)
+    window = 2 * opts.workers  # bounded: a 10^7 run never holds 10^7 futures
+    it = iter(todo)
+    pending: dict[Any, int] = {}
+    stopping = False
+    try:
+        while True:
+            while not stopping and len(pending) < window:
+                i = next(it, None)
+                if i is None:
+                    break
+                pending[ex.submit(_task, spec, i, opts.gl)] = i
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: pending[f]):
+                i = pending.pop(f)
+                try:
+                    r = f.result()
+                except BrokenProcessPool:
+                    lost = sorted([i, *pending.values()])
+                    raise GenerationError(
+                        f"a worker process died while making capture(s) {lost} (crash or out-of-memory kill); "
+                        f"completed captures are kept: rerun with --resume") from None
+                stopping = yield r
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(None, "--backend", "ray",
+                          "needs Ray: pip install 'damagesim[scale]' (the 'scale' extra)") from None
+    started = False
+    if not ray.is_initialized():
+        if opts.address:
+            ray.init(address=opts.address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=opts.workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                               if k in ("PYOPENGL_PLATFORM", FAULT_ENV)}})
+        started = True
+    remote = ray.remote(num_cpus=1, max_calls=opts.recycle or DEFAULT_RECYCLE, max_retries=0)(_task)
+    window = 2 * max(opts.workers, int(ray.cluster_resources().get("CPU", 1)))
+    it = iter(todo)
+    pending: dict[Any, int] = {}
+    stopping = False
+    try:
+        while True:
+            while not stopping and len(pending) < window:
+                i = next(it, None)
+                if i is None:
+                    break
+                pending[remote.remote(spec, i, opts.gl)] = i
+            if not pending:
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                i = pending.pop(ref)
+                try:
+                    r = ray.get(ref)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as e:
+                    raise GenerationError(f"a Ray worker died while making capture {i} ({type(e).__name__}); "
+                                          f"completed captures are kept: rerun with --resume") from None
+                stopping = yield r
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# -- the driver -----------------------------------------------------------------------
+def completed_on_disk(out: Path, n: int, shard_size: int | None) -> set[int]:
+    """Indices < n whose capture is complete on disk (a capture folder, or a
+    sample in a complete shard)."""
+    from .writers import list_captures
+
+    done = {int(p.name) for p in list_captures(out) if p.name.isdigit() and int(p.name) < n}
+    from .shards import shard_files, shard_range
+
+    for k, _ in shard_files(out / "shards"):
+        if shard_size:
+            done.update(i for i in shard_range(k, shard_size, n))
+    return done
+
+
+def run_captures(spec, indices: list[int], opts: RunOptions,
+                 progress: Callable[[int], None] | None = None) -> RunReport:
+    """Make ``indices`` of ``spec`` with the backend of ``opts``; see the module doc."""
+    from .shards import ShardPacker
+
+    out = Path(spec.out)
+    t0 = time.perf_counter()
+    manifest = Manifest(out)
+    packer = ShardPacker(out, spec.n, opts.shard_size) if opts.shards else None
+    try:
+        if opts.resume:
+            clean_stale(out)
+            manifest.repair()
+            if packer is not None:
+                packer.recover()
+            done = completed_on_disk(out, spec.n, opts.shard_size if opts.shards else None)
+        else:
+            done = set()
+            if len(indices) == spec.n:
+                manifest.start_fresh()
+        todo = [i for i in indices if i not in done]
+        if progress is not None and len(indices) - len(todo):
+            progress(len(indices) - len(todo))
+        made: list[int] = []
+        failed: dict[int, str] = {}
+        rss: dict[int, list[float]] = {}
+        backend = _in_process if opts.in_process else _local if opts.backend == "local" else _ray
+        gen = backend(spec, todo, opts)
+        stop_error: str | None = None
+        oserr = None
+        r = next(gen, None)
+        while r is not None:
+            i = r["index"]
+            if "oserror" in r:
+                oserr = oserr or r["oserror"]
+                stop_error = stop_error or "disk"
+            elif "error" in r:
+                failed[i] = r["error"]
+                manifest.append({"failed": i, "error": r["error"]})
+                if opts.on_error == "stop":
+                    stop_error = stop_error or f"capture {i} failed: {r['error']}\n{r.get('trace', '')}"
+            else:
+                made.append(i)
+                manifest.append({"capture": i})
+                if r.get("rss_mb") is not None:
+                    rss.setdefault(r["pid"], []).append(r["rss_mb"])
+                if packer is not None:
+                    packer.completed(i, manifest)
+                if progress is not None:
+                    progress(1)
+            try:
+                r = gen.send(stop_error is not None)
+            except StopIteration:
+                r = None
+        if oserr is not None:
+            e = OSError(oserr[0], oserr[1], oserr[2])
+            raise output_error(out, e)
+        if stop_error is not None:
+            raise GenerationError(f"{stop_error.rstrip()}\n(the run stopped; {len(made)} captures made in this run "
+                                  f"are kept; fix the cause and rerun with --resume, or use --on-error skip)")
+        if packer is not None:
+            packer.flush(manifest, final=True)
+    except OSError as e:
+        raise output_error(out, e) from None
+    return RunReport(made=sorted(made), skipped_done=len(indices) - len(todo), failed=failed, worker_rss_mb=rss,
+                     seconds=time.perf_counter() - t0)
+

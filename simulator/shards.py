@@ -1,0 +1,400 @@
+"""WebDataset tar shards: write them so they are never torn, index them, read them.
+
+A shard is a plain (USTAR) tar; one sample per capture, its files contiguous, the
+WebDataset key being the capture id::
+
+    000007.capture.json              capture.json (cameras, items, damages)
+    000007.annotations.json          that capture's COCO annotations per camera
+    000007.<camera>.<layer>.png      rgb, depth, instance, part, damage_category, damage_instance
+    000007.pristine.<camera>.<layer>.png   the pristine counterfactual, when present
+
+i.e. the member name is ``<key>.`` + the file's path in the capture folder with
+``/`` replaced by ``.`` (camera names must not contain a dot). Shard ``k`` of a
+generated dataset holds exactly the captures ``k*S .. min(n, (k+1)*S) - 1``
+(S = shard size), so shard contents do not depend on the worker count. Tar
+headers carry no time, owner or mode of the machine: the same captures give the
+same shard bytes.
+
+A shard is written to ``.tmp-<name>-<pid>``, fsync'ed and renamed: it is either
+complete or absent. ``shards/index.json`` lists every shard with its keys, size
+and sha256.
+
+Reading with a plain WebDataset pipeline::
+
+    import webdataset as wds
+    from simulator.shards import png_as_array
+    ds = wds.WebDataset(sorted(glob("DATASET/shards/shard-*.tar")), shardshuffle=False).decode(png_as_array)
+    for s in ds:
+        s["__key__"], s["capture.json"], s["top.rgb.png"], s["top.depth.png"]  # dict, uint8 (h,w,3), uint16 (h,w)
+
+(``.decode("pil")`` works too but makes every PNG 8-bit RGB, depth included.)
+
+or without webdataset: :func:`iter_dataset` (folders and shards alike).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+SHARD_DIR = "shards"
+INDEX = "index.json"
+SHARDS_FORMAT = "damagesim-shards/1"
+_SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}.tar"
+
+
+def shard_range(k: int, size: int, n: int) -> range:
+    """Capture indices of shard ``k`` (shard size ``size``, ``n`` captures in all)."""
+    return range(k * size, min(n, (k + 1) * size))
+
+
+def shard_files(d: Path) -> list[tuple[int, Path]]:
+    """Complete shards in folder ``d`` as (k, path), sorted (temporaries ignored)."""
+    d = Path(d)
+    if not d.is_dir():
+        return []
+    out = []
+    for p in d.iterdir():
+        m = _SHARD_RE.match(p.name)
+        if m and p.is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def member_name(key: str, rel: str) -> str:
+    return f"{key}." + rel.replace("/", ".")
+
+
+def _capture_files(cap_dir: Path) -> list[tuple[str, Path]]:
+    files = []
+    for p in sorted(Path(cap_dir).rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(cap_dir).as_posix()
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue
+            if "/" in rel and "." in rel.rsplit("/", 1)[0]:
+                raise ValueError(f"{p}: a folder name with a dot cannot be a WebDataset member ({rel})")
+            files.append((rel, p))
+    return files
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, 0, 0o644, 0, 0, "", ""
+    return ti
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_shard(dest: Path, samples: list[tuple[str, Path]]) -> Path:
+    """Write the capture folders ``samples`` [(key, folder)] into tar ``dest``:
+    temporary name, fsync, rename, fsync of the folder. Never leaves a torn tar."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for key, d in samples:
+                    for rel, p in _capture_files(d):
+                        data = p.read_bytes()
+                        tar.addfile(_tarinfo(member_name(key, rel), len(data)), io.BytesIO(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+# -- reading -----------------------------------------------------------------------
+def png_as_array(key: str, data: bytes):
+    """WebDataset decoder handler: PNG members -> numpy arrays with their stored
+    dtype (uint16 depth in mm and uint16 ids stay uint16; webdataset's "pil"/"rgb"
+    specs would convert them to 8-bit RGB). Other members: None (next handler)::
+
+        wds.WebDataset(urls, shardshuffle=False).decode(png_as_array)
+    """
+    if not key.lower().endswith("png"):
+        return None
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im)
+
+
+def iter_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) for every sample of one shard, in order. The
+    extension is the member name after the key's dot, e.g. ``top.rgb.png``."""
+    key, files = None, {}
+    with tarfile.open(path, mode="r:") as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            base = m.name.rsplit("/", 1)[-1]
+            k, _, ext = base.partition(".")
+            if k != key and key is not None:
+                yield key, files
+                files = {}
+            key = k
+            files[ext] = tar.extractfile(m).read()
+    if key is not None:
+        yield key, files
+
+
+class Capture:
+    """One capture of a dataset, from a folder or a shard sample.
+
+    name: capture id ("000007"); where: folder path or "shards/<file>#<key>"."""
+
+    name: str
+    where: str
+
+    def read(self, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def has(self, rel: str) -> bool:
+        raise NotImplementedError
+
+    def json(self, rel: str) -> Any:
+        return json.loads(self.read(rel))
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if not hasattr(self, "_meta"):
+            self._meta = self.json("capture.json")
+        return self._meta
+
+    def image(self, rel: str) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.read(rel))) as im:
+            im.load()
+            return np.asarray(im)
+
+
+class FolderCapture(Capture):
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.where = str(self.path)
+
+    def read(self, rel: str) -> bytes:
+        return (self.path / rel).read_bytes()
+
+    def has(self, rel: str) -> bool:
+        return (self.path / rel).is_file()
+
+
+class ShardCapture(Capture):
+    def __init__(self, shard: str, key: str, files: dict[str, bytes]):
+        self.shard, self.name, self.files = shard, key, files
+        self.where = f"{shard}#{key}"
+
+    def read(self, rel: str) -> bytes:
+        try:
+            return self.files[rel.replace("/", ".")]
+        except KeyError:
+            raise FileNotFoundError(f"{self.where}: no member {member_name(self.name, rel)}") from None
+
+    def has(self, rel: str) -> bool:
+        return rel.replace("/", ".") in self.files
+
+
+def iter_dataset(root: Path, n: int | None = None) -> Iterator[Capture]:
+    """Every capture of a dataset folder: samples of ``shards/`` then capture
+    folders not in a shard; with ``n``, only indices < n."""
+    from .writers import list_captures
+
+    root = Path(root)
+    seen = set()
+    for _k, p in shard_files(root / SHARD_DIR):
+        rel = f"{SHARD_DIR}/{p.name}"
+        for key, files in iter_shard(p):
+            if n is not None and key.isdigit() and int(key) >= n:
+                continue
+            seen.add(key)
+            yield ShardCapture(rel, key, files)
+    for c in list_captures(root):
+        if c.name in seen or (n is not None and c.name.isdigit() and int(c.name) >= n):
+            continue
+        yield FolderCapture(c)
+
+
+# -- index -------------------------------------------------------------------------
+def write_index(shard_dir: Path, shard_size: int | None) -> dict[str, Any]:
+    """Scan the complete shards of ``shard_dir`` and write index.json."""
+    from .writers import write_json_atomic
+
+    shard_dir = Path(shard_dir)
+    entries = []
+    for k, p in shard_files(shard_dir):
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        keys = [key for key, _ in iter_shard(p)]
+        entries.append({"file": p.name, "shard": k, "keys": keys, "count": len(keys), "bytes": p.stat().st_size,
+                        "sha256": h.hexdigest()})
+    index = {"format": SHARDS_FORMAT, "shard_size": shard_size, "samples": sum(e["count"] for e in entries),
+             "member_names": ["<key>.capture.json", "<key>.annotations.json", "<key>.<camera>.<layer>.png",
+                              "<key>.pristine.<camera>.<layer>.png"],
+             "shards": entries}
+    write_json_atomic(shard_dir / INDEX, index)
+    return index
+
+
+def read_index(shard_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(shard_dir) / INDEX).read_text())
+
+
+# -- packing during generation ------------------------------------------------------
+class ShardPacker:
+    """Packs capture folders of a generation run into shards as soon as a shard's
+    whole range is on disk, then removes those folders (renamed to ``.del-*``
+    first, so a kill never leaves a half-deleted folder that looks complete).
+
+    Invariant: a capture lives in its shard or in its folder; after a kill
+    between the two steps it may briefly live in both, and :meth:`recover`
+    removes the folder copy."""
+
+    def __init__(self, out: Path, n: int, size: int):
+        self.out, self.n, self.size = Path(out), n, size
+        self.dir = self.out / SHARD_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.present: set[int] = set()
+        self.packed: set[int] = set()
+
+    def _folder(self, i: int) -> Path:
+        from .writers import capture_id
+
+        return self.out / "captures" / capture_id(i)
+
+    def _drop_folders(self, k: int) -> None:
+        for i in shard_range(k, self.size, self.n):
+            d = self._folder(i)
+            if d.exists():
+                gone = d.parent / f".del-{d.name}"
+                if gone.exists():
+                    shutil.rmtree(gone)
+                os.rename(d, gone)
+                shutil.rmtree(gone)
+
+    def recover(self) -> None:
+        """After a kill: drop folder copies of captures already in a shard, and
+        note the complete folders not yet packed."""
+        from .writers import list_captures
+
+        for k, _ in shard_files(self.dir):
+            self._drop_folders(k)
+            self.packed.add(k)
+        self.present = {int(p.name) for p in list_captures(self.out) if p.name.isdigit() and int(p.name) < self.n}
+
+    def completed(self, i: int, manifest=None) -> None:
+        self.present.add(i)
+        k = i // self.size
+        if all(j in self.present for j in shard_range(k, self.size, self.n)):
+            self.pack(k, manifest)
+
+    def pack(self, k: int, manifest=None) -> None:
+        from .writers import capture_id
+
+        r = shard_range(k, self.size, self.n)
+        write_shard(self.dir / shard_name(k), [(capture_id(i), self._folder(i)) for i in r])
+        if manifest is not None:
+            manifest.append({"shard": shard_name(k), "captures": [r.start, r.stop]})
+        self._drop_folders(k)
+        self.packed.add(k)
+        self.present.difference_update(r)
+
+    def flush(self, manifest=None, final: bool = False) -> None:
+        for k in sorted({i // self.size for i in self.present}):
+            if k not in self.packed and all(j in self.present for j in shard_range(k, self.size, self.n)):
+                self.pack(k, manifest)
+
+
+def export_shards(dataset: Path, out_dir: Path, shard_size: int = 256) -> dict[str, Any]:
+    """Pack the capture folders of an existing dataset into shards in ``out_dir``
+    (the dataset is left as it is). Shard k holds the k-th group of ``shard_size``
+    captures in id order. Returns the index."""
+    from .writers import list_captures
+
+    caps = list_captures(dataset)
+    if not caps:
+        from .errors import DamagesimError
+
+        raise DamagesimError(f"{dataset}: no capture folders to pack (is it a dataset folder, or already sharded?)")
+    out_dir = Path(out_dir)
+    for k in range(0, (len(caps) + shard_size - 1) // shard_size):
+        group = caps[k * shard_size:(k + 1) * shard_size]
+        write_shard(out_dir / shard_name(k), [(c.name, c) for c in group])
+    return write_index(out_dir, shard_size)
+
+
+# -- dataset card and COCO for datasets with shards ---------------------------------
+def finalize_with_shards(out: Path, spec_json: dict[str, Any], rig_json: dict[str, Any], n: int,
+                         shard_size: int | None = None) -> dict[str, Any]:
+    """COCO per camera + card for a dataset whose captures are in shards (and
+    possibly some folders). COCO images of shard captures get
+    ``file_name = "shards/<file>#<key>.<camera>.rgb.png"`` and a ``shard`` field."""
+    from .writers import list_captures, write_card, write_coco, write_json_atomic
+
+    out = Path(out)
+    index = write_index(out / SHARD_DIR, shard_size)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".tmp-finalize-"))
+    try:
+        where: dict[str, str] = {}
+        caps = []
+        for _k, p in shard_files(out / SHARD_DIR):
+            for key, files in iter_shard(p):
+                if int(key) >= n:
+                    continue
+                d = tmp / "captures" / key
+                d.mkdir(parents=True)
+                (d / "capture.json").write_bytes(files["capture.json"])
+                (d / "annotations.json").write_bytes(files["annotations.json"])
+                caps.append(d)
+                where[key] = f"{SHARD_DIR}/{p.name}"
+        caps += [c for c in list_captures(out) if c.name not in where and int(c.name) < n]
+        caps.sort(key=lambda c: c.name)
+        coco = write_coco(out, rig_json, caps)
+        for cam, rel in coco.items():
+            doc = json.loads((out / rel).read_text())
+            for img in doc["images"]:
+                if img["capture"] in where:
+                    img["shard"] = where[img["capture"]]
+                    img["file_name"] = f"{img['shard']}#{member_name(img['capture'], f'{cam}/rgb.png')}"
+            write_json_atomic(out / rel, doc)
+        card = write_card(out, spec_json, rig_json, caps, coco)
+        card["files"]["captures"] = [f"captures/{c.name}" for c in caps if c.name not in where]
+        card["files"]["shards"] = {"index": f"{SHARD_DIR}/{INDEX}", "files": [e["file"] for e in index["shards"]],
+                                   "samples": index["samples"], "member_names": index["member_names"]}
+        write_json_atomic(out / "dataset.json", card)
+        return card
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""Shards read back by a plain webdataset pipeline and by simulator's reader;
+MVTec and Kaputt exports read back by their expected paths; COCO by pycocotools;
+validate passes a clean dataset and catches planted corruption."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests._scale_helpers import N, base_dataset, cli
+
+
+@pytest.fixture(scope="module")
+def base(gl):
+    return base_dataset()
+
+
+def test_shards_read_back_by_webdataset(base, tmp_path):
+    wds = pytest.importorskip("webdataset")
+    from simulator.shards import iter_dataset, png_as_array, read_index
+
+    cli("export", "shards", str(base), "--out", str(tmp_path / "sh"), "--shard-size", "2")
+    index = read_index(tmp_path / "sh")
+    assert [e["count"] for e in index["shards"]] == [2, N - 2]
+    urls = [str(tmp_path / "sh" / e["file"]) for e in index["shards"]]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode(png_as_array))
+    assert [s["__key__"] for s in samples] == [f"{i:06d}" for i in range(N)]
+    for s in samples:
+        cap = base / "captures" / s["__key__"]
+        meta = s["capture.json"]
+        assert meta == json.loads((cap / "capture.json").read_text())
+        for cam, c in meta["cameras"].items():
+            for key, rel in c["files"].items():
+                ref = np.asarray(Image.open(cap / rel))
+                got = s[rel.replace("/", ".")]
+                assert got.dtype == ref.dtype and np.array_equal(got, ref), rel
+        assert ("pristine." + next(iter(meta["cameras"])) + ".rgb.png" in s) == meta["pristine_pair"]
+    # a plain pipeline with webdataset's own decoder
+    rgb = next(iter(wds.WebDataset(urls, shardshuffle=False).decode("rgb8")))
+    assert rgb["top.rgb.png"].dtype == np.uint8 and rgb["top.rgb.png"].ndim == 3
+    # simulator's reader, no webdataset
+    shutil.copytree(base, tmp_path / "mixed")
+    (tmp_path / "mixed" / "shards").mkdir()
+    shutil.copy(tmp_path / "sh" / index["shards"][0]["file"], tmp_path / "mixed" / "shards")
+    names = [c.name for c in iter_dataset(tmp_path / "mixed")]
+    assert sorted(names) == [f"{i:06d}" for i in range(N)]  # shard copies win, no capture twice
+
+
+def test_mvtec_export_layout(base, tmp_path):
+    out = tmp_path / "mvtec"
+    cli("export", "mvtec", str(base), "--out", str(out), "--test-fraction", "0.3")
+    index = json.loads((out / "index.json").read_text())
+    card = json.loads((base / "dataset.json").read_text())
+    rgb_cams = {c["name"] for c in card["rig"]["cameras"] if c["modality"] != "depth"}
+    assert index["by"] == "camera" and set(index["summary"]["groups"]) <= rgb_cams
+    for e in index["images"]:
+        img = out / e["image"]
+        assert img.is_file()
+        parts = img.relative_to(out).parts
+        assert parts[0] == e["group"]
+        if e["label"] == "good":
+            assert parts[1:3] in (("train", "good"), ("test", "good")) and e["mask"] is None
+        else:
+            assert parts[1:3] == ("test", e["label"])
+            mask = out / e["group"] / "ground_truth" / e["label"] / (img.stem + "_mask.png")
+            assert mask == out / e["mask"] and mask.is_file()
+            m = np.asarray(Image.open(mask))
+            ref = np.asarray(Image.open(base / "captures" / e["capture"] / e["camera"] / "damage_category.png"))
+            assert set(np.unique(m)) <= {0, 255} and np.array_equal(m > 0, ref > 0) and m.any()
+        assert img.read_bytes() == (base / "captures" / e["capture"] / e["camera"] / "rgb.png").read_bytes()
+    assert index["summary"]["good_train"] >= 1
+    # anomalib's folder convention: every test/<defect> image has ground_truth/<defect>/<stem>_mask.png
+    for grp in index["summary"]["groups"]:
+        for d in (out / grp / "test").iterdir():
+            for f in d.glob("*.png"):
+                if d.name != "good":
+                    assert (out / grp / "ground_truth" / d.name / f"{f.stem}_mask.png").is_file()
+    cli("export", "mvtec", str(base), "--out", str(tmp_path / "bykind"), "--by", "kind")
+    kinds = {it["kind"] for c in (base / "captures").iterdir()
+             for it in json.loads((c / "capture.json").read_text())["items"]}
+    assert set(json.loads((tmp_path / "bykind" / "index.json").read_text())["summary"]["groups"]) == kinds
+
+
+def test_kaputt_export_manifest(base, tmp_path):
+    out = tmp_path / "kaputt"
+    cli("export", "kaputt", str(base), "--out", str(out))
+    man = json.loads((out / "manifest.json").read_text())
+    assert len(man["queries"]) == N * 2  # two RGB cameras in the small rig
+    for q in man["queries"]:
+        assert (out / q["image"]).is_file() and (out / q["mask"]).is_file()
+        meta = json.loads((base / "captures" / q["capture"] / "capture.json").read_text())
+        assert q["defect"] == bool(meta["damages"])
+        assert q["categories"] == sorted({d["category"] for d in meta["damages"]})
+        assert q["severity"] in ("none", "minor", "major") and (q["severity"] == "none") == (not q["defect"])
+        assert q["reference_ids"] and all((out / r).is_file() for r in q["references"])
+        assert all(r.startswith(tuple(q["skus"])) and r.endswith(q["camera"]) for r in q["reference_ids"])
+        assert (q["pristine"] is not None) == bool(meta["pristine_pair"])
+        m = np.asarray(Image.open(out / q["mask"]))
+        ref = np.asarray(Image.open(base / "captures" / q["capture"] / q["camera"] / "damage_category.png"))
+        assert np.array_equal(m, ref)
+
+
+def test_coco_reads_back(base):
+    from pycocotools.coco import COCO
+
+    card = json.loads((base / "dataset.json").read_text())
+    for rel in card["files"]["coco"].values():
+        coco = COCO(str(base / rel))
+        assert len(coco.getImgIds()) == N
+        for ann in coco.loadAnns(coco.getAnnIds()):
+            assert coco.annToMask(ann).sum() == ann["area"]
+
+
+def _plant(base, tmp_path, name):
+    d = tmp_path / name
+    shutil.copytree(base, d)
+    return d
+
+
+def test_validate_passes_clean_and_catches_planted_corruption(base, tmp_path):
+    from simulator.validate import validate
+
+    assert validate(base).problems == []
+    r = cli("validate", str(base), check=False)
+    assert r.returncode == 0, r.stdout
+
+    d = _plant(base, tmp_path, "truncated")
+    f = d / "captures/000000/top/rgb.png"
+    f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    assert any("000000" in p and "top/rgb.png does not decode" in p for p in validate(d).problems)
+    r = cli("validate", str(d), check=False)
+    assert r.returncode == 1 and "does not decode" in r.stdout
+
+    d = _plant(base, tmp_path, "outside")
+    cat = d / "captures/000001/oblique/damage_category.png"
+    inst = np.asarray(Image.open(d / "captures/000001/oblique/instance.png"))
+    a = np.asarray(Image.open(cat)).copy()
+    y, x = np.argwhere(inst == 0)[0]
+    a[y, x] = 1
+    Image.fromarray(a).save(cat)
+    assert any("damage pixel(s) outside the item mask" in p for p in validate(d).problems)
+
+    d = _plant(base, tmp_path, "missing")
+    (d / "captures/000002/depth/depth.png").unlink()
+    assert any("000002" in p and "depth/depth.png missing" in p for p in validate(d).problems)
+
+    d = _plant(base, tmp_path, "count")
+    card = json.loads((d / "dataset.json").read_text())
+    card["counts"]["items"] += 1
+    (d / "dataset.json").write_text(json.dumps(card))
+    assert any("counts.items" in p for p in validate(d).problems)
+
+    d = _plant(base, tmp_path, "gone")
+    shutil.rmtree(d / "captures/000002")
+    probs = validate(d).problems
+    assert any("counts.captures" in p for p in probs) and any("000002" in p for p in probs)
+
+    d = _plant(base, tmp_path, "shard")
+    cli("export", "shards", str(base), "--out", str(d / "shards"), "--shard-size", "2")
+    for c in (d / "captures").iterdir():
+        shutil.rmtree(c)
+    t = d / "shards/shard-000001.tar"
+    t.write_bytes(t.read_bytes()[:3000])
+    assert any("shard-000001.tar" in p for p in validate(d).problems)
