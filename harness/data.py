@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -152,7 +152,12 @@ def crop_box(mask: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int,
 def _capture_dirs(root: Path) -> list[Path]:
     card = root / "dataset.json"
     if not card.is_file():
-        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json)")
+        # a run still in progress (or killed) has no card yet; capture folders
+        # appear only once complete (simulator.writers), so the finished ones are usable
+        done = sorted(p.parent for p in root.glob("captures/[0-9]*/capture.json"))
+        if done:
+            return done
+        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json, no complete captures/<id>/)")
     try:
         files = json.loads(card.read_text())["files"]["captures"]
     except (KeyError, json.JSONDecodeError) as e:

@@ -9,7 +9,7 @@ scikit-learn does (one ROC point per distinct threshold), so ``roc_auc`` and
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -184,6 +184,3 @@ def mean_ci(values: Sequence[float]) -> dict:
     half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
     return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
 
-
-def as_float_map(d: Mapping) -> dict:
-    return {k: float(v) for k, v in d.items()}

@@ -1,0 +1,75 @@
+"""Tiny datasets for the harness tests, drawn with numpy from a seeded rng: a
+grey 'booth' with a light box (the item); damaged items carry a dark blob
+(the damage), exactly labelled. No GL, no /work/shared."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def draw(rng: np.random.Generator, damaged: bool, h: int = 48, w: int = 64):
+    """-> rgb (h, w, 3) uint8, instance (h, w) uint16, damage (h, w) uint8."""
+    img = np.full((h, w, 3), 150, np.uint8) + rng.integers(0, 10, (h, w, 3), dtype=np.uint8)
+    bh, bw = int(rng.integers(h // 3, h // 2)), int(rng.integers(w // 3, w // 2))
+    y0, x0 = int(rng.integers(2, h - bh - 2)), int(rng.integers(2, w - bw - 2))
+    inst = np.zeros((h, w), np.uint16)
+    inst[y0:y0 + bh, x0:x0 + bw] = 1
+    img[inst > 0] = (200, 170, 120)
+    dmg = np.zeros((h, w), np.uint8)
+    if damaged:
+        r = max(2, min(bh, bw) // 4)
+        cy, cx = y0 + bh // 2 + int(rng.integers(-2, 3)), x0 + bw // 2 + int(rng.integers(-2, 3))
+        yy, xx = np.mgrid[:h, :w]
+        blob = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) & (inst > 0)
+        img[blob] = (40, 30, 20)
+        dmg[blob] = 1  # deformation
+    return img, inst, dmg
+
+
+def _write_capture(d: Path, rng, damaged: bool, sku: str, cams=("top", "front")) -> None:
+    cameras = {}
+    for cam in cams:
+        (d / cam).mkdir(parents=True)
+        rgb, inst, dmg = draw(rng, damaged)
+        Image.fromarray(rgb).save(d / cam / "rgb.png")
+        Image.fromarray(inst).save(d / cam / "instance.png")
+        Image.fromarray(dmg).save(d / cam / "damage_category.png")
+        Image.fromarray(np.full(inst.shape, 800, np.uint16)).save(d / cam / "depth.png")
+        cameras[cam] = {"name": cam, "modality": "rgb",
+                        "files": {k: f"{cam}/{k}.png" for k in ("rgb", "instance", "damage_category", "depth")}}
+    cap = {"cameras": cameras, "items": [{"instance_id": 1, "sku": sku, "damaged": damaged}],
+           "damages": [{"category": "deformation"}] if damaged else []}
+    (d / "capture.json").write_text(json.dumps(cap))
+
+
+def fake_synthetic(root: Path, n: int = 12, seed: int = 0, references: int = 0) -> Path:
+    """A damagesim-shaped dataset of ``n`` captures (half damaged) x 2 cameras."""
+    rng = np.random.default_rng(seed)
+    caps, refs = [], []
+    for i in range(n):
+        d = root / "captures" / f"{i:06d}"
+        _write_capture(d, rng, damaged=bool(i % 2), sku=f"sku-{i % 2}")
+        caps.append(f"captures/{i:06d}")
+    for s in range(2):
+        for k in range(references):
+            rel = f"references/sku-{s}/{k:02d}"
+            _write_capture(root / rel, rng, damaged=False, sku=f"sku-{s}")
+            refs.append(rel)
+    (root / "dataset.json").write_text(json.dumps({"files": {"captures": caps, "references": refs}}))
+    return root
+
+
+def fake_real(root: Path, n_damaged: int = 10, n_intact: int = 10, seed: int = 1, categories=("dent",)) -> Path:
+    """Class folders ``damaged/<category>/`` and ``intact/`` of JPEG-free PNGs."""
+    rng = np.random.default_rng(seed)
+    for i in range(n_damaged):
+        d = root / "damaged" / categories[i % len(categories)]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw(rng, True)[0]).save(d / f"d{i:03d}.png")
+    (root / "intact").mkdir(parents=True, exist_ok=True)
+    for i in range(n_intact):
+        Image.fromarray(draw(rng, False)[0]).save(root / "intact" / f"i{i:03d}.png")
+    return root

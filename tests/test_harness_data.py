@@ -1,0 +1,129 @@
+"""Harness loaders: synthetic views from damagesim-shaped folders, the three
+real layouts, and clear errors (naming the file or folder) for bad datasets."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data import DatasetError, ImageSet, load_coco, load_mvtec, load_real, load_references, load_synthetic
+from _harness_helpers import fake_real, fake_synthetic
+
+
+def test_synthetic_views_labels_masks(tmp_path):
+    root = fake_synthetic(tmp_path / "syn", n=6)
+    s = load_synthetic(root, size=32)
+    assert s.images.shape == (12, 32, 32, 3) and s.masks.shape == (12, 32, 32)
+    # odd captures are damaged in both views; label = visible damage pixels
+    assert s.labels.tolist() == [0, 0, 1, 1] * 3
+    assert all(c == ("deformation" if l else "") for c, l in zip(s.categories, s.labels))
+    assert (s.masks[s.labels == 0] == 0).all() and (s.masks[s.labels == 1].sum((1, 2)) > 0).all()
+    assert s.groups[0] == s.groups[1] != s.groups[2]
+    d = load_synthetic(root, size=32, depth=True, cameras=["top"])
+    assert d.images.shape == (6, 32, 32, 4)
+
+
+def test_imageset_cache_roundtrip(tmp_path):
+    s = load_synthetic(fake_synthetic(tmp_path / "syn", n=2), size=16)
+    s.save(tmp_path / "c.npz")
+    t = ImageSet.load(tmp_path / "c.npz")
+    assert (t.images == s.images).all() and t.sources == s.sources and t.categories == s.categories
+
+
+def test_references_pair_queries_by_sku(tmp_path):
+    q, ref, qs, rs = load_references(fake_synthetic(tmp_path / "syn", n=4, references=2), size=16)
+    assert len(q) == 8 and len(ref) == 8 and set(qs) == set(rs) == {"sku-0", "sku-1"}
+
+
+def test_class_folders_with_categories_and_masks(tmp_path):
+    root = fake_real(tmp_path / "real", 4, 3, categories=("dent", "tear"))
+    m = root / "masks" / "damaged" / "dent"
+    m.mkdir(parents=True)
+    Image.fromarray(np.ones((48, 64), np.uint8) * 255).save(m / "d000.png")
+    r = load_real(root, size=32)
+    assert r.counts() == {"n": 7, "damaged": 4, "intact": 3}
+    assert sorted(set(r.categories)) == ["", "dent", "tear"]
+    assert r.has_mask.sum() == 1 and r.masks[r.has_mask].all()
+
+
+def test_empty_class_names_folder(tmp_path):
+    root = fake_real(tmp_path / "real", 3, 0)
+    with pytest.raises(DatasetError, match=r"intact: class folder has no images"):
+        load_real(root)
+
+
+def test_missing_class_folder(tmp_path):
+    root = fake_real(tmp_path / "real", 3, 2)
+    for p in (root / "intact").iterdir():
+        p.unlink()
+    (root / "intact").rmdir()
+    with pytest.raises(DatasetError, match=r"intact: missing class folder"):
+        load_real(root)
+
+
+def test_unreadable_image_names_file(tmp_path):
+    root = fake_real(tmp_path / "real", 3, 3)
+    (root / "intact" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"broken\.jpg: cannot read image"):
+        load_real(root)
+
+
+def test_mismatched_mask_names_both(tmp_path):
+    root = fake_real(tmp_path / "real", 2, 2)
+    m = root / "masks" / "damaged" / "dent"
+    m.mkdir(parents=True)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(m / "d000.png")
+    with pytest.raises(DatasetError, match=r"d000\.png: mask is 10x10 but its image .*d000\.png is 64x48"):
+        load_real(root)
+
+
+def test_unknown_layout_and_synthetic_passed_as_real(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(DatasetError, match="unknown layout"):
+        load_real(tmp_path / "x")
+    with pytest.raises(DatasetError, match="pass it with --synthetic"):
+        load_real(fake_synthetic(tmp_path / "syn", n=1))
+
+
+def test_coco_layout_and_errors(tmp_path):
+    root = fake_real(tmp_path / "real", 2, 2)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    coco = {"images": [{"id": i, "file_name": f} for i, f in enumerate(files)],
+            "categories": [{"id": 1, "name": "box"}, {"id": 2, "name": "damage/penetration"}],
+            "annotations": [{"id": 9, "image_id": i, "category_id": 2} for i, f in enumerate(files)
+                            if f.startswith("damaged")]}
+    (root / "ann.json").write_text(json.dumps(coco))
+    r = load_coco(root / "ann.json", size=16)
+    assert r.labels.sum() == 2 and set(r.categories) == {"", "penetration"}
+    coco["images"].append({"id": 99, "file_name": "gone.png"})
+    (root / "ann.json").write_text(json.dumps(coco))
+    with pytest.raises(DatasetError, match=r"gone\.png: image listed in .*ann\.json does not exist"):
+        load_real(root / "ann.json")
+
+
+def test_mvtec_layout(tmp_path):
+    src = fake_real(tmp_path / "real", 2, 3)
+    root = tmp_path / "mv"
+    for sub, files in (("train/good", sorted((src / "intact").glob("*.png"))[:2]),
+                       ("test/good", sorted((src / "intact").glob("*.png"))[2:]),
+                       ("test/dent", sorted((src / "damaged").rglob("*.png")))):
+        (root / sub).mkdir(parents=True)
+        for f in files:
+            (root / sub / f.name).write_bytes(f.read_bytes())
+    (root / "ground_truth" / "dent").mkdir(parents=True)
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(root / "ground_truth/dent/d000_mask.png")
+    r = load_mvtec(root, size=16)
+    assert r.counts() == {"n": 5, "damaged": 2, "intact": 3} and r.has_mask.sum() == 1
+    (root / "test" / "scratch").mkdir()
+    with pytest.raises(DatasetError, match=r"scratch: class folder has no images"):
+        load_real(root)
+
+
+def test_imports_stay_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, simulator.cli, harness, harness.data, harness.metrics, harness.protocol, harness.report, "
+            "harness.baselines, harness.cli; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
