@@ -402,6 +402,7 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
     from .shards import ShardPacker
 
     out = Path(spec.out)
+    check_writable(out)
     t0 = time.perf_counter()
     manifest = Manifest(out)
     packer = ShardPacker(out, spec.n, opts.shard_size) if opts.shards else None
