@@ -215,5 +215,78 @@ def validate_cmd(dataset, quiet) -> None:
 from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
 
 
+@main.group()
+def rig() -> None:
+    """Booth designer: preview a rig and measure what it can see and detect."""
+
+
+@rig.command("preview")
+@click.argument("rig_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_png", default=None, type=click.Path(dir_okay=False),
+              help="PNG path (default renders/rig_preview_<rig>.png).")
+@click.option("--catalog", default=None, type=click.Path(dir_okay=False), help="Catalog of the reference item.")
+@click.option("--sku", default=None, help="Reference item SKU (default: the catalog's first).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the item's resting pose.")
+def rig_preview_cmd(rig_file, out_png, catalog, sku, seed) -> None:
+    """One PNG: the booth from outside (tray, lights, labelled frustums) and every
+    camera's view of a reference item."""
+    from .glenv import configure
+
+    try:
+        configure()
+        from .designer import rig_preview
+
+        click.echo(str(rig_preview(rig_file, out_png, catalog, sku, seed)))
+    except DamagesimError as e:
+        _fail(e)
+
+
+@rig.command("report")
+@click.argument("rig_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--compare", default=None, type=click.Path(exists=True, dir_okay=False), help="A second rig, side by side.")
+@click.option("--catalog", default=None, type=click.Path(dir_okay=False), help="Product catalog YAML (default: shipped).")
+@click.option("--n", "n", default=24, show_default=True, type=int, help="Items for coverage, and damaged items.")
+@click.option("--px-per-mm", default=0.5, show_default=True, type=float, help="Coverage resolution threshold X.")
+@click.option("--min-pixels", default=25, show_default=True, type=int, help="RGB pixels P a damage needs to be detectable.")
+@click.option("--min-depth-pixels", default=4, show_default=True, type=int,
+              help="Depth pixels over 3 sigma a damage needs to be depth-detectable.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Report seed (items, damages, poses).")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder (default renders/rig_report/<rig>[_vs_<rig2>]).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def rig_report_cmd(rig_file, compare, catalog, n, px_per_mm, min_pixels, min_depth_pixels, seed, out, quiet) -> None:
+    """Surface coverage at a resolution and damage detectability (JSON, markdown, PNG plots)."""
+    from .glenv import configure
+
+    try:
+        configure()
+        from tqdm import tqdm
+
+        from .designer import ReportSettings, rig_report
+
+        st = ReportSettings(n=n, seed=seed, px_per_mm=px_per_mm, min_pixels=min_pixels, min_depth_pixels=min_depth_pixels)
+        st.validate()
+        with tqdm(total=2 * n * (2 if compare else 1), unit="item", desc="rig report", disable=quiet, file=sys.stderr) as bar:
+            d = rig_report(rig_file, compare, catalog, st, out, progress=bar.update)
+    except DamagesimError as e:
+        _fail(e)
+    click.echo((d / "rig_report.md").read_text())
+    click.echo(f"wrote {d}/rig_report.json, rig_report.md, coverage.png, detectability.png")
+
+
+@main.command("report")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--limit", default=500, show_default=True, type=int, help="At most this many captures in the grid.")
+@click.option("--per-page", default=12, show_default=True, type=int, help="Captures per page of the grid.")
+def report_cmd(dataset, limit, per_page) -> None:
+    """Write a static HTML report of a dataset to DATASET/report/index.html."""
+    try:
+        from .report import build_report
+
+        click.echo(str(build_report(dataset, limit=limit, per_page=per_page)))
+    except DamagesimError as e:
+        _fail(e)
+
+
 if __name__ == "__main__":
     main()
