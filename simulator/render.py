@@ -88,9 +88,8 @@ class LensRemap:
 
     K_wide: np.ndarray
     size_wide: tuple[int, int]
-    nearest: np.ndarray
-    idx4: np.ndarray
-    w4: np.ndarray
+    map_x: np.ndarray  # (h, w) float32 wide-image column of each output pixel
+    map_y: np.ndarray  # (h, w) float32 wide-image row
 
     @classmethod
     def for_camera(cls, cam: Camera, margin: int = 2) -> "LensRemap":
@@ -104,23 +103,23 @@ class LensRemap:
         ww, hw = int(np.ceil(fx * (x1 - x0))) + 2 * margin + 1, int(np.ceil(fy * (y1 - y0))) + 2 * margin + 1
         if ww * hw > 4 * 16384 * 16384 // 16:
             raise ValueError(f"camera {cam.name}: distortion {cam.distortion} needs a {ww}x{hw} render; too large")
-        uw, vw = fx * xu + cxw, fy * yu + cyw
-        nearest = (np.rint(vw).astype(np.int64) * ww + np.rint(uw).astype(np.int64)).ravel()
-        i0, j0 = np.floor(vw).astype(np.int64), np.floor(uw).astype(np.int64)
-        a, b = (vw - i0).ravel(), (uw - j0).ravel()
-        i0, j0 = i0.ravel(), j0.ravel()
-        idx4 = np.stack([i0 * ww + j0, i0 * ww + j0 + 1, (i0 + 1) * ww + j0, (i0 + 1) * ww + j0 + 1], 1)
-        w4 = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b], 1).astype(np.float32)
         Kw = np.array([[fx, 0, cxw], [0, fy, cyw], [0, 0, 1.0]])
-        return cls(Kw, (ww, hw), nearest, idx4, w4)
+        return cls(Kw, (ww, hw), (fx * xu + cxw).astype(np.float32), (fy * yu + cyw).astype(np.float32))
 
     def labels(self, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        return img.reshape(-1)[self.nearest].reshape(shape)
+        """Nearest-neighbour remap: label ids and depths are copied, never blended."""
+        import cv2
+
+        if img.dtype in (np.uint8, np.uint16, np.float32):
+            return cv2.remap(img, self.map_x, self.map_y, cv2.INTER_NEAREST)
+        idx = np.rint(self.map_y).astype(np.int64) * img.shape[1] + np.rint(self.map_x).astype(np.int64)
+        return img.reshape(-1)[idx]
 
     def rgb(self, img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        flat = img.reshape(-1, img.shape[-1]).astype(np.float32)
-        out = np.einsum("nk,nkc->nc", self.w4, flat[self.idx4])
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(shape + (img.shape[-1],))
+        """Bilinear remap of colour (what a lens does to a continuous image)."""
+        import cv2
+
+        return cv2.remap(np.ascontiguousarray(img), self.map_x, self.map_y, cv2.INTER_LINEAR)
 
 
 def code_to_color(code: int) -> np.ndarray:

@@ -23,6 +23,7 @@ and every drawn value is returned so it lands in the capture metadata.
 """
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -129,10 +130,11 @@ def normals_from_depth(depth_m: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, 
     """Per-pixel camera-frame points (h, w, 3) and unit normals (h, w, 3) from a
     z-depth image (central differences; zero where undefined)."""
     h, w = depth_m.shape
-    u = np.arange(w)[None, :]
-    v = np.arange(h)[:, None]
-    z = depth_m.astype(np.float64)
-    P = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)
+    u = np.arange(w, dtype=np.float32)[None, :]
+    v = np.arange(h, dtype=np.float32)[:, None]
+    z = depth_m.astype(np.float32)
+    P = np.stack([(u - np.float32(K[0, 2])) / np.float32(K[0, 0]) * z,
+                  (v - np.float32(K[1, 2])) / np.float32(K[1, 1]) * z, z], axis=-1)
     du = np.gradient(P, axis=1)  # central inside, one-sided at the border
     dv = np.gradient(P, axis=0)
     n = np.cross(dv, du)
@@ -255,28 +257,57 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
+_SRGB_TO_LIN = None
+_LIN_TO_SRGB_N = 16384
+
+
+def _luts():
+    """uint8 sRGB -> linear float32 (256 entries) and linear -> uint8 sRGB
+    (16384 entries: finer than one 8-bit step everywhere)."""
+    global _SRGB_TO_LIN, _LIN_TO_SRGB
+    if _SRGB_TO_LIN is None:
+        _SRGB_TO_LIN = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+        x = (np.arange(_LIN_TO_SRGB_N) + 0.5) / _LIN_TO_SRGB_N
+        _LIN_TO_SRGB = np.clip(np.rint(linear_to_srgb(x) * 255.0), 0, 255).astype(np.uint8)
+    return _SRGB_TO_LIN, _LIN_TO_SRGB
+
+
+@functools.lru_cache(maxsize=16)
+def _vignette(h: int, w: int, strength: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+    return (1.0 - strength * r2).astype(np.float32)
+
+
 def apply_rgb(model: RGBModel, rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """(h, w, 3) uint8 sRGB -> noisy uint8 sRGB, and the drawn values."""
+    """(h, w, 3) uint8 sRGB -> noisy uint8 sRGB, and the drawn values.
+
+    In linear light: exposure and white-balance gains, vignetting, optional motion
+    blur, then photon shot noise (Poisson; drawn as its Gaussian limit, exact to
+    well under a grey level above a few dozen electrons) plus Gaussian read noise,
+    and back to 8-bit sRGB; optionally a JPEG round trip."""
     if not model.enabled:
         return rgb, {"enabled": False}
     h, w, _ = rgb.shape
-    lin = srgb_to_linear(rgb.astype(np.float64) / 255.0)
+    to_lin, to_srgb = _luts()
+    lin = to_lin[rgb]
     exposure = float(2.0 ** rng.normal(0.0, model.exposure_jitter))
     wb = np.exp(rng.normal(0.0, model.wb_jitter, 3))
-    yy, xx = np.mgrid[0:h, 0:w]
-    r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
-    vig = 1.0 - model.vignetting * r2
-    lin = lin * exposure * wb[None, None, :] * vig[..., None]
+    gain = (exposure * wb).astype(np.float32)
+    lin = lin * gain[None, None, :]
+    if model.vignetting:
+        lin *= _vignette(h, w, model.vignetting)[..., None]
     blur = {}
     if model.motion_blur_px > 0:
         length = float(rng.uniform(0, model.motion_blur_px))
         angle = float(rng.uniform(0, np.pi))
-        lin = _motion_blur(lin, length, angle)
+        lin = _motion_blur(lin, length, angle).astype(np.float32)
         blur = {"motion_blur_px": length, "motion_blur_angle_rad": angle}
-    e = np.clip(lin, 0, 1) * model.full_well_e
-    e = rng.poisson(e).astype(np.float64) + rng.normal(0.0, model.read_noise_e, e.shape)
-    lin = e / model.full_well_e
-    out = np.clip(np.rint(linear_to_srgb(lin) * 255.0), 0, 255).astype(np.uint8)
+    e = np.clip(lin, 0, 1) * np.float32(model.full_well_e)
+    noise = rng.standard_normal(e.shape, dtype=np.float32)
+    e += noise * np.sqrt(e + np.float32(model.read_noise_e ** 2))
+    idx = np.clip(e * np.float32(_LIN_TO_SRGB_N / model.full_well_e), 0, _LIN_TO_SRGB_N - 1).astype(np.int32)
+    out = to_srgb[idx]
     if model.jpeg_quality:
         from PIL import Image
 
