@@ -40,7 +40,7 @@ from .products.base import MAX_MM, draw
 from .products.usermesh import UNITS_M, load_user_mesh
 from .yamlio import check_keys, load_yaml, number
 
-_ROOT_KEYS = {"seed", "materials", "products", "description", "damage"}
+_ROOT_KEYS = {"seed", "materials", "products", "description", "damage", "randomization"}
 _ENTRY_KEYS = {"kind", "name", "skus", "weight", "params", "description"}
 _MESH_KEYS = {"kind", "name", "weight", "path", "units", "material", "mass_kg", "description"}
 MAX_SKUS_PER_ENTRY = 10000
@@ -67,6 +67,7 @@ class Catalog:
     skus: tuple[SkuSpec, ...]
     materials: dict[str, Material]
     damage: Any = None  # simulator.corpus.DamageMix: the catalog's damage section
+    randomization: Any = None  # simulator.randomization.Randomization
     _cache: dict[str, Product] = field(default_factory=dict, repr=False)
     _meshes: dict[str, Product] = field(default_factory=dict, repr=False)
 
@@ -211,6 +212,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         raise ConfigError(path, "products", dup, "duplicate SKU names")
     from .corpus import parse_damage
 
-    cat = Catalog(path=path, seed=seed_v, skus=tuple(skus), materials=materials, damage=parse_damage(path, data.get("damage")))
+    from .randomization import parse as parse_randomization
+
+    cat = Catalog(path=path, seed=seed_v, skus=tuple(skus), materials=materials, damage=parse_damage(path, data.get("damage")),
+                  randomization=parse_randomization(path, data.get("randomization")))
     cat._meshes = meshes
     return cat

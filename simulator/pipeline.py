@@ -16,12 +16,13 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError
+from .sensors import apply_to_frames
 from .paths import default_catalog, default_rig
 from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture, write_card, write_coco
 
 #: named random streams of one capture, in spawn order (append only: reordering
 #: would change every existing dataset)
-STREAMS = ("scene", "damage", "physics", "render", "placement")
+STREAMS = ("scene", "damage", "physics", "render", "placement", "randomize")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class GenerateSpec:
     items_per_tray: int = 1
     #: command-line overrides of the catalog's damage mix (simulator.corpus.DamageMix fields)
     damage: dict = field(default_factory=dict)
+    #: domain randomization preset name or mapping (None = the catalog's section)
+    randomization: Any = None
 
     def validate(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
@@ -147,6 +150,9 @@ class CaptureMaker:
 
         self.spec, self.rig, self.catalog = spec, rig, catalog
         self.mix = catalog.damage.with_overrides(**spec.damage)
+        from .randomization import parse as parse_dr
+
+        self.dr = parse_dr(None, spec.randomization) if spec.randomization is not None else catalog.randomization
         self.world = PhysicsWorld()
         self.renderer = BoothRenderer(rig, catalog.materials)
         self.timings: dict[str, float] = {}
@@ -175,7 +181,22 @@ class CaptureMaker:
             products.append(d)
             logs.append(log)
         placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
-        return self._arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
+        sc = self._arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
+        sc["sensor_seed"] = int(streams["render"].integers(0, 2 ** 63 - 1))
+        self._randomize(sc, streams["randomize"])
+        return sc
+
+    def _randomize(self, sc: dict, rng: np.random.Generator) -> None:
+        """Draw this capture's domain randomization and its clutter."""
+        from .randomization import clutter_products, sample
+
+        sc["randomization"] = sample(self.dr, self.rig, rng)
+        n = sc["randomization"].get("clutter", 0)
+        if n:
+            occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(sc["products"], sc["placements"])]
+            occupied += [footprint_xy(d["product"].mesh, d["T"]) for d in sc["distractors"]]
+            for prod, T, desc in clutter_products(n, rng, self.rig.tray, occupied):
+                sc["distractors"].append({"product": prod, "T": T, "kind": "clutter", "desc": desc})
 
     def _arrange(self, products, pristine, placements, logs, rng, allow_mess: bool):
         """Lay satellites (puddles, fallen contents) beside their items and, for
@@ -236,12 +257,23 @@ class CaptureMaker:
         Returns (capture.json dict, frames, pristine frames or None)."""
         sc = self.scene(index)
         meta = self.metadata(sc, index=index)
-        frames = self.renderer.render(self.scene_items(sc))
+        self.renderer.configure(sc["randomization"])
+        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc["sensor_seed"])
+        self._record_sensor(meta, draws, sc["sensor_seed"])
         pair = None
         if self.mix.pairs and meta["damages"]:
-            pair = self.renderer.render(self.scene_items(sc, pristine=True))
+            # same poses, lights and sensor noise seed: only the damage differs
+            pair, _ = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc, pristine=True)),
+                                      sc["sensor_seed"])
             meta["pristine_pair"] = True
+        self.renderer.configure(None)
         return meta, frames, pair
+
+    @staticmethod
+    def _record_sensor(meta: dict, draws: dict, sensor_seed: int) -> None:
+        meta["sensor_seed"] = int(sensor_seed)
+        for name, d in draws.items():
+            meta["cameras"][name]["sensor_draws"] = _jsonable(d)
 
     def metadata(self, sc: dict, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
         items, damages = [], []
@@ -278,11 +310,23 @@ class CaptureMaker:
             "items": items,
             "damages": damages,
             "distractors": [{"kind": "mess", "substance": d["substance"], "area_cm2": d["area_cm2"],
-                             "T_world": d["T"].tolist()} for d in sc["distractors"]],
-            "hard_negative": bool(sc["distractors"]) or any(
+                             "T_world": d["T"].tolist()} if d.get("kind", "mess") == "mess" else
+                            {"kind": d["kind"], **d["desc"]} for d in sc["distractors"]],
+            "hard_negative": any(d.get("kind", "mess") == "mess" for d in sc["distractors"]) or any(
                 str(it["generator"].get("art_style", "")).endswith("_print") for it in items if not it["damaged"]),
             "pristine_pair": False,
         }
+        dr = sc.get("randomization", {})
+        meta["randomization"] = _jsonable({k: v for k, v in dr.items() if k != "cameras"})
+        for name, d in dr.get("cameras", {}).items():
+            cam = meta["cameras"][name]
+            cam["T_world_from_cam_nominal"], cam["K_nominal"] = cam["T_world_from_cam"], cam["K"]
+            cam["T_world_from_cam"] = np.asarray(d["T_world_from_cam"]).tolist()  # the pose the image was taken from
+            K = np.array(cam["K"])
+            K[0, 0] *= d["focal_scale"]
+            K[1, 1] *= d["focal_scale"]
+            cam["K"] = K.tolist()
+            cam["focal_scale"] = d["focal_scale"]
         if index is not None:
             meta = {"index": index, "capture_id": f"{index:06d}", **meta}
         if reference is not None:
@@ -295,8 +339,14 @@ class CaptureMaker:
         prod = self.catalog.build(sku)
         placements = self.world.settle([prod], self.rig.tray, streams["physics"], self.catalog.materials)
         sc = self._arrange([prod], [prod], placements, [[]], streams["placement"], allow_mess=False)
+        seed = int(streams["render"].integers(0, 2 ** 63 - 1))
+        self._randomize(sc, streams["randomize"])
         meta = self.metadata(sc, reference={"sku": sku, "pose": pose})
-        return meta, self.renderer.render(self.scene_items(sc))
+        self.renderer.configure(sc["randomization"])
+        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), seed)
+        self.renderer.configure(None)
+        self._record_sensor(meta, draws, seed)
+        return meta, frames
 
 
 def _jsonable(x: Any) -> Any:
@@ -320,6 +370,10 @@ def prepare(spec: GenerateSpec):
     rig = load_rig(spec.rig)
     catalog = load_catalog(spec.catalog)
     catalog.damage.with_overrides(**spec.damage)  # bad overrides fail here, before any output
+    if spec.randomization is not None:
+        from .randomization import parse as parse_dr
+
+        parse_dr(None, spec.randomization)
     missing = sorted({rig.tray.material} - set(catalog.materials))
     if missing:
         raise ConfigError(rig.path, "tray.material", missing[0], "is not in the materials library")

@@ -302,27 +302,14 @@ class BoothRenderer:
                                            name="0000-tray-visual")
         self._tray_label = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(tm.vertices, tm.faces)]),
                                           name="0000-tray-label")
-        self._spot_shadows = False
-        n_light = 0
-        for light in rig.lights:
-            for typ, T_gl, intensity, cone in light.emitters():
-                n_light += 1
-                if light.type == "area":
-                    # an area panel is a grid of wide, soft emitters: point lights (no shadow maps)
-                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
-                elif typ == "spot":
-                    obj = pyrender.SpotLight(color=light.color, intensity=intensity,
-                                             innerConeAngle=cone * 0.6, outerConeAngle=cone)
-                    self._spot_shadows |= light.shadows
-                elif typ == "point":
-                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
-                else:
-                    obj = pyrender.DirectionalLight(color=light.color, intensity=intensity)
-                self.scene.add(obj, pose=T_gl, name=f"light-{n_light:03d}")
+        self._base_materials = materials
+        self._light_nodes: list = []
+        self._fresh_shadows: set = set()
+        self._spot_shadows = any(l.shadows for l in rig.lights if l.type == "spot")
+        self._add_lights(rig.lights)
         # Shadow maps depend on the lights and the scene, not on the camera: render
         # them once per scene and reuse them for every camera (pyrender would redo
         # the 2048^2 depth pass for each view).
-        self._fresh_shadows: set = set()
         inner = self._r._renderer
         shadow_pass = inner._shadow_mapping_pass
 
@@ -347,6 +334,57 @@ class BoothRenderer:
             pc = pyrender.IntrinsicsCamera(fx=K[0, 0], fy=K[1, 1], cx=cx, cy=cy,
                                            znear=cam.range_m[0], zfar=cam.range_m[1])
             self._cam_nodes[cam.name] = self.scene.add(pc, pose=cv_to_gl(cam.T_world_from_cam), name=f"camera-{cam.name}")
+
+    def _add_lights(self, lights) -> None:
+        for n in self._light_nodes:
+            self.scene.remove_node(n)
+        self._light_nodes = []
+        n_light = 0
+        for light in lights:
+            for typ, T_gl, intensity, cone in light.emitters():
+                n_light += 1
+                if light.type == "area":
+                    # an area panel is a grid of wide, soft emitters: point lights (no shadow maps)
+                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
+                elif typ == "spot":
+                    obj = pyrender.SpotLight(color=light.color, intensity=intensity,
+                                             innerConeAngle=cone * 0.6, outerConeAngle=cone)
+                elif typ == "point":
+                    obj = pyrender.PointLight(color=light.color, intensity=intensity)
+                else:
+                    obj = pyrender.DirectionalLight(color=light.color, intensity=intensity)
+                self._light_nodes.append(self.scene.add(obj, pose=T_gl, name=f"light-{n_light:03d}"))
+        self._fresh_shadows.clear()
+
+    def configure(self, draws: dict | None) -> None:
+        """Apply one capture's domain-randomization draws (see
+        simulator.randomization.sample), or restore the rig as designed (None)."""
+        from dataclasses import replace
+
+        from .randomization import jitter_materials
+
+        draws = draws or {}
+        rig = self.rig
+        lights = list(rig.lights)
+        if "lights" in draws:
+            lights = [replace(l, intensity=l.intensity * d["intensity_scale"], color=tuple(d["color"]),
+                              position_m=tuple(d["position_m"]))
+                      for l, d in zip(rig.lights, draws["lights"]) if d["on"]]
+        self._add_lights(lights)
+        self.scene.bg_color = np.array(list(draws.get("background_color", rig.background_color)) + [1.0])
+        shade = draws.get("tray_shade", 1.0)
+        base = self._base_materials[rig.tray.material].color
+        for prim in self._tray_visual.mesh.primitives:
+            prim.material.baseColorFactor = np.array([min(c * shade, 1.0) for c in base] + [1.0])
+        for cam in rig.cameras:
+            node = self._cam_nodes[cam.name]
+            d = draws.get("cameras", {}).get(cam.name)
+            T = d["T_world_from_cam"] if d else cam.T_world_from_cam
+            self.scene.set_pose(node, cv_to_gl(np.asarray(T)))
+            if cam.name not in self._remaps:  # pinhole: the true focal length may differ
+                fs = d["focal_scale"] if d else 1.0
+                node.camera.fx, node.camera.fy = cam.K[0, 0] * fs, cam.K[1, 1] * fs
+        self.materials = jitter_materials(self._base_materials, draws)
 
     def close(self) -> None:
         if self._r is not None:
