@@ -42,6 +42,8 @@ def main() -> None:
 @click.option("--mess-rate", type=float, default=None, help="Intact items given an unrelated mess (hard negative).")
 @click.option("--pairs/--no-pairs", default=None, help="Render pristine counterfactuals of damaged captures.")
 @click.option("--reference-poses", type=int, default=None, help="Pristine reference captures per SKU.")
+@click.option("--randomization", type=click.Choice(["off", "booth", "wild"]), default=None,
+              help="Domain randomization preset (default: the catalog's randomization section).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Worker processes (each one GL context + one pybullet client); 1 = in this process.")
@@ -56,7 +58,7 @@ def main() -> None:
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="A capture that fails: stop the run (after the captures in flight), or skip it and go on.")
 def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_per_item, categories,
-             major_fraction, mess_rate, pairs, reference_poses, quiet, workers, backend, address, recycle,
+             major_fraction, mess_rate, pairs, reference_poses, randomization, quiet, workers, backend, address, recycle,
              resume, shards, shard_size, on_error) -> None:
     """Generate a labelled corpus into OUT (one folder per capture, COCO, dataset card).
 
@@ -82,7 +84,8 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
         if categories is not None:
             damage["category_weights"] = parse_weights(categories)
         damage = {k: v for k, v in damage.items() if v is not None}
-        spec = GenerateSpec(n=n, seed=seed, out=out, rig=rig, catalog=catalog, items_per_tray=items, damage=damage)
+        spec = GenerateSpec(n=n, seed=seed, out=out, rig=rig, catalog=catalog, items_per_tray=items, damage=damage,
+                            randomization=randomization)
         from tqdm import tqdm
 
         opts = RunOptions(workers=workers, backend=backend, address=address, recycle=recycle, resume=resume,
@@ -137,6 +140,7 @@ def show(capture_dir, out_png, gallery, catalog, seed) -> None:
 
 
 # -- subcommands defined in other modules (one add_command line each) ----------
+from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
 @main.group("export")
 def export() -> None:
     """Export an existing dataset: anomalib/MVTec folders, Kaputt-style query +
@@ -210,9 +214,6 @@ def validate_cmd(dataset, quiet) -> None:
         click.echo(f"checked {report.captures} captures, {report.files} files: "
                    f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s)")
     sys.exit(1 if report.problems else 0)
-
-
-from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
 
 
 @main.group()
