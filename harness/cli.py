@@ -21,14 +21,15 @@ def _need_torch() -> None:
         _fail(RuntimeError('the lift harness needs torch: pip install torch==2.13.0 && pip install -e ".[harness]"'))
 
 
-def _load_synth(paths, size, limit, cache, depth=False):
+def _load_synth(paths, size, limit, cache, depth=False, min_damage_px=1):
     from .data import ImageSet, load_synthetic
 
     if cache is not None and Path(cache).is_file():
         click.echo(f"lift: synthetic views from cache {cache}", err=True)
         return ImageSet.load(cache)
     t = time.perf_counter()
-    s = load_synthetic(list(paths), size=size, limit=limit, depth=depth, progress=True)
+    s = load_synthetic(list(paths), size=size, limit=limit, depth=depth, min_damage_px=min_damage_px,
+                       progress=True)
     click.echo(f"lift: loaded {len(s)} synthetic views ({s.counts()['damaged']} damaged) in "
                f"{time.perf_counter() - t:.0f} s", err=True)
     if cache is not None:
@@ -37,7 +38,7 @@ def _load_synth(paths, size, limit, cache, depth=False):
 
 
 _common = [
-    click.option("--size", default=96, show_default=True, type=int, help="Crop side in pixels (multiple of 16)."),
+    click.option("--size", default=64, show_default=True, type=int, help="Crop side in pixels (multiple of 16)."),
     click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."),
     click.option("--width", default=16, show_default=True, type=int, help="CNN width (channels of the first stage)."),
 ]
@@ -63,18 +64,20 @@ def lift() -> None:
               help="damagesim dataset folder(s) for pretraining (repeatable).")
 @click.option("--synthetic-limit", default=None, type=int, help="Use the first N captures of each synthetic folder.")
 @click.option("--cache", default=None, type=click.Path(dir_okay=False), help="npz cache of the synthetic views.")
+@click.option("--min-damage-px", default=1, show_default=True, type=int,
+              help="Visible damage pixels for a synthetic view to be damaged (smaller non-zero: view dropped).")
 @click.option("--budgets", default="0,10,25,50,100,all", show_default=True, help="Real budgets k.")
 @click.option("--seeds", default=3, show_default=True, type=int)
 @click.option("--test-frac", default=0.4, show_default=True, type=float)
 @click.option("--split-seed", default=0, show_default=True, type=int)
-@click.option("--pretrain-steps", default=500, show_default=True, type=int)
-@click.option("--finetune-steps", default=60, show_default=True, type=int)
+@click.option("--pretrain-steps", default=300, show_default=True, type=int)
+@click.option("--finetune-steps", default=40, show_default=True, type=int)
 @click.option("--batch", default=32, show_default=True, type=int)
 @click.option("--pretrain-per-seed", is_flag=True, help="One synthetic pretraining per seed (default: one shared).")
 @click.option("--n-boot", default=1000, show_default=True, type=int)
 @click.option("--out", default="renders/lift", show_default=True, type=click.Path(file_okay=False))
 @common
-def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, budgets, seeds, test_frac, split_seed,
+def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px, budgets, seeds, test_frac, split_seed,
           pretrain_steps, finetune_steps, batch, pretrain_per_seed, n_boot, out, size, device, width) -> None:
     """Full protocol: (a) scratch vs (b) synthetic-pretrained per budget k and seed,
     shortcut baseline, metrics with intervals; writes OUT/results.{json,md} and OUT/lift.png."""
@@ -90,7 +93,8 @@ def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, budgets, seed
             raise ValueError(f"--size must be a multiple of 16, got {size}")
         real = load_real(real_dir, size=size, progress=True)
         test = load_real(real_test, size=size, progress=True) if real_test else None
-        synth = _load_synth(synth_dirs, size, synthetic_limit, cache) if synth_dirs else None
+        synth = (_load_synth(synth_dirs, size, synthetic_limit, cache, min_damage_px=min_damage_px)
+                 if synth_dirs else None)
         cfg = StudyConfig(budgets=parse_budgets(budgets), seeds=seeds, test_frac=test_frac, split_seed=split_seed,
                           pretrain=TrainConfig(steps=pretrain_steps, batch=batch, lr=2e-3),
                           finetune=TrainConfig(steps=finetune_steps, batch=min(batch, 16), lr=1e-3, seg_weight=0.0),

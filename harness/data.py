@@ -196,6 +196,8 @@ def _view_sample(cdir: Path, cam: str, files: dict, size: int, pad: float, min_p
         img = np.concatenate([img, _resize(rel, size, nearest=True)[..., None]], axis=2)
     dc = dcat[y0:y1, x0:x1]
     n_dmg = int((dc > 0).sum())
+    if 0 < n_dmg < min_px:
+        return "ambiguous"
     label = int(n_dmg >= min_px)
     cat = ""
     if label:
@@ -212,7 +214,8 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
 
     size: crop side in pixels; pad: crop margin as a fraction of the item box's
     longer side; min_damage_px: visible damage pixels (at full resolution) for a
-    view to count as damaged; cameras: restrict to these camera names; depth: add
+    view to count as damaged (views with 1 .. min_damage_px - 1 are too small to
+    call either way at crop resolution and are dropped, counted in ``meta``); cameras: restrict to these camera names; depth: add
     the item-relative depth channel; limit: first ``limit`` captures per root.
     Views where the item is not visible are skipped (counted in ``meta``).
     """
@@ -225,7 +228,7 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
     for r in roots:
         dirs = _capture_dirs(Path(r))
         todo += [(Path(r), d) for d in (dirs[:limit] if limit is not None else dirs)]
-    rows, skipped = [], 0
+    rows, skipped, ambiguous = [], 0, 0
     for root, cdir in tqdm(todo, desc="load synthetic", unit="capture", disable=not progress):
         cj = cdir / "capture.json"
         try:
@@ -237,8 +240,9 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
             if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
                 continue
             s = _view_sample(cdir, cam, c["files"], size, pad, min_damage_px, depth)
-            if s is None:
-                skipped += 1
+            if s is None or isinstance(s, str):
+                skipped += s is None
+                ambiguous += s == "ambiguous"
                 continue
             rows.append((s, f"{root.name}/{cdir.name}/{cam}", f"{root.name}/{cdir.name}", item_dmg))
     if not rows:
@@ -249,7 +253,9 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
                     np.array([r[0][4] for r in rows]), np.stack([r[0][1] for r in rows]),
                     np.ones(len(rows), bool), np.array([r[3] for r in rows]),
                     {"kind": "synthetic", "roots": [str(r) for r in roots], "skipped_views": skipped,
-                     "label": f"view damaged when >= {min_damage_px} damage pixels visible"})
+                     "ambiguous_views_dropped": ambiguous,
+                     "label": f"view damaged when >= {min_damage_px} damage pixels visible, intact at 0; "
+                              "views in between are dropped"})
 
 
 def load_references(root: str | Path, size: int = 96, pad: float = 0.15, cameras: Sequence[str] | None = None

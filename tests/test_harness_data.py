@@ -127,3 +127,8 @@ def test_imports_stay_light():
             "harness.baselines, harness.cli; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_views_with_too_little_visible_damage_are_dropped(tmp_path):
+    s = load_synthetic(fake_synthetic(tmp_path / "syn", n=4), size=16, min_damage_px=10**6)
+    assert s.labels.sum() == 0 and len(s) == 4 and s.meta["ambiguous_views_dropped"] == 4
