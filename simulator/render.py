@@ -135,10 +135,30 @@ def decode_codes(seg: np.ndarray) -> np.ndarray:
 
 
 def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
-    """(n, 3, 3) per face-corner normals: the smooth vertex normal where it is within
-    35 degrees of the face normal, else the face normal (keeps box edges crisp)."""
+    """(n, 3, 3) per face-corner normals: the angle-weighted normal of the faces that
+    share the vertex and the face's (part, damage) label, where it is within 35
+    degrees of the face normal, else the face normal (keeps box edges crisp).
+
+    Angle weights (not area weights) make the normal independent of how a flat
+    region is tessellated, so refining a mesh around a damage leaves the shading
+    of the untouched surface exactly as it was.
+
+    Smoothing within a label only keeps a damage from tilting the shading of the
+    intact faces around it (and vice versa): outside the labelled region a
+    damaged item shades exactly like its pristine counterfactual."""
+    F = np.asarray(mesh.faces)
     fn = mesh.face_normals
-    vn = mesh.vertex_normals[mesh.faces]  # (n, 3, 3)
+    fa = mesh.face_attributes
+    group = fa["part_id"].astype(np.int64) * (int(fa["damage_id"].max()) + 1) + fa["damage_id"].astype(np.int64) \
+        if "part_id" in fa and "damage_id" in fa else np.zeros(len(F), np.int64)
+    key = F.astype(np.int64) * (int(group.max()) + 1) + group[:, None]  # (n, 3) vertex-in-group ids
+    uniq, inv = np.unique(key.ravel(), return_inverse=True)
+    w = (fn[:, None, :] * mesh.face_angles[:, :, None]).reshape(-1, 3)
+    acc = np.zeros((len(uniq), 3))
+    np.add.at(acc, inv, w)
+    vn = acc[inv].reshape(len(F), 3, 3)
+    norm = np.linalg.norm(vn, axis=2, keepdims=True)
+    vn = np.where(norm > 0, vn / np.maximum(norm, 1e-20), fn[:, None, :])
     dots = np.einsum("nij,nj->ni", vn, fn)
     out = np.where((dots > _SMOOTH_COS)[..., None], vn, fn[:, None, :])
     return out.astype(np.float32)

@@ -115,11 +115,12 @@ def test_counterfactual_differs_only_where_damage_is(world, op):
         r._spot_shadows = shadows
     for name, a in fd.items():
         b = fp[name]
-        changed = (a.damage_instance > 0) | (b.instance != a.instance) | (np.abs(a.depth_m - b.depth_m) > 1e-3)
+        # where the surface moved at all (below a label threshold too) counts as changed
+        changed = (a.damage_instance > 0) | (b.instance != a.instance) | (np.abs(a.depth_m - b.depth_m) > 2e-4)
         allowed = ndimage.binary_dilation(changed, iterations=3)
         diff = np.abs(a.rgb.astype(int) - b.rgb.astype(int)).max(-1)
         outside = diff[~allowed]
-        # a few grey levels at most: the falloff of a dent and the re-tessellated
-        # ring around a damage shade a hair differently below the label threshold
-        assert outside.max(initial=0) <= 8, f"{op}/{name}: up to {outside.max()} levels outside the damage"
-        assert np.sum(outside > 3) <= 1e-3 * diff.size, f"{op}/{name}: {np.sum(outside > 3)} px differ by > 3"
+        # a few grey levels at most; a handful of isolated pixels may differ more
+        # (thin parts riding on a dent, like tape, whose edges re-tessellate)
+        assert np.percentile(outside, 99.9) <= 3, f"{op}/{name}: 99.9th pct {np.percentile(outside, 99.9)} levels"
+        assert np.sum(outside > 3) <= 5e-4 * diff.size, f"{op}/{name}: {np.sum(outside > 3)} px differ by > 3"

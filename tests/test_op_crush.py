@@ -183,7 +183,9 @@ def test_composition(kind, seed):
     assert_valid(q2, closed)
     assert len(q2.damages) == 2 and q2.damages[0] == r1
     assert (q2.damage_id == 2).sum() == r2.n_faces
-    assert 0 < (q2.damage_id == 1).sum() <= r1.n_faces * 4 ** 6
+    # the second dent may cover the first completely (newest wins); never more than it had
+    assert 0 <= (q2.damage_id == 1).sum() <= r1.n_faces * 4 ** 6
+    assert (q2.damage_id > 0).sum() >= r2.n_faces
     q3, r3 = apply(q2, "superficial", {"style": "scuff", "area_cm2": 4.0}, rng)
     may_open = {i for i, pt in enumerate(q3.parts) if pt.name == "label"}
     assert_valid(q3, closed, may_open)
