@@ -82,6 +82,30 @@ def tiny_scene(rig, scene_items):
     return c
 
 
+def ideal_only(args) -> None:
+    """Render + sensor time per capture through the rig made ideal (pinhole, no
+    sensor effects); writes {"render_and_sensors_s": [...]} to args.json."""
+    from dataclasses import replace
+
+    from simulator.pipeline import CaptureMaker, GenerateSpec, prepare
+    from simulator.sensors import SensorModel, apply_to_frames
+
+    tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
+    kw = {k: v for k, v in (("rig", args.rig), ("catalog", args.catalog)) if v}
+    spec = GenerateSpec(n=args.n + 1, seed=args.seed, out=str(tmp), **kw)
+    rig, catalog = prepare(spec)
+    ideal = replace(rig, cameras=tuple(replace(c, distortion=(0.0,) * 5, sensor=SensorModel()) for c in rig.cameras))
+    times = []
+    with CaptureMaker(spec, ideal, catalog) as maker:
+        for i in range(args.n + 1):
+            sc = maker.scene(i)
+            t = time.perf_counter()
+            apply_to_frames(ideal, maker.renderer.render(maker.scene_items(sc)), sc["sensor_seed"])
+            if i:
+                times.append(time.perf_counter() - t)
+    Path(args.json).write_text(json.dumps({"render_and_sensors_s": times}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=8, help="captures to time (after one warm-up capture)")
@@ -90,16 +114,18 @@ def main() -> None:
     ap.add_argument("--catalog", default=None)
     ap.add_argument("--gl", default=None, choices=["egl", "osmesa"])
     ap.add_argument("--json", default=str(Path(__file__).parent / "out" / "throughput.json"))
+    ap.add_argument("--ideal-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     platform = configure(args.gl)
+    if args.ideal_only:
+        return ideal_only(args)
 
     import pybullet as p
     from OpenGL.GL import GL_RENDERER, glGetString
     from PIL import Image
 
     from simulator.pipeline import CaptureMaker, GenerateSpec, capture_streams, prepare
-    from simulator.render import BoothRenderer, SceneItem
-    from simulator.sensors import SensorModel, apply_to_frames
+    from simulator.sensors import apply_to_frames
     from simulator.writers import depth_to_png, frame_annotations, write_capture
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
@@ -166,21 +192,19 @@ def main() -> None:
             tiny_total.append(sum(tiny_t.values()))
             print(f"capture {i}: {wall[-1]:.2f} s (render {t_render:.2f} s, TinyRenderer {tiny_total[-1]:.2f} s)",
                   file=sys.stderr)
-        # the same scenes through an ideal rig (pinhole, no sensor effects): what the
-        # sensor models and lenses add to a capture
-        from dataclasses import replace
-
-        ideal = replace(rig, cameras=tuple(replace(c, distortion=(0.0,) * 5, sensor=SensorModel()) for c in cams))
-        ideal_wall = []
-        with BoothRenderer(ideal, catalog.materials) as ri:
-            for i in range(1, args.n + 1):
-                items = maker.scene_items(maker.scene(i))
-                t = time.perf_counter()
-                fr, _ = apply_to_frames(ideal, ri.render(items), i)
-                ideal_wall.append(time.perf_counter() - t)
     finally:
         maker.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+    # the same scenes through an ideal rig (pinhole, no sensor effects), in a fresh
+    # process (one GL context per process): what the sensor models and lenses add
+    import subprocess
+
+    ideal_json = Path(tempfile.mkdtemp(prefix="damagesim-ideal-")) / "ideal.json"
+    cmd = [sys.executable, __file__, "--ideal-only", "--n", str(args.n), "--seed", str(args.seed),
+           "--json", str(ideal_json)] + [a for k, v in (("--rig", args.rig), ("--catalog", args.catalog)) if v for a in (k, v)]
+    subprocess.run(cmd, check=True)
+    ideal_wall = json.loads(ideal_json.read_text())["render_and_sensors_s"]
 
     med = lambda xs: float(np.median(xs))  # noqa: E731
     cps = 1.0 / med(wall)
