@@ -57,6 +57,10 @@ class SkuSpec:
     params: dict = field(default_factory=dict)
 
 
+#: built products kept per process (each a mesh plus a ~1-3 MB artwork texture)
+CACHE_SIZE = 12
+
+
 @dataclass
 class Catalog:
     """Loaded catalog. ``sample(rng)`` draws a SKU by weight; ``build(sku)``
@@ -102,6 +106,8 @@ class Catalog:
                 prod = self._meshes[spec.sku]
             else:
                 prod = build_product(spec.kind, spec.sku, spec.params, np.random.default_rng(spec.seed))
+            if len(self._cache) >= CACHE_SIZE:  # bounded: a long run must not grow with the catalog
+                self._cache.pop(next(iter(self._cache)))
             self._cache[spec.sku] = prod
         return prod.copy()
 

@@ -206,8 +206,8 @@ def _texture(img: np.ndarray, cache: dict) -> pyrender.Texture:
     hit = cache.get(id(img))
     if hit is not None and hit[0] is img:
         return hit[1]
-    if len(cache) > 64:
-        cache.clear()
+    if len(cache) >= 4:  # a capture needs a few; pyrender frees GL textures no scene uses
+        cache.pop(next(iter(cache)))
     # upload as RGBA: an RGB row whose byte length is not a multiple of 4 breaks
     # GL's default 4-byte unpack alignment and reads past the row (garbage texels)
     rgba = np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], axis=2)
