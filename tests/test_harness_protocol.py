@@ -12,6 +12,17 @@ from harness.protocol import (StudyConfig, budget_order, parse_budgets, resolve_
 from _harness_helpers import fake_real, fake_synthetic
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One CPU thread: on a shared 2-core machine OpenMP workers spin while
+    descheduled (2 threads measured ~100x slower per step); restored after."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class SpyTrainer:
     """Records every image the study trains or calibrates on; scores by darkness."""
 

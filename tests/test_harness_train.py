@@ -10,6 +10,17 @@ from harness.train import TrainConfig, new_model, predict, train  # noqa: E402
 from _harness_helpers import fake_synthetic  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One CPU thread: on a shared 2-core machine OpenMP workers spin while
+    descheduled (2 threads measured ~100x slower per step); restored after."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def syn(tmp_path_factory):
     return load_synthetic(fake_synthetic(tmp_path_factory.mktemp("syn"), n=16), size=32)
