@@ -46,6 +46,8 @@ def tree(root: Path, skip=("manifest.jsonl",)) -> dict[str, bytes]:
             continue
         rel = p.relative_to(root).as_posix()
         data = p.read_bytes()
+        if rel == "dataset.md":  # names the code checkout, like code_version in the card
+            data = b"\n".join(l for l in data.split(b"\n") if not l.startswith(b"- code:"))
         if rel == "dataset.json":
             card = json.loads(data)
             card["spec"].pop("out")
