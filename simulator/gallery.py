@@ -89,3 +89,66 @@ def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progre
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return out
+
+
+def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
+    """One row per device preset (assets/sensors/presets.yaml): clean RGB, modelled
+    RGB, clean depth, modelled depth (black = no return) of the same scene, seen
+    by a camera with that preset's intrinsics, distortion and sensor model."""
+    import tempfile
+
+    import yaml
+
+    from damage_ops.base import apply
+
+    from .catalog import load_catalog
+    from .physics import PhysicsWorld
+    from .render import BoothRenderer, SceneItem
+    from .rig import load_rig
+    from .sensors import apply_to_frames, load_presets
+    from .show import colorize_depth
+
+    presets = [k for k in load_presets() if k != "ideal"]
+    base = yaml.safe_load((assets_dir() / "rigs" / "gallery.yaml").read_text())
+    catalog = load_catalog()
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        for name in presets:
+            d = dict(base)
+            pre = load_presets()[name]
+            near = pre.get("range_mm", [150, 4000])[0]
+            # far enough for the device's minimum range (a Kinect v1 sees nothing nearer than 0.8 m)
+            dist = max(740.0, 1.3 * near)
+            aim = np.array([0.0, 0.0, 40.0])
+            pos = aim + np.array([0.0, -0.727, 0.687]) * dist
+            d["cameras"] = [{"name": "cam", "preset": name, "position_mm": pos.round(1).tolist(), "look_at_mm": aim.tolist()}]
+            p = Path(td) / f"{name}.yaml"
+            p.write_text(yaml.safe_dump(d))
+            rig = load_rig(p)
+            rng = np.random.default_rng(seed)
+            sku = next(s for s in catalog.skus if s.kind == "carton")
+            prod, _ = apply(catalog.build(sku), "crush", {"depth_mm": 20, "radius_mm": 60, "mode": "corner"}, rng)
+            with PhysicsWorld() as world:
+                pl = world.settle([prod], rig.tray, rng, catalog.materials)[0]
+            with BoothRenderer(rig, catalog.materials) as r:
+                clean = r.render([SceneItem(prod, pl.T_world_from_item, 1)])
+            noisy, _ = apply_to_frames(rig, clean, seed)
+            c, n = clean["cam"], noisy["cam"]
+            rows.append((name, [c.rgb, n.rgb, colorize_depth(c.depth_m), colorize_depth(n.depth_m)]))
+    tw = 320
+    head = 24
+    th = [round(tiles[0].shape[0] * tw / tiles[0].shape[1]) for _, tiles in rows]
+    sheet = Image.new("RGB", (tw * 4, head + sum(t + 18 for t in th)), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    for j, t in enumerate(["RGB clean", "RGB modelled", "depth clean", "depth modelled (black: no return)"]):
+        draw.text((j * tw + 6, 6), t, fill=(235, 235, 235))
+    y = head
+    for (name, tiles), h in zip(rows, th):
+        draw.text((6, y + 3), name, fill=(255, 200, 120))
+        for j, t in enumerate(tiles):
+            sheet.paste(Image.fromarray(t).resize((tw, h), Image.BILINEAR), (j * tw, y + 16))
+        y += h + 18
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out

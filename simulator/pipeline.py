@@ -23,6 +23,8 @@ from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture,
 #: named random streams of one capture, in spawn order (append only: reordering
 #: would change every existing dataset)
 STREAMS = ("scene", "damage", "physics", "render", "placement", "randomize")
+#: scenes drawn again when physics cannot place an item (then the capture fails)
+PLACEMENT_REDRAWS = 3
 
 
 @dataclass(frozen=True)
@@ -172,16 +174,29 @@ class CaptureMaker:
 
         Returns a dict with pristine and damaged products, placements, satellite
         poses, distractors (unrelated mess) and the damage log."""
+        from .errors import PlacementError
+
         streams = capture_streams(self.spec.seed, index)
-        skus = [self.catalog.sample(streams["scene"]) for _ in range(self.spec.items_per_tray)]
-        pristine = [self.catalog.build(s) for s in skus]
-        products, logs = [], []
-        for p in pristine:
-            d, log = damage_item(p, self.mix, streams["damage"])
-            products.append(d)
-            logs.append(log)
-        placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
+        unplaceable = []
+        for _draw in range(PLACEMENT_REDRAWS + 1):
+            skus = [self.catalog.sample(streams["scene"]) for _ in range(self.spec.items_per_tray)]
+            pristine = [self.catalog.build(s) for s in skus]
+            products, logs = [], []
+            for p in pristine:
+                d, log = damage_item(p, self.mix, streams["damage"])
+                products.append(d)
+                logs.append(log)
+            try:
+                placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
+                break
+            except PlacementError as e:
+                # an item that will not come to rest on this tray (too big, rolls off):
+                # draw the scene again from the same streams, and say so in the metadata
+                unplaceable.append({"skus": [s.sku for s in skus], "error": str(e)})
+        else:
+            raise PlacementError(f"capture {index}: no placeable scene in {PLACEMENT_REDRAWS + 1} draws: {unplaceable}")
         sc = self._arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
+        sc["unplaceable_draws"] = unplaceable
         sc["sensor_seed"] = int(streams["render"].integers(0, 2 ** 63 - 1))
         self._randomize(sc, streams["randomize"])
         return sc
@@ -315,6 +330,7 @@ class CaptureMaker:
             "hard_negative": any(d.get("kind", "mess") == "mess" for d in sc["distractors"]) or any(
                 str(it["generator"].get("art_style", "")).endswith("_print") for it in items if not it["damaged"]),
             "pristine_pair": False,
+            "unplaceable_draws": sc.get("unplaceable_draws", []),
         }
         dr = sc.get("randomization", {})
         meta["randomization"] = _jsonable({k: v for k, v in dr.items() if k != "cameras"})

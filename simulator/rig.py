@@ -35,6 +35,7 @@ from .paths import default_rig
 from .yamlio import check_keys, load_yaml, number, vector
 
 MODALITIES = ("rgb", "depth", "rgbd")
+MAX_LIGHTS_PER_KIND = 4
 LIGHT_TYPES = ("area", "spot", "point", "directional")
 
 
@@ -179,6 +180,16 @@ def load_rig(path: str | Path | None = None) -> BoothRig:
     if not isinstance(d["cameras"], list) or not d["cameras"]:
         raise ConfigError(path, "cameras", d["cameras"], "must be a non-empty list")
     lights = tuple(_parse_light(path, f"lights[{i}]", l, tray) for i, l in enumerate(d["lights"]))
+    # the renderer (pyrender) shades at most 4 lights of each kind and would drop
+    # the rest silently; an area light counts as its grid of point lights
+    counts = {"point": 0, "spot": 0, "directional": 0}
+    for l in lights:
+        counts["point" if l.type == "area" else l.type] += l.grid[0] * l.grid[1] if l.type == "area" else 1
+    for kind, n in counts.items():
+        if n > MAX_LIGHTS_PER_KIND:
+            raise ConfigError(path, "lights", [l.name for l in lights],
+                              f"{n} {kind} emitters (area lights count their grid as point lights); "
+                              f"at most {MAX_LIGHTS_PER_KIND} per kind are rendered")
     cams = tuple(_parse_camera(path, f"cameras[{i}]", c, tray) for i, c in enumerate(d["cameras"]))
     names = [c.name for c in cams]
     for i, n in enumerate(names):

@@ -87,3 +87,11 @@ def test_cli_rejects_bad_rig_before_writing_anything(tmp_path, case):
     assert str(p) in r.stderr and key in r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_more_lights_than_the_renderer_shades_is_an_error(tmp_path):
+    d = copy.deepcopy(BASE)
+    d["lights"].append({"name": "extra", "type": "point", "position_mm": [0, 600, 900], "intensity": 1})
+    p = _write(tmp_path, d)  # the 2x2 area panel already uses 4 point lights
+    with pytest.raises(ConfigError, match="at most 4 per kind"):
+        load_rig(p)
