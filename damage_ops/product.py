@@ -102,16 +102,17 @@ class DamageRecord:
             "severity": self.severity,
             "size": {k: float(v) for k, v in self.size.items()},
             "n_faces": int(self.n_faces),
-            "region": _jsonable(self.region),
-            "params": _jsonable(self.params),
+            "region": jsonable(self.region),
+            "params": jsonable(self.params),
         }
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """Nested dicts/lists/tuples of numpy arrays and scalars -> plain JSON types."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
         return x.tolist()
     if isinstance(x, np.generic):

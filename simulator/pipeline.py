@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from damage_ops.product import jsonable
+
 from .errors import ConfigError
 from .sensors import apply_to_frames
 from .paths import default_catalog, default_rig
@@ -288,7 +290,7 @@ class CaptureMaker:
     def _record_sensor(meta: dict, draws: dict, sensor_seed: int) -> None:
         meta["sensor_seed"] = int(sensor_seed)
         for name, d in draws.items():
-            meta["cameras"][name]["sensor_draws"] = _jsonable(d)
+            meta["cameras"][name]["sensor_draws"] = jsonable(d)
 
     def metadata(self, sc: dict, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
         items, damages = [], []
@@ -313,9 +315,9 @@ class CaptureMaker:
                 "physics": {"settled": bool(pl.settled), "steps": int(pl.steps), "lin_speed_m_s": float(pl.lin_speed),
                             "ang_speed_rad_s": float(pl.ang_speed), "min_z_m": float(pl.min_z_m)},
                 "damage_instance_ids": ids,
-                "damage_log": _jsonable(sc["damage_log"][k]),
+                "damage_log": jsonable(sc["damage_log"][k]),
                 "n_faces": int(len(prod.mesh.faces)),
-                "generator": _jsonable(prod.meta),
+                "generator": jsonable(prod.meta),
             })
         meta = {
             "format": "damagesim-capture/1",
@@ -333,7 +335,7 @@ class CaptureMaker:
             "unplaceable_draws": sc.get("unplaceable_draws", []),
         }
         dr = sc.get("randomization", {})
-        meta["randomization"] = _jsonable({k: v for k, v in dr.items() if k != "cameras"})
+        meta["randomization"] = jsonable({k: v for k, v in dr.items() if k != "cameras"})
         for name, d in dr.get("cameras", {}).items():
             cam = meta["cameras"][name]
             cam["T_world_from_cam_nominal"], cam["K_nominal"] = cam["T_world_from_cam"], cam["K"]
@@ -363,18 +365,6 @@ class CaptureMaker:
         self.renderer.configure(None)
         self._record_sensor(meta, draws, seed)
         return meta, frames
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 def prepare(spec: GenerateSpec):

@@ -78,29 +78,19 @@ def code_version() -> dict[str, Any]:
 
 # -- atomic writes ------------------------------------------------------------
 def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    done = False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done and os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, rename over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     done = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
         done = True
     finally:
