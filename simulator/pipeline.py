@@ -96,8 +96,10 @@ def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6):
             params = sample_params(op, sev, product, rng)
             try:
                 product, rec = apply(product, op, params, rng)
-            except (ParamError, ValueError) as e:
-                log.append({"op": op, "severity": sev, "params": params, "error": str(e)})
+            except (ParamError, ValueError, RuntimeError) as e:
+                # an op that cannot apply here (no room, a boolean the geometry
+                # kernel rejects): logged, and another damage is drawn
+                log.append({"op": op, "severity": sev, "params": params, "error": f"{type(e).__name__}: {e}"})
                 continue
             log.append({"op": op, "severity": sev, "params": params, "applied": rec.severity})
             break
