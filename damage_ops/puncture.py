@@ -406,7 +406,55 @@ def boolean_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray):
     src = run_id[tri_run] == ida
     # the cut can leave sub-micron triangles where a cutter edge passes a mesh vertex
     F, keep = collapse_short_edges(V, F, SLIVER_M, prefer=np.unique(np.asarray(part.faces)))
-    return V, F, src[keep], fid[keep]
+    src, fid = src[keep], fid[keep]
+    # ... and zero-area needles (a vertex on the opposite edge): split them away
+    F, new_from_old = split_needles(V, F)
+    return V, F, src[new_from_old], fid[new_from_old]
+
+
+NEEDLE_AREA_M2 = 1e-12
+
+
+def split_needles(V: np.ndarray, F: np.ndarray, area_eps: float = NEEDLE_AREA_M2, passes: int = 4):
+    """Remove zero-area 'needle' faces (a, b, w) whose vertex w lies on its longest
+    edge (a, b): the needle is dropped and the face across (b, a) is split at w
+    into two, so the surface stays closed. Returns (F', new_from_old (n',)): each
+    new face's source face (split halves inherit the neighbour's)."""
+    F = np.asarray(F, dtype=np.int64)
+    src = np.arange(len(F))
+    for _ in range(passes):
+        e1, e2 = V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]]
+        area = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=1)
+        bad = np.flatnonzero(area < area_eps)
+        if len(bad) == 0:
+            break
+        edge_face = {(int(F[f, k]), int(F[f, (k + 1) % 3])): f for f in range(len(F)) for k in range(3)}
+        drop, add, add_src, touched = set(), [], [], set()
+        for f in bad.tolist():
+            if f in touched:
+                continue
+            tri = F[f]
+            lens = [np.linalg.norm(V[tri[(k + 1) % 3]] - V[tri[k]]) for k in range(3)]
+            k = int(np.argmax(lens))
+            p, q, w = int(tri[k]), int(tri[(k + 1) % 3]), int(tri[(k + 2) % 3])
+            g = edge_face.get((q, p))
+            if g is None or g in touched or g == f:
+                continue
+            gt = F[g].tolist()
+            d = [x for x in gt if x not in (p, q)]
+            if len(d) != 1:
+                continue
+            d = d[0]
+            drop.update((f, g))
+            touched.update((f, g))
+            add += [(q, w, d), (w, p, d)]
+            add_src += [src[g], src[g]]
+        if not drop:
+            break
+        keep = np.setdiff1d(np.arange(len(F)), np.fromiter(drop, int))
+        F = np.concatenate([F[keep], np.asarray(add, dtype=np.int64).reshape(-1, 3)])
+        src = np.concatenate([src[keep], np.asarray(add_src, dtype=np.int64)])
+    return F, src
 
 
 def collapse_short_edges(V: np.ndarray, F: np.ndarray, eps: float, prefer: np.ndarray | None = None):
