@@ -3,8 +3,6 @@ on the output, labels cover the changed region, validity (parts stay closed),
 purity, composition, ParamError."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import pytest
 import trimesh
@@ -14,52 +12,12 @@ import damage_ops.deconstruction as D
 import damage_ops.spill  # noqa: F401  (composition partner)
 from damage_ops.base import REGISTRY, ParamError, apply
 from damage_ops.product import FINISH_IDS
-from simulator.products import build_product
-
-
-@lru_cache(maxsize=None)
-def _product(kind: str, seed: int):
-    return build_product(kind, f"{kind}-{seed}", {}, np.random.default_rng(seed))
-
-
-def product(kind, seed):
-    return _product(kind, seed).copy()
-
-
-def snapshot(p):
-    m = p.mesh
-    return (m.vertices.copy(), m.faces.copy(), {k: np.array(v) for k, v in m.face_attributes.items()},
-            p.parts, p.damages, len(p.satellites), [c.copy() for c in p.collision])
-
-
-def assert_unchanged(p, snap):
-    V, F, A, parts, damages, nsat, coll = snap
-    assert np.array_equal(p.mesh.vertices, V) and np.array_equal(p.mesh.faces, F)
-    assert set(p.mesh.face_attributes) == set(A)
-    for k, v in A.items():
-        assert np.array_equal(p.mesh.face_attributes[k], v), k
-    assert p.parts == parts and p.damages == damages and len(p.satellites) == nsat
-    assert len(p.collision) == len(coll) and all(np.array_equal(a, b) for a, b in zip(p.collision, coll))
-
-
-def part_mesh(p, i):
-    f = p.mesh.faces[p.part_id == i]
-    u, inv = np.unique(f, return_inverse=True)
-    return trimesh.Trimesh(p.mesh.vertices[u], inv.reshape(-1, 3), process=False)
+from _op_checks import assert_unchanged, part_mesh, product, snapshot  # noqa: F401
+from _op_checks import assert_valid as _assert_valid
 
 
 def assert_valid(p):
-    p.validate()
-    m = p.mesh
-    assert np.isfinite(m.vertices).all()
-    assert m.area_faces.min() > 1e-14, "degenerate face"
-    srt = np.sort(m.faces, axis=1)
-    assert len(np.unique(srt, axis=0)) == len(srt), "duplicate faces"
-    for i in np.unique(p.part_id):
-        pm = part_mesh(p, i)
-        assert pm.is_watertight and pm.is_winding_consistent, p.parts[i]
-    for s in p.satellites:
-        assert s.mesh.is_watertight and abs(s.mesh.vertices[:, 2].min()) < 1e-12
+    _assert_valid(p, winding=True, satellites=True)
 
 
 def surface_distance(mesh, pts):
