@@ -308,32 +308,46 @@ def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
     recycle = opts.recycle or DEFAULT_RECYCLE
     ex = ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn"),
                              max_tasks_per_child=recycle)
-    window = 2 * opts.workers  # bounded: a 10^7 run never holds 10^7 futures
-    it = iter(todo)
     pending: dict[Any, int] = {}
-    stopping = False
+
+    def wait_one():
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        return sorted(done, key=lambda f: pending[f])
+
+    def result(f, i):
+        try:
+            return f.result()
+        except BrokenProcessPool:
+            lost = sorted([i, *pending.values()])
+            raise GenerationError(
+                f"a worker process died while making capture(s) {lost} (crash or out-of-memory kill); "
+                f"completed captures are kept: rerun with --resume") from None
+
     try:
-        while True:
-            while not stopping and len(pending) < window:
-                i = next(it, None)
-                if i is None:
-                    break
-                pending[ex.submit(_task, spec, i, opts.gl)] = i
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: pending[f]):
-                i = pending.pop(f)
-                try:
-                    r = f.result()
-                except BrokenProcessPool:
-                    lost = sorted([i, *pending.values()])
-                    raise GenerationError(
-                        f"a worker process died while making capture(s) {lost} (crash or out-of-memory kill); "
-                        f"completed captures are kept: rerun with --resume") from None
-                stopping = yield r
+        # bounded window: a 10^7 run never holds 10^7 futures
+        yield from _windowed(todo, 2 * opts.workers, pending, lambda i: ex.submit(_task, spec, i, opts.gl),
+                             wait_one, result)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _windowed(todo: list[int], window: int, pending: dict, submit, wait_some, result) -> Iterator[dict]:
+    """Keep at most ``window`` tasks in flight; yield results in completion order.
+    ``pending`` maps each in-flight handle to its capture index (the caller's
+    cleanup reads it). A truthy value sent back stops submitting new tasks."""
+    it = iter(todo)
+    stopping = False
+    while True:
+        while not stopping and len(pending) < window:
+            i = next(it, None)
+            if i is None:
+                break
+            pending[submit(i)] = i
+        if not pending:
+            return
+        for h in wait_some():
+            i = pending.pop(h)
+            stopping = yield result(h, i)
 
 
 def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
@@ -352,28 +366,19 @@ def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
                                                if k in ("PYOPENGL_PLATFORM", FAULT_ENV)}})
         started = True
     remote = ray.remote(num_cpus=1, max_calls=opts.recycle or DEFAULT_RECYCLE, max_retries=0)(_task)
-    window = 2 * max(opts.workers, int(ray.cluster_resources().get("CPU", 1)))
-    it = iter(todo)
     pending: dict[Any, int] = {}
-    stopping = False
+
+    def result(ref, i):
+        try:
+            return ray.get(ref)
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as e:
+            raise GenerationError(f"a Ray worker died while making capture {i} ({type(e).__name__}); "
+                                  f"completed captures are kept: rerun with --resume") from None
+
     try:
-        while True:
-            while not stopping and len(pending) < window:
-                i = next(it, None)
-                if i is None:
-                    break
-                pending[remote.remote(spec, i, opts.gl)] = i
-            if not pending:
-                return
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                i = pending.pop(ref)
-                try:
-                    r = ray.get(ref)
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayTaskError) as e:
-                    raise GenerationError(f"a Ray worker died while making capture {i} ({type(e).__name__}); "
-                                          f"completed captures are kept: rerun with --resume") from None
-                stopping = yield r
+        yield from _windowed(todo, 2 * max(opts.workers, int(ray.cluster_resources().get("CPU", 1))), pending,
+                             lambda i: remote.remote(spec, i, opts.gl),
+                             lambda: ray.wait(list(pending), num_returns=1)[0], result)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
