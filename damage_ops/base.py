@@ -58,6 +58,12 @@ def check_range(op: str, name: str, value: Any, lo: float, hi: float) -> float:
     return float(value)
 
 
+def check_face_index(op: str, value: Any) -> None:
+    """``center``-style params: None (random) or a face index >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+        raise ParamError(f"{op}.center: must be a face index >= 0 or None, got {value!r}")
+
+
 def params_from(cls, op: str, params: Any):
     """A frozen params dataclass from an instance or a dict; unknown keys are errors."""
     if isinstance(params, cls):

@@ -56,7 +56,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import _surface as S
-from .base import ParamError, add_damage, check_range, register
+from .base import check_face_index, ParamError, add_damage, check_range, register
 from .product import Product, take_faces
 
 OP = "crush"
@@ -88,9 +88,7 @@ class CrushParams:
         check_range(OP, "radius_mm", self.radius_mm, 5.0, 200.0)
         if self.mode not in MODES:
             raise ParamError(f"{OP}.mode: must be one of {list(MODES)}, got {self.mode!r}")
-        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
-                                        or self.center < 0):
-            raise ParamError(f"{OP}.center: must be None or a face index >= 0, got {self.center!r}")
+        check_face_index(OP, self.center)
 
 
 def target_edge_m(radius_mm: float) -> float:

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from .base import ParamError, add_damage, check_range, params_from, register
+from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, take_faces
 from .remesh import refine_once
 
@@ -69,9 +69,7 @@ class PunctureParams:
         check_range(OP, "diameter_mm", self.diameter_mm, 2.0, 80.0)
         if self.depth_mm is not None:
             check_range(OP, "depth_mm", self.depth_mm, 1.0, 100.0)
-        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
-                                        or self.center < 0):
-            raise ParamError(f"{OP}.center: must be a face index >= 0 or None, got {self.center!r}")
+        check_face_index(OP, self.center)
 
 
 # -- small geometry helpers (shared with tear) --------------------------------------

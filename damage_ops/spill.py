@@ -26,7 +26,7 @@ import numpy as np
 from noise import pnoise2
 
 from ._opkit import add_part, face_normals_of, grow, paint, refine_where
-from .base import ParamError, add_damage, check_range, register
+from .base import check_face_index, ParamError, add_damage, check_range, register
 from .product import FINISH_IDS, DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
 
 OP = "spill"
@@ -59,9 +59,7 @@ class SpillParams:
         check_range(OP, "gap_mm", self.gap_mm, 0.0, 300.0)
         if self.substance not in SUBSTANCES:
             raise ParamError(f"{OP}.substance: must be one of {list(SUBSTANCES)}, got {self.substance!r}")
-        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
-                                        or self.center < 0):
-            raise ParamError(f"{OP}.center: must be a face index >= 0 or None, got {self.center!r}")
+        check_face_index(OP, self.center)
 
 
 def blob_radius(rng: np.random.Generator, n: int, roughness: float) -> np.ndarray:

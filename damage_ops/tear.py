@@ -56,7 +56,7 @@ import numpy as np
 import trimesh
 
 from . import puncture as P
-from .base import ParamError, add_damage, check_range, params_from, register
+from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional
 
 OP = "tear"
@@ -97,9 +97,7 @@ class TearParams:
         check_range(OP, "opening_deg", self.opening_deg, 0.0, 120.0)
         if self.depth_mm is not None:
             check_range(OP, "depth_mm", self.depth_mm, 0.5, 30.0)
-        if self.center is not None and (isinstance(self.center, bool) or not isinstance(self.center, (int, np.integer))
-                                        or self.center < 0):
-            raise ParamError(f"{OP}.center: must be a face index >= 0 or None, got {self.center!r}")
+        check_face_index(OP, self.center)
 
 
 # -- the tongue outline (2-D, tangent plane) ---------------------------------------
