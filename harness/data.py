@@ -8,6 +8,11 @@ The view is *damaged* when at least ``min_damage_px`` damage pixels of that view
 from a camera is intact *in that image*, because nothing in the pixels says
 otherwise. The capture-level ``items[].damaged`` flag is kept in ``item_damaged``.
 
+Synthetic input: a dataset folder (capture folders and/or ``shards/``), a folder
+of WebDataset shards with its ``index.json``, or a run still in progress. Shard
+samples are streamed from the tar (never extracted) and go through the same crop
+code as folders, so both give identical samples.
+
 Real layouts (:func:`load_real` detects which):
   (a) class folders: ``ROOT/damaged/**/IMG``, ``ROOT/intact/**/IMG``; a first-level
       subfolder of ``damaged/`` is the damage category; optional masks at
@@ -112,16 +117,21 @@ class ImageSet:
 
 # ----------------------------------------------------------------------------- image helpers
 
-def _read_image(path: Path, mode: str = "RGB") -> np.ndarray:
+def _read_image(src: Path | bytes, mode: str = "RGB", name: str | None = None) -> np.ndarray:
+    """Decode an image file (a path, or its bytes read from a shard; ``name``
+    says where they came from in messages)."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    name = name if name is not None else str(src)
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
             if mode == "RGB" and im.mode in ("I;16", "I"):
-                raise DatasetError(f"{path}: expected a colour image, got a 16-bit single-channel image")
+                raise DatasetError(f"{name}: expected a colour image, got a 16-bit single-channel image")
             return np.asarray(im.convert(mode) if mode else im)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DatasetError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
+        raise DatasetError(f"{name}: cannot read image ({e.__class__.__name__}: {e})") from None
 
 
 def _resize(a: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
@@ -149,46 +159,121 @@ def crop_box(mask: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int,
 
 # ----------------------------------------------------------------------------- synthetic
 
-def _capture_dirs(root: Path) -> list[Path]:
+def _card_captures(root: Path) -> tuple[list[Path], list[Path], int]:
+    """(capture folders, shard files, capture count) of one synthetic dataset:
+    a dataset folder (card ``files.captures`` and ``files.shards``), a run still
+    in progress (complete capture folders and shards so far), or a folder of
+    shards with its ``index.json`` as ``damagesim export shards`` writes it."""
+    from simulator.shards import INDEX, SHARD_DIR, SHARDS_FORMAT, shard_files
+
     card = root / "dataset.json"
-    if not card.is_file():
-        # a run still in progress (or killed) has no card yet; capture folders
-        # appear only once complete (simulator.writers), so the finished ones are usable
-        done = sorted(p.parent for p in root.glob("captures/[0-9]*/capture.json"))
-        if done:
-            return done
-        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json, no complete captures/<id>/)")
-    try:
-        files = json.loads(card.read_text())["files"]["captures"]
-    except (KeyError, json.JSONDecodeError) as e:
-        raise DatasetError(f"{card}: unreadable dataset card ({e})") from None
-    dirs = [root / c for c in files]
-    if not dirs:
-        raise DatasetError(f"{card}: the dataset has no captures")
-    return dirs
+    if card.is_file():
+        try:
+            files = json.loads(card.read_text())["files"]
+            folders = [root / c for c in files["captures"]]
+            sh = files.get("shards") or {}
+            shards = [root / SHARD_DIR / f for f in sh.get("files", [])]
+            count = len(folders) + int(sh.get("samples", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(f"{card}: unreadable dataset card ({type(e).__name__}: {e})") from None
+        if not folders and not shards:
+            raise DatasetError(f"{card}: the dataset has no captures")
+        return folders, shards, count
+    index = root / INDEX
+    if index.is_file():
+        try:
+            doc = json.loads(index.read_text())
+            if doc.get("format") != SHARDS_FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, expected {SHARDS_FORMAT!r}")
+            shards = [root / e["file"] for e in doc["shards"]]
+            count = int(doc["samples"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(f"{index}: unreadable shard index ({type(e).__name__}: {e})") from None
+        if not shards:
+            raise DatasetError(f"{index}: the shard index lists no shards")
+        return [], shards, count
+    # a run still in progress (or killed) has no card yet; capture folders and
+    # shards appear only once complete (simulator.writers, simulator.shards), so
+    # the finished ones are usable
+    folders = sorted(p.parent for p in root.glob("captures/[0-9]*/capture.json"))
+    shards = [p for _, p in shard_files(root / SHARD_DIR) or shard_files(root)]
+    if not folders and not shards:
+        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json, no complete captures/<id>/, "
+                           f"no shards/shard-*.tar, no shard index.json)")
+    return folders, shards, -1
 
 
-def _view_sample(cdir: Path, cam: str, files: dict, size: int, pad: float, min_px: int, depth: bool,
+def _shard_samples(shards: list[Path]):
+    """Samples of the shards, one at a time, read from the tar as a stream
+    (nothing is extracted to disk; one sample's bytes in memory at a time)."""
+    import tarfile
+
+    from simulator.shards import ShardCapture, iter_shard
+
+    for p in shards:
+        if not p.is_file():
+            raise DatasetError(f"{p}: shard listed in the dataset is missing")
+        try:
+            for key, files in iter_shard(p):
+                yield ShardCapture(str(p), key, files)
+        except (tarfile.TarError, OSError) as e:
+            raise DatasetError(f"{p}: unreadable shard ({type(e).__name__}: {e})") from None
+
+
+def _dataset_captures(root: Path):
+    """(iterator of simulator.shards.Capture in capture-id order, count or -1):
+    every capture of one synthetic dataset, from folders and shards alike. A
+    capture present both in a shard and as a folder (a run killed while packing)
+    is read once, from the shard."""
+    import heapq
+
+    from simulator.shards import FolderCapture
+
+    folders, shards, count = _card_captures(root)
+
+    def merged():
+        last = None
+        # shard k holds captures k*S .. (k+1)*S-1, so the shards in order are
+        # sorted; merge is stable, so on a tie the shard copy comes first
+        for cap in heapq.merge(_shard_samples(shards), (FolderCapture(d) for d in folders), key=lambda c: c.name):
+            if cap.name != last:
+                last = cap.name
+                yield cap
+
+    return merged(), count
+
+
+def _view_sample(cap, cam: str, files: dict, size: int, pad: float, min_px: int, depth: bool,
                  prefix: str = "") -> tuple | None:
-    """One camera view -> (image, mask, label, category, aspect) or None when the item is not visible."""
-    def f(layer):
-        return cdir / files[prefix + layer]
+    """One camera view of ``cap`` (a simulator.shards.Capture: folder or shard
+    sample; same bytes, same sample) -> (image, mask, label, category, aspect),
+    None when the item is not visible, "ambiguous" when too little damage shows."""
+    def read(layer, mode):
+        rel = files[prefix + layer]
+        try:
+            data = cap.read(rel)
+        except OSError as e:
+            raise DatasetError(f"{cap.location(rel)}: cannot read ({type(e).__name__}: {e})") from None
+        return _read_image(data, mode, cap.location(rel))
 
-    inst = _read_image(f("instance"), mode="")
+    def f(layer):
+        return cap.location(files[prefix + layer])
+
+    inst = read("instance", "")
     box = crop_box(inst > 0, pad, inst.shape[:2])
     if box is None:
         return None
     x0, y0, x1, y1 = box
-    rgb = _read_image(f("rgb"))
+    rgb = read("rgb", "RGB")
     if rgb.shape[:2] != inst.shape[:2]:
         raise DatasetError(f"{f('rgb')}: size {rgb.shape[1]}x{rgb.shape[0]} differs from its instance mask "
                            f"{inst.shape[1]}x{inst.shape[0]} ({f('instance')})")
-    dcat = _read_image(f("damage_category"), mode="")
+    dcat = read("damage_category", "")
     if dcat.shape[:2] != inst.shape[:2]:
         raise DatasetError(f"{f('damage_category')}: size {dcat.shape[::-1]} differs from {f('instance')}")
     img = _resize(rgb[y0:y1, x0:x1], size)
     if depth:
-        d = _read_image(f("depth"), mode="").astype(np.float64)[y0:y1, x0:x1]
+        d = read("depth", "").astype(np.float64)[y0:y1, x0:x1]
         item = inst[y0:y1, x0:x1] > 0
         med = np.median(d[item & (d > 0)]) if np.any(item & (d > 0)) else 0.0
         rel = np.clip(128 + (med - d), 0, 255).astype(np.uint8)  # nearer than median = brighter
@@ -212,39 +297,62 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
                    limit: int | None = None, progress: bool = False) -> ImageSet:
     """Every RGB/RGB-D camera view of every capture of one or more damagesim datasets.
 
+    A root is a dataset folder (capture folders and/or ``shards/``), a folder of
+    WebDataset shards with its ``index.json`` (``damagesim export shards``), or a
+    run still in progress. Shards are read as a stream, one sample at a time;
+    a capture gives the same sample whether it is read from a folder or a shard.
+
     size: crop side in pixels; pad: crop margin as a fraction of the item box's
     longer side; min_damage_px: visible damage pixels (at full resolution) for a
     view to count as damaged (views with 1 .. min_damage_px - 1 are too small to
     call either way at crop resolution and are dropped, counted in ``meta``); cameras: restrict to these camera names; depth: add
-    the item-relative depth channel; limit: first ``limit`` captures per root.
+    the item-relative depth channel; limit: first ``limit`` captures (in id order) per root.
     Views where the item is not visible are skipped (counted in ``meta``).
     """
+    return _load_synthetic(roots, size, pad, min_damage_px, cameras, depth, limit, progress)[0]
+
+
+def _load_synthetic(roots, size, pad, min_damage_px, cameras, depth, limit, progress) -> tuple[ImageSet, list[str]]:
+    """load_synthetic, plus the SKU of each view's (first) item."""
     roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
     if not roots:
         raise DatasetError("no synthetic dataset given")
+    from itertools import islice
+
     from tqdm import tqdm
 
-    todo = []
-    for r in roots:
-        dirs = _capture_dirs(Path(r))
-        todo += [(Path(r), d) for d in (dirs[:limit] if limit is not None else dirs)]
+    sources = []
+    for r in roots:  # every root is checked before the long read starts
+        caps, count = _dataset_captures(Path(r))
+        if limit is not None:
+            caps, count = islice(caps, limit), (min(count, limit) if count >= 0 else limit)
+        sources.append((Path(r), caps, count))
+    total = None if any(c < 0 for *_, c in sources) else sum(c for *_, c in sources)
     rows, skipped, ambiguous = [], 0, 0
-    for root, cdir in tqdm(todo, desc="load synthetic", unit="capture", disable=not progress):
-        cj = cdir / "capture.json"
-        try:
-            cap = json.loads(cj.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DatasetError(f"{cj}: cannot read capture metadata ({e})") from None
-        item_dmg = any(it.get("damaged", False) for it in cap.get("items", []))
-        for cam, c in cap["cameras"].items():
-            if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
-                continue
-            s = _view_sample(cdir, cam, c["files"], size, pad, min_damage_px, depth)
-            if s is None or isinstance(s, str):
-                skipped += s is None
-                ambiguous += s == "ambiguous"
-                continue
-            rows.append((s, f"{root.name}/{cdir.name}/{cam}", f"{root.name}/{cdir.name}", item_dmg))
+    with tqdm(total=total, desc="load synthetic", unit="capture", disable=not progress) as bar:
+        for root, caps, count in sources:
+            seen = 0
+            for cap in caps:
+                seen += 1
+                bar.update(1)
+                try:
+                    meta = cap.meta
+                except (OSError, ValueError) as e:
+                    raise DatasetError(f"{cap.location('capture.json')}: cannot read capture metadata ({e})") from None
+                item_dmg = any(it.get("damaged", False) for it in meta.get("items", []))
+                sku = meta["items"][0]["sku"] if meta.get("items") else ""
+                for cam, c in meta["cameras"].items():
+                    if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
+                        continue
+                    s = _view_sample(cap, cam, c["files"], size, pad, min_damage_px, depth)
+                    if s is None or isinstance(s, str):
+                        skipped += s is None
+                        ambiguous += s == "ambiguous"
+                        continue
+                    rows.append((s, f"{root.name}/{cap.name}/{cam}", f"{root.name}/{cap.name}", item_dmg, sku))
+            if count >= 0 and seen != count:
+                raise DatasetError(f"{root}: the dataset lists {count} captures but {seen} were read "
+                                   f"(a truncated shard or a missing capture folder?)")
     if not rows:
         raise DatasetError(f"{', '.join(map(str, roots))}: no camera view shows an item "
                            f"(cameras={list(cameras) if cameras else 'all rgb'})")
@@ -255,15 +363,17 @@ def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad
                     {"kind": "synthetic", "roots": [str(r) for r in roots], "skipped_views": skipped,
                      "ambiguous_views_dropped": ambiguous,
                      "label": f"view damaged when >= {min_damage_px} damage pixels visible, intact at 0; "
-                              "views in between are dropped"})
+                              "views in between are dropped"}), [r[4] for r in rows]
 
 
 def load_references(root: str | Path, size: int = 96, pad: float = 0.15, cameras: Sequence[str] | None = None
                     ) -> tuple[ImageSet, ImageSet, list[str], list[str]]:
     """Kaputt-style query/reference views of one damagesim dataset made with
     ``--reference-poses`` >= 1: returns ``(queries, references, query_skus,
-    reference_skus)``; queries are the captures' views, references the pristine
+    reference_skus)``; queries are the captures' views (folders or shards), references the pristine
     ``references/<sku>/<k>/`` views. Queries whose SKU has no reference are dropped."""
+    from simulator.shards import FolderCapture
+
     root = Path(root)
     card = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else None
     if card is None:
@@ -273,24 +383,23 @@ def load_references(root: str | Path, size: int = 96, pad: float = 0.15, cameras
         raise DatasetError(f"{root / 'dataset.json'}: no reference captures; generate with --reference-poses 1 or more")
     rows, ref_skus = [], []
     for rel in refs:
-        rdir = root / rel
-        cap = json.loads((rdir / "capture.json").read_text())
+        rcap = FolderCapture(root / rel)
+        try:
+            cap = rcap.meta
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{rcap.location('capture.json')}: cannot read capture metadata ({e})") from None
         sku = cap["items"][0]["sku"]
         for cam, c in cap["cameras"].items():
             if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
                 continue
-            s = _view_sample(rdir, cam, c["files"], size, pad, 1, False)
-            if s is not None:
+            s = _view_sample(rcap, cam, c["files"], size, pad, 1, False)
+            if s is not None and not isinstance(s, str):
                 rows.append((s, f"{rel}/{cam}", rel))
                 ref_skus.append(sku)
     ref = ImageSet(np.stack([r[0][0] for r in rows]), np.zeros(len(rows), np.int64), [""] * len(rows),
                    [r[1] for r in rows], [r[2] for r in rows], np.array([r[0][4] for r in rows]),
                    meta={"kind": "references"})
-    q = load_synthetic(root, size=size, pad=pad, cameras=cameras)
-    skus = []
-    for src in q.sources:
-        cap = json.loads((root / "captures" / src.split("/")[1] / "capture.json").read_text())
-        skus.append(cap["items"][0]["sku"])
+    q, skus = _load_synthetic(root, size, pad, 1, cameras, False, None, False)
     keep = [i for i, s in enumerate(skus) if s in set(ref_skus)]
     return q.subset(keep), ref, [skus[i] for i in keep], ref_skus
 
@@ -419,7 +528,7 @@ def load_real(path: str | Path, size: int = 96, progress: bool = False) -> Image
         return load_class_folders(p, size=size, progress=progress)
     if (p / "train" / "good").is_dir() or (p / "test").is_dir():
         return load_mvtec(p, size=size, progress=progress)
-    if (p / "dataset.json").is_file():
+    if (p / "dataset.json").is_file() or any(p.glob("shard-*.tar")):
         raise DatasetError(f"{p}: is a damagesim (synthetic) dataset; pass it with --synthetic")
     raise DatasetError(f"{p}: unknown layout; expected damaged/ + intact/ class folders, "
                        "an MVTec folder (train/good, test/<defect>) or a COCO .json")

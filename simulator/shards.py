@@ -181,6 +181,10 @@ class Capture:
     def has(self, rel: str) -> bool:
         raise NotImplementedError
 
+    def location(self, rel: str) -> str:
+        """Where file ``rel`` of this capture lives, for messages."""
+        raise NotImplementedError
+
     def json(self, rel: str) -> Any:
         return json.loads(self.read(rel))
 
@@ -210,6 +214,9 @@ class FolderCapture(Capture):
     def has(self, rel: str) -> bool:
         return (self.path / rel).is_file()
 
+    def location(self, rel: str) -> str:
+        return str(self.path / rel)
+
 
 class ShardCapture(Capture):
     def __init__(self, shard: str, key: str, files: dict[str, bytes]):
@@ -224,6 +231,9 @@ class ShardCapture(Capture):
 
     def has(self, rel: str) -> bool:
         return rel.replace("/", ".") in self.files
+
+    def location(self, rel: str) -> str:
+        return f"{self.shard}#{member_name(self.name, rel)}"
 
 
 def iter_dataset(root: Path, n: int | None = None) -> Iterator[Capture]:

@@ -73,3 +73,17 @@ def fake_real(root: Path, n_damaged: int = 10, n_intact: int = 10, seed: int = 1
     for i in range(n_intact):
         Image.fromarray(draw(rng, False)[0]).save(root / "intact" / f"i{i:03d}.png")
     return root
+
+
+def assert_same_views(a, b) -> None:
+    """Two harness.data.ImageSet: every array equal (dtype included), every
+    per-view list equal, same meta but for the roots."""
+    for k in ("images", "labels", "masks", "aspect", "has_mask", "item_damaged"):
+        x, y = getattr(a, k), getattr(b, k)
+        if x is None or y is None:
+            assert x is y, k
+            continue
+        assert x.dtype == y.dtype and np.array_equal(x, y), k
+    assert (a.categories, a.sources, a.groups) == (b.categories, b.sources, b.groups)
+    drop = lambda m: {k: v for k, v in m.items() if k != "roots"}  # noqa: E731
+    assert drop(a.meta) == drop(b.meta)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from harness.data import DatasetError, ImageSet, load_coco, load_mvtec, load_real, load_references, load_synthetic
-from _harness_helpers import fake_real, fake_synthetic
+from _harness_helpers import assert_same_views, fake_real, fake_synthetic
 
 
 def test_synthetic_views_labels_masks(tmp_path):
@@ -132,3 +132,91 @@ def test_imports_stay_light():
 def test_views_with_too_little_visible_damage_are_dropped(tmp_path):
     s = load_synthetic(fake_synthetic(tmp_path / "syn", n=4), size=16, min_damage_px=10**6)
     assert s.labels.sum() == 0 and len(s) == 4 and s.meta["ambiguous_views_dropped"] == 4
+
+
+# ----------------------------------------------------------------------------- shards
+
+def _sharded_dataset(tmp_path, src):
+    """``src``'s captures 0..5 packed in shards of 3 under DS/shards, capture 6
+    left a folder, a card listing both (the layout ``generate --shards`` leaves
+    when a shard's range is incomplete), and a corrupt stale folder copy of
+    capture 2 (a run killed while packing) that the card does not list."""
+    import shutil
+
+    from simulator.shards import export_shards
+
+    tmp = tmp_path / "pack" / "syn"
+    shutil.copytree(src, tmp)
+    shutil.rmtree(tmp / "captures" / "000006")
+    ds = tmp_path / "c" / "syn"
+    index = export_shards(tmp, ds / "shards", shard_size=3)
+    shutil.copytree(src / "captures" / "000006", ds / "captures" / "000006")
+    shutil.copytree(src / "captures" / "000002", ds / "captures" / "000002")
+    (ds / "captures" / "000002" / "top" / "rgb.png").write_bytes(b"stale copy, must not be read")
+    card = {"files": {"captures": ["captures/000006"],
+                      "shards": {"files": [e["file"] for e in index["shards"]], "samples": index["samples"]}}}
+    (ds / "dataset.json").write_text(json.dumps(card))
+    return ds
+
+
+def test_shards_give_the_same_views_as_folders(tmp_path):
+    from simulator.shards import export_shards
+
+    folders = fake_synthetic(tmp_path / "a" / "syn", n=7)
+    shard_dir = tmp_path / "b" / "syn"
+    export_shards(folders, shard_dir, shard_size=3)  # shard-*.tar + index.json, no card
+    mixed = _sharded_dataset(tmp_path, folders)
+    for kw in ({"size": 32}, {"size": 24, "depth": True, "cameras": ["front"]}, {"size": 16, "limit": 4}):
+        ref = load_synthetic(folders, **kw)
+        assert len(ref) == 2 * kw.get("limit", 7) // (2 if "cameras" in kw else 1)
+        assert_same_views(ref, load_synthetic(shard_dir, **kw))
+        assert_same_views(ref, load_synthetic(mixed, **kw))
+    # a run still in progress (no card): complete shards and folders, the shard copy of 2 wins
+    (mixed / "dataset.json").unlink()
+    assert_same_views(load_synthetic(folders, size=32), load_synthetic(mixed, size=32))
+    # the shards folder alone (index.json): captures 0..5
+    alone, ref = load_synthetic(mixed / "shards", size=32), load_synthetic(folders, size=32, limit=6)
+    assert np.array_equal(alone.images, ref.images) and [s.split("/", 1)[1] for s in alone.sources] == [
+        s.split("/", 1)[1] for s in ref.sources]
+    # two roots: folders then shards
+    both = load_synthetic([folders, shard_dir], size=16)
+    assert len(both) == 28 and np.array_equal(both.images[:14], both.images[14:])
+
+
+def test_shards_references_pair_queries_by_sku(tmp_path):
+    import shutil
+
+    from simulator.shards import export_shards
+
+    src = fake_synthetic(tmp_path / "a" / "syn", n=4, references=2)
+    ds = tmp_path / "b" / "syn"
+    shutil.copytree(src, ds, ignore=shutil.ignore_patterns("captures"))
+    index = export_shards(src, ds / "shards", shard_size=3)
+    card = json.loads((ds / "dataset.json").read_text())
+    card["files"]["captures"] = []
+    card["files"]["shards"] = {"files": [e["file"] for e in index["shards"]], "samples": index["samples"]}
+    (ds / "dataset.json").write_text(json.dumps(card))
+    a, b = load_references(src, size=16), load_references(ds, size=16)
+    assert_same_views(a[0], b[0])
+    assert_same_views(a[1], b[1])
+    assert a[2:] == b[2:] and len(a[0]) == 8
+
+
+def test_bad_shards_name_the_shard(tmp_path):
+    from simulator.shards import export_shards, shard_name
+
+    folders = fake_synthetic(tmp_path / "a" / "syn", n=4)
+    sh = tmp_path / "b" / "syn"
+    export_shards(folders, sh, shard_size=2)
+    data = (sh / shard_name(1)).read_bytes()
+    (sh / shard_name(1)).write_bytes(data[: len(data) // 3])  # torn copy
+    with pytest.raises(DatasetError, match=r"shard-000001\.tar: unreadable shard \(ReadError"):
+        load_synthetic(sh, size=16)
+    (sh / shard_name(1)).unlink()
+    with pytest.raises(DatasetError, match=r"shard-000001\.tar: shard listed in the dataset is missing"):
+        load_synthetic(sh, size=16)
+    with pytest.raises(DatasetError, match="pass it with --synthetic"):
+        load_real(sh)
+    (sh / "index.json").write_text(json.dumps({"format": "other/1", "shards": [], "samples": 0}))
+    with pytest.raises(DatasetError, match=r"index\.json: unreadable shard index .*'other/1'"):
+        load_synthetic(sh, size=16)
