@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import damage_ops.missing as M
 import damage_ops.spill  # noqa: F401  (composition partner)
+from damage_ops._opkit import ray_first_hit
 from damage_ops.base import REGISTRY, ParamError, apply
 from damage_ops.product import Part
 from _op_checks import assert_unchanged, part_mesh, product, snapshot  # noqa: F401
@@ -46,6 +47,19 @@ def test_missing_count_cavity_labels(kind, seed, rseed, frac):
     q, rec = apply(p, "missing_component", {"units": k}, np.random.default_rng(rseed))
     assert_unchanged(p, snap)
     assert_valid(q)
+    # the same removal with the film left in place: same tessellation, only film vertices differ
+    q0, rec0 = apply(p, "missing_component", {"units": k, "sag": 0.0}, np.random.default_rng(rseed))
+    assert np.array_equal(q.mesh.faces, q0.mesh.faces)
+    for key in q.mesh.face_attributes:
+        if key != "damage_id":
+            assert np.array_equal(q.mesh.face_attributes[key], q0.mesh.face_attributes[key]), key
+    moved_v = np.any(q.mesh.vertices != q0.mesh.vertices, axis=1)
+    film_ids = [i for i, t in enumerate(q.parts) if t.name == "film"]
+    film_v = np.zeros(len(moved_v), bool)
+    film_v[q.mesh.faces[np.isin(q.part_id, film_ids)].ravel()] = True
+    assert not (moved_v & ~film_v).any(), "only film moves"
+    assert moved_v.any() == bool(film_ids)
+    moved_f = moved_v[q.mesh.faces].any(1)
     after = unit_boxes(q)
     assert len(after) == n - k
     assert rec.size["units_missing"] == k
@@ -63,7 +77,7 @@ def test_missing_count_cavity_labels(kind, seed, rseed, frac):
     did = len(q.damages)
     lab = q.damage_id == did
     unit_ids = [i for i, t in enumerate(q.parts) if t.name == "unit"]
-    C = q.mesh.triangles_center
+    C = q0.mesh.triangles_center  # the cavity is measured before the film sags
     inside = np.zeros(len(C), bool)
     for lo, hi in gone:
         a = lo - np.array([M.MARGIN_XY_M, M.MARGIN_XY_M, M.MARGIN_Z_M])
@@ -74,13 +88,23 @@ def test_missing_count_cavity_labels(kind, seed, rseed, frac):
         cxy = (lo + hi)[:2] / 2
         assert np.any(here & (np.linalg.norm(C[:, :2] - cxy, axis=1) < 0.5 * np.min(hi[:2] - lo[:2])))
         inside |= here
-    assert np.array_equal(lab, inside)
+    assert np.array_equal(q0.damage_id == did, inside)
+    # labelled == the cavity plus every film face that moved, and nothing else
+    assert np.array_equal(lab, inside | moved_f)
     assert rec.n_faces == lab.sum()
     assert not np.isin(q.part_id[lab], unit_ids).any()
+    assert ("film_sag_mm" in rec.size) == bool(film_ids)
+    if film_ids:
+        assert rec.size["film_sag_mm"] == pytest.approx(
+            1e3 * np.linalg.norm(q.mesh.vertices - q0.mesh.vertices, axis=1).max(), rel=1e-9)
 
-    # nothing else changed: non-unit parts keep their area; remaining units are the input's
+    # nothing else changed: parts other than units and film keep their area (the film
+    # too without the sag); remaining units are the input's
     for i, t in enumerate(p.parts):
         if t.name != "unit":
+            assert q0.mesh.area_faces[q0.part_id == i].sum() == pytest.approx(
+                p.mesh.area_faces[p.part_id == i].sum(), rel=1e-9)
+        if t.name not in ("unit", "film"):
             assert q.mesh.area_faces[q.part_id == i].sum() == pytest.approx(
                 p.mesh.area_faces[p.part_id == i].sum(), rel=1e-9)
     tri = lambda m, mask: {tuple(np.round(t.ravel(), 12)) for t in m.triangles[mask]}  # noqa: E731
@@ -123,7 +147,103 @@ def test_missing_composes():
     assert r3.size["units_missing"] == 1 and len(unit_boxes(q3)) == len(unit_boxes(p)) - 3
 
 
+def _film(p):
+    return [i for i, t in enumerate(p.parts) if t.name == "film"][0]
+
+
+def _top_z(mesh, xy):
+    """z of the first surface a ray straight down at ``xy`` hits (a top-down depth)."""
+    o = np.array([xy[0], xy[1], 1.0])
+    return 1.0 - ray_first_hit(mesh, o, np.array([0.0, 0.0, -1.0]))
+
+
+@pytest.mark.parametrize("params,seed,which", [
+    ({}, 0, (6,)), ({}, 1, (0,)), ({"units": 6}, 2, (1,)), ({"units": 4}, 3, (0, 1)),
+    ({"unit_kind": "bottle", "units": 6}, 4, (4,)), ({"units": 12}, 5, (5,)),
+])
+def test_film_sags_into_the_vacated_slot(params, seed, which):
+    from simulator.products import build_product
+
+    p = build_product("multipack", "mp", params, np.random.default_rng(seed))
+    before = unit_boxes(p)
+    q, rec = M.missing_component(p, M.MissingParams(units=len(which), which=which), np.random.default_rng(0))
+    assert_valid(q)
+    fi = _film(q)
+    fm, fm0 = part_mesh(q, fi), part_mesh(p, fi)
+    # still one closed, consistently wound film of positive volume, smaller than before
+    assert fm.is_watertight and fm.is_winding_consistent and 0 < fm.volume < fm0.volume
+    # creases, no fold-over (adjacent film faces never turn back on each other)
+    assert np.degrees(fm.face_adjacency_angles.max()) < 160.0
+
+    gone = [before[i] for i in which]
+    keep = [b for i, b in enumerate(before) if i not in which]
+    for lo, hi in gone:
+        c, R, h = (lo + hi)[:2] / 2, float(np.min(hi[:2] - lo[:2]) / 2), float(hi[2] - lo[2])
+        # seen from above, the film over the slot centre is lower by a good part of a unit height
+        drop = _top_z(p.mesh, c) - _top_z(q.mesh, c)
+        assert drop > 0.2 * h, (drop, h)
+        # the film wall on each outer side of the slot (none for the inner slot of a 12-pack)
+        # moved inward: in the upper half of the wall, in front of the slot's axis, no film
+        # vertex stands as far out as before
+        V, V0 = fm.vertices, fm0.vertices
+        reach = lambda X, d: np.max(((X[:, :2] - c) @ d)[band(X, d)])  # noqa: E731
+
+        def band(X, d):
+            side = np.abs((X[:, :2] - c) @ np.array([-d[1], d[0]])) < 0.3 * R
+            return side & (X[:, 2] > lo[2] + 0.6 * h) & (X[:, 2] < hi[2] - 0.05 * h) & ((X[:, :2] - c) @ d > 0)
+        outward = [d for d in np.eye(2)[[0, 0, 1, 1]] * [[1], [-1], [1], [-1]]
+                   if not any(np.allclose(c + 2 * R * d, (b[0] + b[1])[:2] / 2, atol=1e-3) for b in keep)
+                   and not any(np.allclose(c + 2 * R * d, (b[0] + b[1])[:2] / 2, atol=1e-3) for b in gone)]
+        for d in outward:
+            assert reach(V0, d) - reach(V, d) > 0.1 * R
+
+    # film elsewhere does not move: film vertices beyond the window keep their exact coordinates
+    gc = np.array([(lo + hi)[:2] / 2 for lo, hi in gone])
+    gr = np.array([np.max(hi[:2] - lo[:2]) / 2 for lo, hi in gone])
+    far = np.all(np.linalg.norm(fm.vertices[:, None, :2] - gc[None], axis=2) > M.WINDOW[1] * gr[None] + 1e-9, axis=1)
+    q0, _ = M.missing_component(p, M.MissingParams(units=len(which), which=which, sag=0.0), np.random.default_rng(0))
+    fz = part_mesh(q0, fi)  # same tessellation, film left in place
+    assert far.any() and np.array_equal(fm.vertices[far], fz.vertices[far])
+    assert np.array_equal(fm.faces, fz.faces)
+    # the film moves away from the units that remain, never into them
+    for lo, hi in keep:
+        c, R = (lo + hi)[:2] / 2, float(np.min(hi[:2] - lo[:2]) / 2)
+        zin = (fm.vertices[:, 2] > lo[2]) & (fm.vertices[:, 2] < hi[2])
+        assert np.linalg.norm(fm.vertices[zin, :2] - c, axis=1).min() > R
+    assert rec.size["film_sag_mm"] > 0.2 * 1e3 * float(np.min([hi[2] - lo[2] for lo, hi in gone]))
+
+
+def test_sag_field_is_orientation_preserving():
+    """The displacement field's Jacobian stays positive over the whole slot region,
+    so the film cannot fold or pass through itself, however finely it is tessellated."""
+    for params, seed, which in (({}, 0, [6]), ({"units": 4}, 3, [0, 1]), ({"units": 12}, 5, [5])):
+        from simulator.products import build_product
+
+        p = build_product("multipack", "mp", params, np.random.default_rng(seed))
+        b = unit_boxes(p)
+        lo, hi = np.array([x[0] for x in b]), np.array([x[1] for x in b])
+        g = np.zeros(len(b), bool)
+        g[which] = True
+        V = p.mesh.vertices
+        (x0, y0, z0), (x1, y1, z1) = V.min(0), V.max(0)
+        G = np.stack(np.meshgrid(np.linspace(x0, x1, 41), np.linspace(y0, y1, 23), np.linspace(z0, z1, 15)), -1)
+        P = G.reshape(-1, 3)
+        e = 1e-6
+        f = lambda X: X + M.sag_field(X, lo[g], hi[g], lo[~g], hi[~g], 1.0)  # noqa: E731
+        J = np.stack([(f(P + e * d) - f(P - e * d)) / (2 * e) for d in np.eye(3)], 2)
+        assert np.linalg.det(J).min() > 0.1
+
+
+def test_sag_zero_leaves_the_film_in_place():
+    p = product("multipack", 1)
+    q, rec = M.missing_component(p, M.MissingParams(units=1, which=(0,), sag=0.0), np.random.default_rng(0))
+    fi = _film(q)
+    assert {tuple(v) for v in part_mesh(q, fi).vertices} >= {tuple(v) for v in part_mesh(p, fi).vertices}
+    assert rec.size["film_sag_mm"] == 0.0
+
+
 @pytest.mark.parametrize("bad,field", [
+    ({"units": 1, "sag": 1.5}, "sag"), ({"units": 1, "sag": -0.1}, "sag"), ({"units": 1, "sag": "x"}, "sag"),
     ({"units": 0}, "units"), ({"units": True}, "units"), ({"units": 1.5}, "units"),
     ({"units": 1, "which": (0, 1)}, "which"), ({"units": 2, "which": (1, 1)}, "which"),
     ({"units": 1, "which": (-1,)}, "which"), ({"count": 1}, "count"),
