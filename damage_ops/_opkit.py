@@ -14,7 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .product import FINISH_IDS, Part, Product, ensure_optional, take_faces
-from .remesh import refine_once
+from .remesh import grow, on_patch, refine_once  # noqa: F401  (grow: used by the ops)
 
 
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
@@ -53,23 +53,6 @@ def add_part(product: Product, name: str, material: str) -> int:
     return len(product.parts) - 1
 
 
-def grow(faces: np.ndarray, mask: np.ndarray, n_vertices: int, rings: int) -> np.ndarray:
-    """``mask`` (n,) bool grown by ``rings`` rings of vertex-adjacent faces."""
-    for _ in range(rings):
-        vm = np.zeros(n_vertices, bool)
-        vm[faces[mask].ravel()] = True
-        mask = vm[faces].any(1)
-    return mask
-
-
-def _boundary_keys(F: np.ndarray) -> np.ndarray:
-    """Sorted keys of edges used by exactly one face of ``F``."""
-    e = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
-    k = np.minimum(e[:, 0], e[:, 1]).astype(np.int64) * (1 << 32) + np.maximum(e[:, 0], e[:, 1])
-    u, c = np.unique(k, return_counts=True)
-    return u[c == 1]
-
-
 def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.ndarray], max_edge_m: float,
                  patch: np.ndarray | None = None, max_levels: int = 6,
                  by_area: bool = False) -> tuple[trimesh.Trimesh, np.ndarray]:
@@ -86,22 +69,9 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.n
     Faces outside the patch keep their order and come first.
     by_area: measure a face by sqrt(2 * area) instead of its longest edge, so
     long slivers (fan caps) are not split into hundreds of needles."""
-    F0 = np.asarray(mesh.faces)
-    for _ in range(2):
-        if patch is None or patch.all():
-            break
-        idx = np.flatnonzero(patch)
-        sub = take_faces(mesh, idx, np.asarray(mesh.vertices), F0[idx])
-        border = _boundary_keys(sub.faces)
-        sub, nfo = _refine_levels(sub, select, max_edge_m, max_levels, by_area)
-        if len(sub.faces) == len(idx) or np.array_equal(_boundary_keys(sub.faces), border):
-            rest = np.flatnonzero(~patch)
-            out = trimesh.Trimesh(vertices=sub.vertices, faces=np.concatenate([F0[rest], sub.faces]), process=False)
-            out.face_attributes = {k: np.concatenate([np.asarray(v)[rest], sub.face_attributes[k]])
-                                   for k, v in mesh.face_attributes.items()}
-            return out, np.concatenate([rest, idx[nfo]])
-        patch = grow(F0, patch, len(mesh.vertices), 6)  # the closure ran past the border: widen once
-    return _refine_levels(mesh, select, max_edge_m, max_levels, by_area)
+    if patch is None:
+        return _refine_levels(mesh, select, max_edge_m, max_levels, by_area)
+    return on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, by_area))
 
 
 def _refine_levels(mesh, select, max_edge_m, max_levels, by_area=False):

@@ -13,27 +13,38 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
-from .remesh import refine_once
+from .remesh import grow, on_patch, refine_once
+
+
+def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", x, y)
 
 
 def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """((n, 3) unit face normals, (n,) face areas m^2) of faces ``F`` over vertices ``V``."""
-    T = V[F]
-    c = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])
-    a = np.linalg.norm(c, axis=1)
+    A = V[F[:, 0]]
+    c = np.cross(V[F[:, 1]] - A, V[F[:, 2]] - A)
+    a = np.sqrt(_dot(c, c))
     return c / np.where(a > 0, a, 1.0)[:, None], 0.5 * a
+
+
+def _edge2(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Squared lengths of the edges (a, b), (b, c), (c, a) of faces ``F``."""
+    A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+    ab, bc, ca = B - A, C - B, A - C
+    return _dot(ab, ab), _dot(bc, bc), _dot(ca, ca)
 
 
 def max_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     """(n,) longest edge of each face, meters."""
-    T = V[F]
-    return np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).max(1)
+    e0, e1, e2 = _edge2(V, F)
+    return np.sqrt(np.maximum(np.maximum(e0, e1), e2))
 
 
 def min_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     """(n,) shortest edge of each face, meters."""
-    T = V[F]
-    return np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).min(1)
+    e0, e1, e2 = _edge2(V, F)
+    return np.sqrt(np.minimum(np.minimum(e0, e1), e2))
 
 
 def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.ndarray], np.ndarray], max_edge_m: float,
@@ -51,21 +62,35 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.nd
     bottle or a label's inner wall) stop being split: red splits halve every
     edge, so refining them further would multiply faces without making them any
     less thin. Returns (mesh, (n_new,) new_from_old)."""
+    if candidates is None:
+        return _refine_levels(mesh, select, max_edge_m, max_levels, np.ones(len(mesh.faces), bool))
+    cand = np.asarray(candidates, bool)
+    if not cand.any():
+        return mesh, np.arange(len(mesh.faces))
+    # refine on a patch (the candidates and 3 rings) so the cost follows the region
+    patch = grow(np.asarray(mesh.faces), cand, len(mesh.vertices), 3)
+    return on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, cand[idx]))
+
+
+def _refine_levels(mesh, select, max_edge_m, max_levels, cand):
+    cand = cand.copy()
     total = np.arange(len(mesh.faces))
-    cand = np.ones(len(mesh.faces), bool) if candidates is None else np.asarray(candidates, bool)
     for _ in range(max_levels):
         idx = np.flatnonzero(cand)
         if len(idx) == 0:
             break
         V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        T = V[F[idx]]
-        el = np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2))
-        ok = (el.max(1) > max_edge_m) & (el.min(1) > 0.25 * max_edge_m)
+        e0, e1, e2 = _edge2(V, F[idx])
+        ok = (np.maximum(np.maximum(e0, e1), e2) > max_edge_m ** 2) & (np.minimum(np.minimum(e0, e1), e2) > (0.25 * max_edge_m) ** 2)
         if not ok.any():
             break
         ok[ok] = select(mesh, idx[ok])
         if not ok.any():
             break
+        # a face short enough, a sliver or outside the region now has children that
+        # are too (no longer edges, a region that is a fixed set of points): they
+        # leave the candidates, so each pass costs ~ the refining front
+        cand[idx[~ok]] = False
         todo = np.zeros(len(F), bool)
         todo[idx[ok]] = True
         mesh, nfo = refine_once(mesh, todo)
@@ -93,14 +118,18 @@ def _mt(T: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
 
 def ray_hits(V: np.ndarray, F: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Distances (m, sorted, > 1e-7) at which one ray meets the faces ``F``."""
-    T = V[F]
-    cen = T.mean(1)
-    q = cen - origin
-    along = q @ direction
-    off2 = (q * q).sum(1) - along ** 2  # squared distance of the centroid from the ray's line
-    ext2 = ((T - cen[:, None]) ** 2).sum(2).max(1)
-    T = T[(off2 <= ext2 * 1.0001 + 1e-18) & (along > -np.sqrt(ext2) - 1e-9)]  # faces whose ball meets the ray
-    t = _mt(T, origin[None], direction[None])
+    # a face the ray's line meets straddles it in both directions across the ray:
+    # test that on the vertices' projections first (cheap), Moller-Trumbore after
+    e1, e2 = tangent_frame(direction)
+    q = V - origin
+    pu, pv = q @ e1, q @ e2
+    eps = 1e-12
+    Fu, Fv = pu[F], pv[F]
+    near = ((np.minimum(np.minimum(Fu[:, 0], Fu[:, 1]), Fu[:, 2]) <= eps)
+            & (np.maximum(np.maximum(Fu[:, 0], Fu[:, 1]), Fu[:, 2]) >= -eps)
+            & (np.minimum(np.minimum(Fv[:, 0], Fv[:, 1]), Fv[:, 2]) <= eps)
+            & (np.maximum(np.maximum(Fv[:, 0], Fv[:, 1]), Fv[:, 2]) >= -eps))
+    t = _mt(V[F[near]], origin[None], direction[None])
     return np.sort(t[(t > 1e-7) & np.isfinite(t)])
 
 

@@ -24,41 +24,58 @@ def refine_once(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> tuple[trimesh.T
     V = np.asarray(mesh.vertices)
     F = np.asarray(mesh.faces, dtype=np.int64)
     nv, nf = len(V), len(F)
-    # edges of face f: e0 = (a, b), e1 = (b, c), e2 = (c, a)
-    keys = np.stack([_edge_keys(F[:, 0], F[:, 1], nv), _edge_keys(F[:, 1], F[:, 2], nv),
-                     _edge_keys(F[:, 2], F[:, 0], nv)], axis=1)
-    marked = np.zeros((nf, 3), bool)
-    marked[face_mask] = True
-    # closure: a face with two or more split edges becomes red (all three split)
-    while True:
-        mk = np.unique(keys[marked])
-        marked = np.isin(keys, mk)
-        cnt = marked.sum(1)
-        promote = (cnt == 2)
-        if not promote.any():
-            break
-        marked[promote] = True
-    mk = np.unique(keys[marked])
-    if len(mk) == 0:
+    seed = np.flatnonzero(face_mask)
+    if len(seed) == 0:
         return mesh, np.arange(nf)
+    # Work on the faces near the marked ones only, so a pass costs ~ the region,
+    # not the mesh: ``local`` = faces touching a vertex of ``vmask``. Every face
+    # that holds a split edge touches both its endpoints, so once every split
+    # edge's endpoints are in ``vmask`` no face outside ``local`` is affected.
+    vmask = np.zeros(nv, bool)
+    vmask[F[seed]] = True
+    while True:
+        local = np.flatnonzero(vmask[F].any(1))
+        FL = F[local]
+        # edges of face f: e0 = (a, b), e1 = (b, c), e2 = (c, a)
+        keys = np.stack([_edge_keys(FL[:, 0], FL[:, 1], nv), _edge_keys(FL[:, 1], FL[:, 2], nv),
+                         _edge_keys(FL[:, 2], FL[:, 0], nv)], axis=1)
+        marked = np.zeros((len(local), 3), bool)
+        marked[np.asarray(face_mask, bool)[local]] = True
+        # closure: a face with two or more split edges becomes red (all three split)
+        while True:
+            mk = np.unique(keys[marked])
+            marked = np.isin(keys, mk)
+            promote = marked.sum(1) == 2
+            if not promote.any():
+                break
+            marked[promote] = True
+        ends = np.concatenate([mk // nv, mk % nv])
+        if vmask[ends].all():
+            break
+        vmask[ends] = True
+    cnt_local = marked.sum(1)
     a, b = mk // nv, mk % nv
     mid_index = nv + np.arange(len(mk))
     newV = np.concatenate([V, 0.5 * (V[a] + V[b])])
     mid_of = lambda k: mid_index[np.searchsorted(mk, k)]  # noqa: E731  edge key -> midpoint vertex
-
-    cnt = marked.sum(1)
     uv = np.asarray(mesh.face_attributes["uv"], dtype=np.float32)
     faces_out, parent, uv_out = [], [], []
-
+    # per-face split-edge count and flags over the whole mesh (zero outside ``local``)
+    cnt = np.zeros(nf, np.int64)
+    cnt[local] = cnt_local
     keep = np.flatnonzero(cnt == 0)
     faces_out.append(F[keep])
     parent.append(keep)
     uv_out.append(uv[keep])
+    # local row of each affected face (for its edge keys / flags)
+    row = np.full(nf, -1, np.int64)
+    row[local] = np.arange(len(local))
 
     red = np.flatnonzero(cnt == 3)
     if len(red):
         A, B, C = F[red, 0], F[red, 1], F[red, 2]
-        m0, m1, m2 = mid_of(keys[red, 0]), mid_of(keys[red, 1]), mid_of(keys[red, 2])
+        r = row[red]
+        m0, m1, m2 = mid_of(keys[r, 0]), mid_of(keys[r, 1]), mid_of(keys[r, 2])
         ua, ub, uc = uv[red, 0], uv[red, 1], uv[red, 2]
         u0, u1, u2 = (ua + ub) / 2, (ub + uc) / 2, (uc + ua) / 2
         for tri, tuv in (((A, m0, m2), (ua, u0, u2)), ((m0, B, m1), (u0, ub, u1)),
@@ -69,10 +86,11 @@ def refine_once(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> tuple[trimesh.T
 
     green = np.flatnonzero(cnt == 1)
     if len(green):
-        which = np.argmax(marked[green], axis=1)
+        rg = row[green]
+        which = np.argmax(marked[rg], axis=1)
         A, B, C = F[green, 0], F[green, 1], F[green, 2]
         ua, ub, uc = uv[green, 0], uv[green, 1], uv[green, 2]
-        m = mid_of(keys[green, which])
+        m = mid_of(keys[rg, which])
         for w in range(3):
             s = which == w
             if not s.any():
@@ -98,6 +116,55 @@ def refine_once(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> tuple[trimesh.T
     out = take_faces(mesh, new_from_old, newV, newF)
     out.face_attributes["uv"] = np.concatenate(uv_out).astype(np.float32)
     return out, new_from_old
+
+
+def grow(faces: np.ndarray, mask: np.ndarray, n_vertices: int, rings: int) -> np.ndarray:
+    """``mask`` (n,) bool grown by ``rings`` rings of vertex-adjacent faces."""
+    for _ in range(rings):
+        vm = np.zeros(n_vertices, bool)
+        vm[faces[mask].ravel()] = True
+        mask = vm[faces].any(1)
+    return mask
+
+
+def boundary_keys(F: np.ndarray) -> np.ndarray:
+    """Sorted keys of edges used by exactly one face of ``F``."""
+    e = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    k = np.minimum(e[:, 0], e[:, 1]).astype(np.int64) * (1 << 32) + np.maximum(e[:, 0], e[:, 1])
+    u, c = np.unique(k, return_counts=True)
+    return u[c == 1]
+
+
+def on_patch(mesh: trimesh.Trimesh, patch: np.ndarray, run, widen: int = 6) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Run a refinement on the faces ``patch`` only, so its cost follows the
+    patch and not the mesh.
+
+    run: ``run(sub, idx) -> (sub', new_from_old)`` refines ``sub``, the mesh of
+    faces ``idx`` (all vertices kept, so indices are global; midpoints are
+    appended). If the refinement split an edge of the patch border (the
+    red-green closure ran past it), the patch is widened by ``widen`` rings and
+    tried once more, then the whole mesh is refined: the result never has a
+    T-junction. Returns (mesh, new_from_old) mapping each face to a face of the
+    input; faces outside the patch keep their order and come first."""
+    V, F0 = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    patch = np.asarray(patch, bool)
+    for _ in range(2):
+        if patch.all():
+            break
+        idx = np.flatnonzero(patch)
+        sub = take_faces(mesh, idx, V, F0[idx])
+        border = boundary_keys(F0[idx])
+        sub, nfo = run(sub, idx)
+        if len(sub.faces) == len(idx):  # nothing split: the input as it was
+            return mesh, np.arange(len(F0))
+        if np.array_equal(boundary_keys(np.asarray(sub.faces)), border):
+            rest = np.flatnonzero(~patch)
+            out = trimesh.Trimesh(vertices=sub.vertices, faces=np.concatenate([F0[rest], sub.faces]), process=False)
+            out.face_attributes = {k: np.concatenate([np.asarray(v)[rest], sub.face_attributes[k]])
+                                   for k, v in mesh.face_attributes.items()}
+            return out, np.concatenate([rest, idx[nfo]])
+        patch = grow(F0, patch, len(V), widen)
+    return run(mesh, np.arange(len(F0)))
 
 
 def refine(mesh: trimesh.Trimesh, face_mask: np.ndarray, max_edge_m: float, max_levels: int = 6,
