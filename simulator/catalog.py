@@ -112,6 +112,24 @@ class Catalog:
         return prod.copy()
 
 
+    def variant(self, sku: SkuSpec | str, k: int) -> Product:
+        """Design variant ``k`` (>= 1) of the SKU: the pristine product with its
+        artwork edited (:func:`simulator.products.variants.design_variant`) from a
+        seed that depends on (SKU seed, k) only; a copy, cached like ``build``."""
+        from .products.variants import design_variant
+
+        spec = self.get(sku) if isinstance(sku, str) else sku
+        key = f"{spec.sku}#variant{int(k)}"
+        prod = self._cache.get(key)
+        if prod is None:
+            seed = int(np.random.SeedSequence([spec.seed, int(k)]).generate_state(1)[0])
+            prod = design_variant(self.build(spec), int(k), seed)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = prod
+        return prod.copy()
+
+
 def _sku_seed(catalog_seed: int, entry: int, k: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([catalog_seed, entry, k])
 

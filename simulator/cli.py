@@ -40,6 +40,9 @@ def main() -> None:
 @click.option("--categories", default=None, help="Category weights, e.g. deformation=2,penetration=1 (others 0).")
 @click.option("--major-fraction", type=float, default=None, help="Share of major damages.")
 @click.option("--mess-rate", type=float, default=None, help="Intact items given an unrelated mess (hard negative).")
+@click.option("--variant-rate", type=float, default=None,
+              help="Intact items rendered as a packaging design variant of their SKU (hard negative).")
+@click.option("--variants-per-sku", type=int, default=None, help="Design variants per SKU.")
 @click.option("--pairs/--no-pairs", default=None, help="Render pristine counterfactuals of damaged captures.")
 @click.option("--reference-poses", type=int, default=None, help="Pristine reference captures per SKU.")
 @click.option("--randomization", type=click.Choice(["off", "booth", "wild"]), default=None,
@@ -58,7 +61,7 @@ def main() -> None:
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="A capture that fails: stop the run (after the captures in flight), or skip it and go on.")
 def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_per_item, categories,
-             major_fraction, mess_rate, pairs, reference_poses, randomization, quiet, workers, backend, address, recycle,
+             major_fraction, mess_rate, variant_rate, variants_per_sku, pairs, reference_poses, randomization, quiet, workers, backend, address, recycle,
              resume, shards, shard_size, on_error) -> None:
     """Generate a labelled corpus into OUT (one folder per capture, COCO, dataset card).
 
@@ -74,6 +77,7 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
         from .pipeline import GenerateSpec, generate as run
 
         damage = {"rate": damage_rate, "major_fraction": major_fraction, "mess_rate": mess_rate,
+                  "variant_rate": variant_rate, "variants_per_sku": variants_per_sku,
                   "pairs": pairs, "reference_poses": reference_poses}
         if damages_per_item is not None:
             lo, _, hi = damages_per_item.partition("-")

@@ -11,7 +11,10 @@ from damage_ops.taxonomy import CATEGORIES
 from .errors import ConfigError
 from .yamlio import check_keys, number
 
-_KEYS = {"rate", "per_item", "category_weights", "major_fraction", "mess_rate", "pairs", "reference_poses"}
+_KEYS = {"rate", "per_item", "category_weights", "major_fraction", "mess_rate", "variant_rate", "variants_per_sku",
+         "pairs", "reference_poses"}
+#: most design variants a SKU may have
+MAX_VARIANTS = 64
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class DamageMix:
     major_fraction: probability that a damage is major rather than minor;
     mess_rate: probability that an intact item gets an unrelated mess (a puddle
         or powder heap that is not its damage) beside it, a hard negative;
+    variant_rate: probability that an intact item (with artwork) is rendered as a
+        packaging design variant of its SKU (same item, other printed design; the
+        reference gallery keeps the canonical design), a hard negative;
+    variants_per_sku: how many design variants each SKU has (variant k in
+        1..variants_per_sku, drawn uniformly; each a fixed design for the run);
     pairs: render a pristine counterfactual of every damaged capture;
     reference_poses: pristine reference captures per SKU in the dataset (0 = none)."""
 
@@ -31,6 +39,8 @@ class DamageMix:
     category_weights: dict[str, float] = field(default_factory=lambda: {c: 1.0 for c in CATEGORIES})
     major_fraction: float = 0.4
     mess_rate: float = 0.1
+    variant_rate: float = 0.1
+    variants_per_sku: int = 3
     pairs: bool = True
     reference_poses: int = 2
 
@@ -61,6 +71,10 @@ def validate(mix: DamageMix, file, where: str) -> DamageMix:
         raise ConfigError(file, f"{where}.category_weights", mix.category_weights, "all weights are 0 but rate > 0")
     number(file, f"{where}.major_fraction", mix.major_fraction, 0.0, 1.0)
     number(file, f"{where}.mess_rate", mix.mess_rate, 0.0, 1.0)
+    number(file, f"{where}.variant_rate", mix.variant_rate, 0.0, 1.0)
+    v = mix.variants_per_sku
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_VARIANTS:
+        raise ConfigError(file, f"{where}.variants_per_sku", v, f"must be an integer in 1..{MAX_VARIANTS}")
     if not isinstance(mix.pairs, bool):
         raise ConfigError(file, f"{where}.pairs", mix.pairs, "must be true or false")
     if isinstance(mix.reference_poses, bool) or not isinstance(mix.reference_poses, int) or not 0 <= mix.reference_poses <= 32:

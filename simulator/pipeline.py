@@ -24,7 +24,7 @@ from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture,
 
 #: named random streams of one capture, in spawn order (append only: reordering
 #: would change every existing dataset)
-STREAMS = ("scene", "damage", "physics", "render", "placement", "randomize")
+STREAMS = ("scene", "damage", "physics", "render", "placement", "randomize", "variant")
 #: scenes drawn again when physics cannot place an item (then the capture fails)
 PLACEMENT_REDRAWS = 3
 
@@ -127,6 +127,18 @@ def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6):
     return product, log
 
 
+def hard_negative_kind(product) -> str | None:
+    """``design_variant`` (intact, another printed design of its SKU),
+    ``artwork_print`` (intact, damage-looking print) or None."""
+    if product.damages:
+        return None
+    if product.meta.get("design_variant"):
+        return "design_variant"
+    if str(product.meta.get("art_style", "")).endswith("_print"):
+        return "artwork_print"
+    return None
+
+
 def footprint_xy(mesh, T: np.ndarray) -> np.ndarray:
     """(k, 2) world xy of the mesh's vertices after T (for placing things beside it)."""
     V = np.asarray(mesh.vertices) @ T[:3, :3].T + T[:3, 3]
@@ -211,6 +223,10 @@ class CaptureMaker:
                 d, log = damage_item(p, self.mix, streams["damage"])
                 products.append(d)
                 logs.append(log)
+            for k, s in enumerate(skus):
+                v = self._design_variant(s, products[k], streams["variant"])
+                if v is not None:  # the counterfactual shows the same design
+                    products[k] = pristine[k] = v
             try:
                 placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
                 break
@@ -225,6 +241,15 @@ class CaptureMaker:
         sc["sensor_seed"] = int(streams["render"].integers(0, 2 ** 63 - 1))
         self._randomize(sc, streams["randomize"])
         return sc
+
+    def _design_variant(self, sku, product, rng: np.random.Generator):
+        """A packaging design variant of an intact item with artwork, drawn at
+        ``mix.variant_rate`` (a hard negative), or None. Both draws are always
+        made, so one item's outcome never shifts another's."""
+        draw, k = rng.random(), int(rng.integers(1, self.mix.variants_per_sku + 1))
+        if draw >= self.mix.variant_rate or product.damages or product.artwork is None:
+            return None
+        return self.catalog.variant(sku, k)
 
     def _randomize(self, sc: dict, rng: np.random.Generator) -> None:
         """Draw this capture's domain randomization and its clutter."""
@@ -341,8 +366,12 @@ class CaptureMaker:
                 "damage_instance_ids": ids,
                 "damage_log": jsonable(sc["damage_log"][k]),
                 "n_faces": int(len(prod.mesh.faces)),
-                "generator": jsonable(prod.meta),
+                "generator": jsonable({k: v for k, v in prod.meta.items() if k != "design_variant"}),
+                "design_variant": jsonable(prod.meta.get("design_variant")),
+                "hard_negative": hard_negative_kind(prod),
             })
+        kinds = sorted({it["hard_negative"] for it in items if it["hard_negative"]}
+                       | ({"mess"} if any(d.get("kind", "mess") == "mess" for d in sc["distractors"]) else set()))
         meta = {
             "format": "damagesim-capture/1",
             "seed": self.spec.seed,
@@ -353,8 +382,8 @@ class CaptureMaker:
             "distractors": [{"kind": "mess", "substance": d["substance"], "area_cm2": d["area_cm2"],
                              "T_world": d["T"].tolist()} if d.get("kind", "mess") == "mess" else
                             {"kind": d["kind"], **d["desc"]} for d in sc["distractors"]],
-            "hard_negative": any(d.get("kind", "mess") == "mess" for d in sc["distractors"]) or any(
-                str(it["generator"].get("art_style", "")).endswith("_print") for it in items if not it["damaged"]),
+            "hard_negative": bool(kinds),
+            "hard_negative_kinds": kinds,
             "pristine_pair": False,
             "unplaceable_draws": sc.get("unplaceable_draws", []),
         }

@@ -143,7 +143,9 @@ def frame_annotations(frame, items: list[dict], damages: list[dict]) -> list[dic
         it = kinds[int(iid)]
         anns.append({"category_id": ITEM_CATEGORY_IDS[it["kind"]], "segmentation": _rle(m), "area": int(m.sum()),
                      "bbox": _bbox(m), "iscrowd": 0,
-                     "attributes": {"instance_id": int(iid), "sku": it["sku"], "type": "item"}})
+                     "attributes": {"instance_id": int(iid), "sku": it["sku"], "type": "item",
+                                    "hard_negative": it.get("hard_negative"),
+                                    "design_variant": (it.get("design_variant") or {}).get("variant", 0)}})
     dmap = {d["damage_instance_id"]: d for d in damages}
     for did in np.unique(frame.damage_instance):
         if did == 0:
@@ -262,6 +264,7 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
     by_sev = {"minor": 0, "major": 0}
     n_items = 0
     damaged_captures = pairs = hard_negatives = 0
+    hn_items: dict[str, int] = {}
     for cap in captures:
         meta = json.loads((cap / "capture.json").read_text())
         pairs += bool(meta.get("pristine_pair"))
@@ -269,6 +272,8 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
         for it in meta["items"]:
             n_items += 1
             by_kind[it["kind"]] = by_kind.get(it["kind"], 0) + 1
+            if it.get("hard_negative"):
+                hn_items[it["hard_negative"]] = hn_items.get(it["hard_negative"], 0) + 1
         for d in meta["damages"]:
             by_cat[d["category"]] += 1
             by_sev[d["severity"]] += 1
@@ -289,6 +294,7 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
             "captures_with_damage": damaged_captures,
             "pristine_pairs": pairs,
             "hard_negative_captures": hard_negatives,
+            "hard_negative_items": dict(sorted(hn_items.items())),
             "reference_captures": len(refs),
             "reference_skus": len({r.parent.name for r in refs}),
             "items_by_kind": dict(sorted(by_kind.items())),
