@@ -160,15 +160,33 @@ def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndar
     if len(query) == 0 or len(occluders) == 0:
         return out
     nq, _ = normals_areas(V, F[query])
-    o = V[F[query]].mean(1) + offset * nq
+    o = (V[F[query, 0]] + V[F[query, 1]] + V[F[query, 2]]) / 3.0 + offset * nq
+    # an occluder whose box misses the box of all ray segments cannot be met
+    end = o + max_dist * nq
+    blo, bhi = np.minimum(o, end).min(0), np.maximum(o, end).max(0)
+    FO = F[occluders]
+    C0, C1, C2 = V[FO[:, 0]], V[FO[:, 1]], V[FO[:, 2]]
+    keep = ((np.maximum(np.maximum(C0, C1), C2) >= blo) & (np.minimum(np.minimum(C0, C1), C2) <= bhi)).all(1)
+    occluders = occluders[keep]
+    # the rays' extent along ``axis``; an occluder wholly outside it cannot be met
+    oa, ea = o @ axis, end @ axis
+    q_lo, q_hi = np.minimum(oa, ea), np.maximum(oa, ea)
+    Ta = V @ axis
+    ta = Ta[F[occluders]]
+    t_lo, t_hi = ta.min(1), ta.max(1)
+    keep = (t_hi >= q_lo.min()) & (t_lo <= q_hi.max())
+    occluders, t_lo, t_hi = occluders[keep], t_lo[keep], t_hi[keep]
+    if len(occluders) == 0:
+        return out
     T = V[F[occluders]]
     e1, e2 = tangent_frame(axis)
     # cells no smaller than a typical occluder, so coarse occluders span few cells
     cell = max(2.0 * float(np.median(max_edge(V, F[query]))), float(np.median(max_edge(V, F[occluders]))), 1e-4)
     P = np.stack([T @ e1, T @ e2], -1)  # (m, 3, 2) occluders, projected
     Q = np.stack([np.stack([o @ e1, o @ e2], 1), np.stack([(o + max_dist * nq) @ e1, (o + max_dist * nq) @ e2], 1)], 1)
-    olo, ohi = np.floor(P.min(1) / cell).astype(np.int64), np.floor(P.max(1) / cell).astype(np.int64)
-    qlo, qhi = np.floor(Q.min(1) / cell).astype(np.int64), np.floor(Q.max(1) / cell).astype(np.int64)
+    Pmin, Pmax, Qmin, Qmax = P.min(1), P.max(1), Q.min(1), Q.max(1)
+    olo, ohi = np.floor(Pmin / cell).astype(np.int64), np.floor(Pmax / cell).astype(np.int64)
+    qlo, qhi = np.floor(Qmin / cell).astype(np.int64), np.floor(Qmax / cell).astype(np.int64)
     base = np.minimum(olo.min(0), qlo.min(0))
     w = int(max(ohi[:, 1].max(), qhi[:, 1].max()) - base[1] + 1)
     okey, oown = _cells(olo - base, ohi - base, w)
@@ -180,9 +198,15 @@ def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndar
     if not n_pairs.any():
         return out
     qa = np.repeat(qown, n_pairs)
-    oa = sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
+    oa_ = sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
     for i in range(0, len(qa), 1_000_000):  # bounded memory
-        qq, oo = qa[i:i + 1_000_000], oa[i:i + 1_000_000]
+        qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
+        # the boxes themselves must overlap, along ``axis`` and across it (a shared
+        # cell is not enough): cheap tests that leave few pairs for Moller-Trumbore
+        span = ((t_hi[oo] >= q_lo[qq]) & (t_lo[oo] <= q_hi[qq])
+                & (Pmax[oo, 0] >= Qmin[qq, 0]) & (Pmin[oo, 0] <= Qmax[qq, 0])
+                & (Pmax[oo, 1] >= Qmin[qq, 1]) & (Pmin[oo, 1] <= Qmax[qq, 1]))
+        qq, oo = qq[span], oo[span]
         t = _mt(T[oo], o[qq], nq[qq])
         out[qq[(t > 0) & (t < max_dist)]] = True
     return out

@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 import trimesh
 
 from . import _surface as S
@@ -133,7 +134,7 @@ def _blob_field(rng, c, n, radius, aspect, amp):
     k = np.sqrt(aspect)
     nz = S.Noise2(rng, 4.0 * radius * k, 0.6 * radius, octaves=3)
 
-    def s(X: np.ndarray) -> np.ndarray:
+    def s(X: np.ndarray, bound: float | None = None) -> np.ndarray:  # exact everywhere: bound unused
         q = X - c
         u, v, z = q @ a1, q @ a2, q @ n
         d = np.sqrt((u / k) ** 2 + (v * k) ** 2 + z ** 2)
@@ -189,38 +190,73 @@ def _walk_path(rng, mesh, c, n, length, cand):
     return best
 
 
-def _segment_distance(X: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """(m,) distance of points X (m, 3) to the polyline P (k, 3)."""
+def _segment_distance(P: np.ndarray, k: int = 4):
+    """Exact distance to the polyline P (n, 3): returns fn(X (m, 3)) -> (m,).
+
+    Each point is measured against the ``k`` segments with the nearest
+    midpoints (a KD-tree built once); the result is exact when the k-th
+    midpoint is farther than the best distance plus half the longest segment
+    (no other segment can come closer), which holds for nearly every point of
+    a gentle path; the few others are measured against every segment."""
+    P = np.asarray(P, np.float64)
     if len(P) == 1:
-        return np.linalg.norm(X - P[0], axis=1)
+        return lambda X: np.linalg.norm(np.asarray(X, np.float64) - P[0], axis=1)
     A, B = P[:-1], P[1:]
     AB = B - A
     L2 = np.maximum((AB ** 2).sum(1), 1e-18)
-    out = np.full(len(X), np.inf)
-    for i in range(0, len(X), 4096):
-        x = X[i:i + 4096, None]
-        t = np.clip(((x - A) * AB).sum(2) / L2, 0.0, 1.0)
-        d = ((x - (A + t[..., None] * AB)) ** 2).sum(2).min(1)
-        out[i:i + 4096] = np.sqrt(d)
-    return out
+    half = 0.5 * float(np.sqrt(L2.max()))
+    k = min(k, len(A))
+    tree = cKDTree(0.5 * (A + B))
+
+    def dist(x, seg):  # x (m, 3), seg (m, j) segment indices -> (m,) min distance
+        a, ab, l2 = A[seg], AB[seg], L2[seg]
+        t = np.clip(np.einsum("mjd,mjd->mj", x[:, None] - a, ab) / l2, 0.0, 1.0)
+        d = x[:, None] - (a + t[..., None] * ab)
+        return np.sqrt(np.einsum("mjd,mjd->mj", d, d).min(1))
+
+    def fn(X, bound: float | None = None):
+        """bound: distances above it may come back as inf (cheaper far away)."""
+        X = np.asarray(X, np.float64)
+        out = np.full(len(X), np.inf)
+        if bound is None:
+            dm, seg = tree.query(X, k=k)
+        else:  # a segment whose midpoint is beyond bound + half is beyond bound
+            dm, seg = tree.query(X, k=k, distance_upper_bound=bound + half)
+        dm, seg = np.asarray(dm).reshape(len(X), k), np.asarray(seg).reshape(len(X), k)
+        have = np.flatnonzero(np.isfinite(dm[:, 0]))
+        dm, seg = dm[have], seg[have]
+        seg = np.where(np.isfinite(dm), seg, seg[:, :1])  # missing neighbours: repeat the nearest
+        d = dist(X[have], seg)
+        if k < len(A):  # exact unless a segment not among the k could be nearer
+            unsure = np.flatnonzero(dm[:, -1] - half < d)
+            for i in range(0, len(unsure), 2048):
+                j = unsure[i:i + 2048]
+                d[j] = dist(X[have[j]], np.broadcast_to(np.arange(len(A)), (len(j), len(A))))
+        out[have] = d
+        if bound is not None:
+            out[out > bound] = np.inf
+        return out
+    return fn
 
 
-def _face_s(mesh, s_fn, idx):
-    """(min, max, centroid) of the field over each face ``idx`` (vertices and centroid)."""
+def _face_s(mesh, s_fn, idx, bound=None):
+    """(min, max, centroid) of the field over each face ``idx`` (vertices and
+    centroid); values above ``bound`` may come back as inf."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
     u, inv = np.unique(F, return_inverse=True)
-    sv = s_fn(V[u])[inv.reshape(-1, 3)]
-    sc = s_fn(V[F].mean(1))
+    sv = s_fn(V[u], bound)[inv.reshape(-1, 3)]
+    sc = s_fn((V[F[:, 0]] + V[F[:, 1]] + V[F[:, 2]]) / 3.0, bound)
     return np.minimum(sv.min(1), sc), np.maximum(sv.max(1), sc), sc
 
 
 def _ball(mesh, c, radius):
     """(n,) bool: faces that may reach within ``radius`` m of ``c``."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    T = V[F]
-    cen = T.mean(1)
-    ext = np.sqrt(((T - cen[:, None]) ** 2).sum(2)).max(1)
-    return np.sqrt(((cen - c) ** 2).sum(1)) - ext < radius
+    A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+    cen = (A + B + C) / 3.0
+    ext2 = np.maximum(np.maximum(S._dot(A - cen, A - cen), S._dot(B - cen, B - cen)), S._dot(C - cen, C - cen))
+    d = cen - c
+    return np.sqrt(S._dot(d, d)) - np.sqrt(ext2) < radius
 
 
 def _drop_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:
@@ -261,8 +297,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         near = np.flatnonzero(np.linalg.norm(V[F].mean(1) - c, axis=1) < 0.5 * Lm + S.max_edge(V, F) + 0.01)
         path = _walk_path(rng, mesh, c, n, Lm, near)
 
-        def s_fn(X):
-            return _segment_distance(X, path)
+        s_fn = _segment_distance(path)
         span = float(np.sqrt(((path - c) ** 2).sum(1)).max())
 
         def reach(smax):  # s(x) < smax  =>  |x - c| < reach(smax)
@@ -321,8 +356,9 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         R0 = r_est
 
     def select(m, idx):
-        smin, smax, _ = _face_s(m, s_fn, idx)
         el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces)[idx])
+        # beyond band_hi + el / 2 a face is out whatever its exact value (inf is fine)
+        smin, smax, _ = _face_s(m, s_fn, idx, band_hi + 0.5 * float(el.max(initial=0.0)))
         return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
 
     mesh, _ = S.refine_where(mesh, select, h, max_levels=7, candidates=_ball(mesh, c, reach(band_hi)))
@@ -340,7 +376,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     area = np.zeros(len(F))
     area[zone] = az_
     sc = np.full(len(F), np.inf)
-    sc[zone] = s_fn(V[F[zone]].mean(1))
+    sc[zone] = s_fn((V[F[zone, 0]] + V[F[zone, 1]] + V[F[zone, 2]]) / 3.0, cutoff + COVER_M)  # only s < that is used
     near = sc < cutoff + COVER_M
     facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
 
