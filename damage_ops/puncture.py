@@ -150,9 +150,10 @@ def closest_point_on_triangles(tris: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def tri_bounds(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centroids (n, 3) and squared bounding radii (n,) of triangles (n, 3, 3)."""
-    cen = tris.mean(1)
-    d = tris - cen[:, None]
-    return cen, np.einsum("ijk,ijk->ij", d, d).max(1)
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    cen = (a + b + c) / 3.0
+    r2 = [np.einsum("ij,ij->i", x - cen, x - cen) for x in (a, b, c)]
+    return cen, np.maximum(np.maximum(r2[0], r2[1]), r2[2])
 
 
 def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,14 +204,15 @@ def barycentric_uv(P: np.ndarray, tri: np.ndarray, uv: np.ndarray, return_weight
 
 
 def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
-                       rng: np.random.Generator, fits, op: str, what: str) -> tuple[int, np.ndarray, np.ndarray]:
+                       rng: np.random.Generator, fits, op: str, what: str,
+                       bounds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
     """An area-weighted random surface point that is exposed (a ray along its
     normal leaves the product) and accepted by ``fits(face, point, normal)``.
     Returns (face index, point (3,) m, unit normal (3,)); raises ParamError after
-    MAX_TRIALS tries."""
+    MAX_TRIALS tries. bounds: :func:`tri_bounds` of (V, F) if the caller has them."""
     cdf = np.cumsum(areas)
     tris = V[F]
-    cen, reach2 = tri_bounds(tris)
+    cen, reach2 = tri_bounds(tris) if bounds is None else bounds
     for _ in range(MAX_TRIALS):
         fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
         r1, r2 = rng.random(2)
@@ -403,7 +405,7 @@ def boolean_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray):
     tri_run = np.searchsorted(run_index, np.arange(len(F)), side="right") - 1
     src = run_id[tri_run] == ida
     # the cut can leave sub-micron triangles where a cutter edge passes a mesh vertex
-    F, keep = collapse_short_edges(V, F, SLIVER_M, prefer=np.unique(np.asarray(part.faces)))
+    F, keep = collapse_short_edges(V, F, SLIVER_M, prefer=np.arange(len(part.vertices)))
     src, fid = src[keep], fid[keep]
     # ... and zero-area needles (a vertex on the opposite edge): split them away
     F, new_from_old = split_needles(V, F)
@@ -426,7 +428,12 @@ def split_needles(V: np.ndarray, F: np.ndarray, area_eps: float = NEEDLE_AREA_M2
         bad = np.flatnonzero(area < area_eps)
         if len(bad) == 0:
             break
-        edge_face = {(int(F[f, k]), int(F[f, (k + 1) % 3])): f for f in range(len(F)) for k in range(3)}
+        # directed edge -> face, for the faces around the needles only (the face
+        # across a needle's edge shares both its vertices)
+        vm = np.zeros(len(V), bool)
+        vm[F[bad].ravel()] = True
+        edge_face = {(int(F[f, k]), int(F[f, (k + 1) % 3])): f
+                     for f in np.flatnonzero(vm[F].any(1)).tolist() for k in range(3)}
         drop, add, add_src, touched = set(), [], [], set()
         for f in bad.tolist():
             if f in touched:
@@ -473,7 +480,12 @@ def collapse_short_edges(V: np.ndarray, F: np.ndarray, eps: float, prefer: np.nd
     involved = np.unique(e)
     rep = np.arange(nv)
     # representative per cluster: an original (preferred) vertex if any, else the lowest index
-    score = np.where(np.isin(involved, prefer) if prefer is not None else False, 0, 1)
+    if prefer is None:
+        score = np.ones(len(involved), np.int64)
+    else:
+        is_pref = np.zeros(nv, bool)
+        is_pref[np.asarray(prefer)[np.asarray(prefer) < nv]] = True
+        score = np.where(is_pref[involved], 0, 1)
     order = np.lexsort((involved, score, lab[involved]))
     inv_sorted = involved[order]
     first = np.r_[True, lab[inv_sorted][1:] != lab[inv_sorted][:-1]]
@@ -521,7 +533,7 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
             sel = np.flatnonzero(pid == pid[f])
             return local_flat(V, F[sel], normals[sel], q, nq, reach, bounds=(bounds[0][sel], bounds[1][sel]))
         fi, p, n = draw_surface_point(V, F, normals, areas, pid, rng, fits, OP,
-                                      f"a hole of diameter_mm={params.diameter_mm:g}")
+                                      f"a hole of diameter_mm={params.diameter_mm:g}", bounds=bounds)
     part = int(pid[fi])
     e1, e2 = tangent_frame(n)
 

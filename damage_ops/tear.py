@@ -233,8 +233,10 @@ def _probe(V, F, normals, cen, rad, pid, part, p, n, e1, e2, pts2, lift, coarse=
     r = float(np.linalg.norm(pts2, axis=1).max())
     rel = cen - p
     h = rel @ n
-    lat = np.linalg.norm(rel - h[:, None] * n, axis=1)
-    cand = np.flatnonzero((lat < r + rad) & (h > -lift - rad) & (h < lift + rad))
+    slab = np.flatnonzero((h > -lift - rad) & (h < lift + rad))  # cheap test first
+    rs = rel[slab]
+    lat = np.sqrt(np.maximum(np.einsum("ij,ij->i", rs, rs) - h[slab] ** 2, 0.0))
+    cand = slab[lat < r + rad[slab]]
     T = V[F[cand]] - p
     T2 = np.stack([T @ e1, T @ e2], -1)
     top, k = _top_hits(T2, T @ n, q2, lift)
@@ -304,7 +306,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
             box["site"] = place(f, q, nq)
             return box["site"] is not None
         P.draw_surface_point(V, F, normals, areas * allowed, pid, rng, fits, OP,
-                             f"a tear of length_mm={params.length_mm:g}")
+                             f"a tear of length_mm={params.length_mm:g}", bounds=(cen, rad2))
         site = box["site"]
 
     p, n, e1, e2 = site.p, site.n, site.e1, site.e2
