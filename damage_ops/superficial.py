@@ -31,7 +31,7 @@ the viewer of the centre (normal within ~73 deg of the centre normal) and are
 not covered by another opaque part within 8 mm (a flap over a carton top, a
 tape over a flap, a label over a bottle) are eligible: paint never lands on a
 hidden layer. The region is refined first (red-green, labels carried) so its
-outline is resolved: edges <= clip(sqrt(area) / 8, 0.7, 2.5) mm for blobs,
+outline is resolved: edges <= clip(sqrt(area) / 8, 0.7, 3.5) mm for blobs,
 clip(0.5 x width, 0.3, 2.5) mm for scratches.
 
 Labels: "changed" = faces whose tint, finish or geometry changed (for
@@ -50,6 +50,7 @@ from scipy.spatial import cKDTree
 import trimesh
 
 from . import _surface as S
+from .remesh import grow
 from .base import ParamError, add_damage, check_range, register
 from .product import FINISH_IDS, Product, ensure_optional, take_faces
 
@@ -311,7 +312,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
 
         def reach(smax, k=np.sqrt(aspect), amp=amp):  # |q| / k <= d and |noise| < 0.9
             return k * smax / (1.0 - 0.9 * amp)
-        h = float(np.clip(np.sqrt(params.target_area_mm2) / 8.0, 0.7, 2.5)) * 1e-3
+        h = float(np.clip(np.sqrt(params.target_area_mm2) / 8.0, 0.7, 3.5)) * 1e-3
         if params.style == "torn_label":
             h = float(np.clip(np.sqrt(params.target_area_mm2) / 12.0, 0.5, 2.5)) * 1e-3
 
@@ -332,7 +333,13 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         return res
 
     if params.style == "scratch":
-        band_lo, band_hi = 0.0, 3.0 * R0 + 2 * h
+        band_lo, band_hi = 0.0, 1.5 * R0 + 1.5 * h  # the width is calibrated near 2 R0
+        zone = np.flatnonzero(_ball(mesh, c, reach(band_hi + COVER_M)))
+        nrm, _ = S.normals_areas(V, F[zone])
+        cand = zone[(nrm @ n > FACING_MIN) & opaque[zone]]
+        zmask = np.zeros(len(F), bool)
+        zmask[zone] = True
+        cand = cand[~covered(V, F, pid, cand, zmask & opaque)]
     else:
         zone = np.flatnonzero(_ball(mesh, c, reach(3.0 * R0 + COVER_M)))
         nrm, area = S.normals_areas(V, F[zone])
@@ -352,7 +359,8 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         bary = bary / bary.sum(1, keepdims=True)
         X = np.einsum("kj,fjd->fkd", bary, V[F[cand]]).reshape(-1, 3)
         r_est = S.area_threshold(s_fn(X), np.repeat(area[cand] / 7.0, 7), A) if len(cand) else R0
-        band_lo, band_hi = 0.75 * r_est, 1.35 * r_est
+        # the estimate on the coarse mesh is within a few % of the final radius
+        band_lo, band_hi = 0.9 * r_est - h, 1.1 * r_est + h
         R0 = r_est
 
     def select(m, idx):
@@ -361,7 +369,15 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         smin, smax, _ = _face_s(m, s_fn, idx, band_hi + 0.5 * float(el.max(initial=0.0)))
         return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
 
-    mesh, _ = S.refine_where(mesh, select, h, max_levels=7, candidates=_ball(mesh, c, reach(band_hi)))
+    region = _ball(mesh, c, reach(band_hi))
+    if not peel:
+        # only what can be stained: faces facing the viewer and not under another
+        # part on the coarse mesh, and a ring around them for cover that a finer
+        # mesh resolves (hidden layers and walls beside the stain stay coarse)
+        keep = np.zeros(len(F), bool)
+        keep[cand] = True
+        region &= grow(F, keep, len(V), 1)
+    mesh, _ = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     pid = mesh.face_attributes["part_id"]
     opaque = np.isin(pid, opaque_parts)
