@@ -212,6 +212,27 @@ def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndar
     return out
 
 
+def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(unit normals (n, 3), areas (n,) m^2, centroids (n, 3), squared bounding
+    radii about the centroid (n,)) of every face, read-only.
+
+    Cached on the mesh through trimesh's own cache, which drops the entry as
+    soon as the vertices or faces change: an op asks for the geometry of its
+    input product (which it never mutates), so a catalog product damaged again
+    and again computes it once."""
+    key = "damagesim_face_geometry"
+    if key not in mesh._cache:
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        n, a = normals_areas(V, F)
+        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+        cen = (A + B + C) / 3.0
+        r2 = np.maximum(np.maximum(_dot(A - cen, A - cen), _dot(B - cen, B - cen)), _dot(C - cen, C - cen))
+        for x in (n, a, cen, r2):
+            x.flags.writeable = False
+        mesh._cache[key] = (n, a, cen, r2)
+    return mesh._cache[key]
+
+
 def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.ndarray | None = None,
                       tries: int = 16) -> int:
     """An area-weighted random face (among ``mask``) whose outward normal ray
@@ -220,7 +241,7 @@ def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.
     after that the last draw is returned (every face of a closed convex-ish
     item is exposed, so the cap is rarely reached)."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    n, a = normals_areas(V, F)
+    n, a, _, _ = face_geometry(mesh)
     w = a * (np.asarray(mask, bool) if mask is not None else 1.0)
     if w.sum() <= 0:
         w = a

@@ -173,7 +173,7 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     if params.center is not None and params.center >= len(F):
         raise ParamError(f"{OP}.center: face index must be < {len(F)} for product {p.sku!r}, got {params.center!r}")
-    face = int(params.center) if params.center is not None else S.pick_exposed_face(mesh, rng)
+    face = int(params.center) if params.center is not None else S.pick_exposed_face(product.mesh, rng)  # same faces; its geometry is cached
     c0, b = _frame(V, F, face, params.mode)
     sign = -1.0 if params.mode == "bulge" else 1.0
     r = params.radius_mm * 1e-3

@@ -37,6 +37,7 @@ import trimesh
 
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, take_faces
+from ._surface import face_geometry
 from .remesh import refine_once
 
 OP = "puncture"
@@ -165,8 +166,10 @@ def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def compact(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop unreferenced vertices: (V', F') with F' indexing V'."""
-    used, inv = np.unique(F, return_inverse=True)
-    return V[used], inv.reshape(F.shape)
+    used = np.zeros(len(V), bool)
+    used[np.asarray(F).ravel()] = True
+    remap = np.cumsum(used) - 1  # same numbering as np.unique, without the sort
+    return V[used], remap[F]
 
 
 def split_part(mesh: trimesh.Trimesh, part: int) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
@@ -512,7 +515,7 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     V = np.asarray(mesh.vertices)
     F = np.asarray(mesh.faces)
     pid = mesh.face_attributes["part_id"]
-    normals, areas = face_normals(V, F)
+    normals, areas, cen, reach2 = face_geometry(product.mesh)  # same faces as the copy; cached
     r_eq = params.diameter_mm / 2e3
     n_ang = 48
     radii = _jagged_radii(rng, n_ang, r_eq)
@@ -527,11 +530,16 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         p = V[F[fi]].mean(0)
         n = normals[fi]
     else:
-        bounds = tri_bounds(V[F])
+        bounds = (cen, reach2)
+
+        per_part = {}  # part -> its faces, normals and bounds (sliced once, not per try)
 
         def fits(f, q, nq):
-            sel = np.flatnonzero(pid == pid[f])
-            return local_flat(V, F[sel], normals[sel], q, nq, reach, bounds=(bounds[0][sel], bounds[1][sel]))
+            if pid[f] not in per_part:
+                sel = np.flatnonzero(pid == pid[f])
+                per_part[pid[f]] = (F[sel], normals[sel], (bounds[0][sel], bounds[1][sel]))
+            Fs, Ns, Bs = per_part[pid[f]]
+            return local_flat(V, Fs, Ns, q, nq, reach, bounds=Bs)
         fi, p, n = draw_surface_point(V, F, normals, areas, pid, rng, fits, OP,
                                       f"a hole of diameter_mm={params.diameter_mm:g}", bounds=bounds)
     part = int(pid[fi])

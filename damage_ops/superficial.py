@@ -285,7 +285,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         face = int(params.center)
     else:
         mask = np.isin(pid, label_parts) if peel else np.isin(pid, opaque_parts)
-        face = S.pick_exposed_face(mesh, rng, mask if mask.any() else None)
+        face = S.pick_exposed_face(product.mesh, rng, mask if mask.any() else None)  # same faces, cached geometry
     fn, _ = S.normals_areas(V, F[face:face + 1])
     n = fn[0]
     c = V[F[face]].mean(0)

@@ -56,6 +56,7 @@ import numpy as np
 import trimesh
 
 from . import puncture as P
+from ._surface import face_geometry
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional
 
@@ -267,10 +268,9 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     V = np.asarray(mesh.vertices)
     F = np.asarray(mesh.faces)
     pid = np.asarray(mesh.face_attributes["part_id"])
-    normals, areas = P.face_normals(V, F)
+    normals, areas, cen, rad2 = face_geometry(product.mesh)  # same faces as the copy; cached
     L = params.length_mm / 1e3
     pts0, k_rip = tongue(rng, L)
-    cen, rad2 = P.tri_bounds(V[F])
     rad = np.sqrt(rad2)
     lift = 5e-3
 
