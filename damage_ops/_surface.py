@@ -13,6 +13,7 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
+from .product import face_geometry  # noqa: F401  (re-exported for the ops)
 from .remesh import grow, on_patch, refine_once
 
 
@@ -210,27 +211,6 @@ def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndar
         t = _mt(T[oo], o[qq], nq[qq])
         out[qq[(t > 0) & (t < max_dist)]] = True
     return out
-
-
-def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(unit normals (n, 3), areas (n,) m^2, centroids (n, 3), squared bounding
-    radii about the centroid (n,)) of every face, read-only.
-
-    Cached on the mesh through trimesh's own cache, which drops the entry as
-    soon as the vertices or faces change: an op asks for the geometry of its
-    input product (which it never mutates), so a catalog product damaged again
-    and again computes it once."""
-    key = "damagesim_face_geometry"
-    if key not in mesh._cache:
-        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        n, a = normals_areas(V, F)
-        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
-        cen = (A + B + C) / 3.0
-        r2 = np.maximum(np.maximum(_dot(A - cen, A - cen), _dot(B - cen, B - cen)), _dot(C - cen, C - cen))
-        for x in (n, a, cen, r2):
-            x.flags.writeable = False
-        mesh._cache[key] = (n, a, cen, r2)
-    return mesh._cache[key]
 
 
 def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.ndarray | None = None,

@@ -245,7 +245,36 @@ class Product:
 def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
     out = trimesh.Trimesh(vertices=np.array(m.vertices, copy=True), faces=np.array(m.faces, copy=True), process=False)
     out.face_attributes = {k: np.array(v, copy=True) for k, v in m.face_attributes.items()}
+    if GEOMETRY_KEY in m._cache:  # same vertices and faces: the read-only geometry carries over
+        out._cache[GEOMETRY_KEY] = m._cache[GEOMETRY_KEY]
     return out
+
+
+GEOMETRY_KEY = "damagesim_face_geometry"
+
+
+def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(unit normals (n, 3), areas (n,) m^2, centroids (n, 3), squared bounding
+    radii about the centroid (n,)) of every face, read-only.
+
+    Cached on the mesh in trimesh's own cache, which drops the entry as soon as
+    the vertices or faces change, and carried by :meth:`Product.copy`: the
+    catalog computes it once per pristine product, so the damage ops (which
+    read it from their input, never mutated) do not recompute it per item."""
+    if GEOMETRY_KEY not in mesh._cache:
+        V, F = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)
+        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+        c = np.cross(B - A, C - A)
+        a = np.sqrt(np.einsum("ij,ij->i", c, c))
+        n = c / np.where(a > 0, a, 1.0)[:, None]
+        cen = (A + B + C) / 3.0
+        r2 = np.maximum(np.maximum(np.einsum("ij,ij->i", A - cen, A - cen), np.einsum("ij,ij->i", B - cen, B - cen)),
+                        np.einsum("ij,ij->i", C - cen, C - cen))
+        geo = (n, 0.5 * a, cen, r2)
+        for x in geo:
+            x.flags.writeable = False
+        mesh._cache[GEOMETRY_KEY] = geo
+    return mesh._cache[GEOMETRY_KEY]
 
 
 def labelled_mesh(

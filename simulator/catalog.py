@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from damage_ops import Product
+from damage_ops.product import face_geometry
 
 from .errors import ConfigError, MeshError
 from .materials import Material, load_materials
@@ -108,6 +109,7 @@ class Catalog:
                 prod = build_product(spec.kind, spec.sku, spec.params, np.random.default_rng(spec.seed))
             if len(self._cache) >= CACHE_SIZE:  # bounded: a long run must not grow with the catalog
                 self._cache.pop(next(iter(self._cache)))
+            face_geometry(prod.mesh)  # once per product; every copy carries it to the damage ops
             self._cache[spec.sku] = prod
         return prod.copy()
 

@@ -1,0 +1,55 @@
+"""The per-face geometry the damage ops read from their input product is cached
+on the mesh (trimesh's cache) and carried by Product.copy: it must equal a
+fresh computation, die with any change of the vertices, and never change what
+an op produces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from damage_ops.base import apply
+from damage_ops.product import GEOMETRY_KEY, face_geometry
+from tests._op_checks import product
+
+
+def _fresh(m):
+    T = np.asarray(m.vertices)[np.asarray(m.faces)]
+    c = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])
+    a = np.linalg.norm(c, axis=1)
+    cen = T.mean(1)
+    return c / np.where(a > 0, a, 1)[:, None], a / 2, cen, ((T - cen[:, None]) ** 2).sum(2).max(1)
+
+
+def test_values_copy_and_invalidation():
+    p = product("carton", 3)
+    geo = face_geometry(p.mesh)
+    for got, want in zip(geo, _fresh(p.mesh)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        assert not got.flags.writeable
+    q = p.copy()
+    assert GEOMETRY_KEY in q.mesh._cache and face_geometry(q.mesh)[0] is geo[0]
+    q.mesh.vertices[0, 0] += 1e-3  # any change of the geometry drops the entry
+    assert GEOMETRY_KEY not in q.mesh._cache
+    for got, want in zip(face_geometry(q.mesh), _fresh(q.mesh)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert face_geometry(p.mesh)[0] is geo[0]  # the original keeps its own
+
+
+@pytest.mark.parametrize("op,kind,params", [
+    ("crush", "carton", {"depth_mm": 8.0, "radius_mm": 40.0}),
+    ("puncture", "carton", {"diameter_mm": 10.0}),
+    ("tear", "mailer", {"length_mm": 50.0}),
+    ("superficial", "bottle", {"style": "stain", "area_cm2": 10.0}),
+])
+def test_ops_identical_with_and_without_cache(op, kind, params):
+    p = product(kind, 1)
+    warm = p.copy()
+    face_geometry(warm.mesh)
+    cold = p.copy()
+    cold.mesh._cache.clear()
+    a, ra = apply(warm, op, params, np.random.default_rng(5))
+    b, rb = apply(cold, op, params, np.random.default_rng(5))
+    assert np.array_equal(a.mesh.vertices, b.mesh.vertices) and np.array_equal(a.mesh.faces, b.mesh.faces)
+    for k in a.mesh.face_attributes:
+        assert np.array_equal(a.mesh.face_attributes[k], b.mesh.face_attributes[k]), k
+    assert ra == rb
