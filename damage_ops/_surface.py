@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
-from .product import face_geometry  # noqa: F401  (re-exported for the ops)
+from .product import carry_face_geometry, face_geometry  # noqa: F401  (face_geometry: for the ops)
 from .remesh import grow, on_patch, refine_once
 
 
@@ -49,7 +49,8 @@ def min_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
 
 
 def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.ndarray], np.ndarray], max_edge_m: float,
-                 max_levels: int = 6, candidates: np.ndarray | None = None) -> tuple[trimesh.Trimesh, np.ndarray]:
+                 max_levels: int = 6, candidates: np.ndarray | None = None,
+                 keep_geometry: bool = True) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Red-green refine (:func:`damage_ops.remesh.refine_once`) the faces that
     ``select(mesh, idx)`` marks among the candidate faces ``idx`` (re-evaluated
     after every pass), until their longest edge is at most ``max_edge_m`` or
@@ -62,7 +63,9 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.nd
     (shortest edge below max_edge_m / 4: the long thin facets of a revolved
     bottle or a label's inner wall) stop being split: red splits halve every
     edge, so refining them further would multiply faces without making them any
-    less thin. Returns (mesh, (n_new,) new_from_old)."""
+    less thin. keep_geometry: cache the refined mesh's face geometry from the
+    input's (pointless when the caller moves vertices next). Returns (mesh,
+    (n_new,) new_from_old)."""
     if candidates is None:
         return _refine_levels(mesh, select, max_edge_m, max_levels, np.ones(len(mesh.faces), bool))
     cand = np.asarray(candidates, bool)
@@ -70,7 +73,10 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.nd
         return mesh, np.arange(len(mesh.faces))
     # refine on a patch (the candidates and 3 rings) so the cost follows the region
     patch = grow(np.asarray(mesh.faces), cand, len(mesh.vertices), 3)
-    return on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, cand[idx]))
+    out, nfo = on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, cand[idx]))
+    if keep_geometry:  # the caller reads the refined mesh's face geometry next
+        carry_face_geometry(mesh, out, nfo)
+    return out, nfo
 
 
 def _refine_levels(mesh, select, max_edge_m, max_levels, cand):

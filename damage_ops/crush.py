@@ -200,7 +200,7 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     # candidates: faces within (radius + their size) of the axis, found once
     cand = support(mesh, np.arange(len(F)))
     face_part = int(mesh.face_attributes["part_id"][face])
-    mesh, _ = S.refine_where(mesh, support, h, max_levels=6, candidates=cand)
+    mesh, _ = S.refine_where(mesh, support, h, max_levels=6, candidates=cand, keep_geometry=False)
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     # snap: the peak lands on a vertex of the located part (the exposed layer, not
     # a hidden one beneath it), so the requested depth is reached exactly

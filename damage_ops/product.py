@@ -253,6 +253,38 @@ def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
 GEOMETRY_KEY = "damagesim_face_geometry"
 
 
+def _geometry_of(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+    c = np.cross(B - A, C - A)
+    a = np.sqrt(np.einsum("ij,ij->i", c, c))
+    n = c / np.where(a > 0, a, 1.0)[:, None]
+    cen = (A + B + C) / 3.0
+    r2 = np.maximum(np.maximum(np.einsum("ij,ij->i", A - cen, A - cen), np.einsum("ij,ij->i", B - cen, B - cen)),
+                    np.einsum("ij,ij->i", C - cen, C - cen))
+    return n, 0.5 * a, cen, r2
+
+
+def _set_geometry(mesh: trimesh.Trimesh, geo) -> None:
+    for x in geo:
+        x.flags.writeable = False
+    mesh._cache[GEOMETRY_KEY] = tuple(geo)
+
+
+def carry_face_geometry(old: trimesh.Trimesh, new: trimesh.Trimesh, new_from_old: np.ndarray) -> None:
+    """Cache ``new``'s face geometry from ``old``'s (if cached) after a
+    refinement that moved no vertex: a face that is its parent's only child is
+    the parent (same corners), the others are computed."""
+    if GEOMETRY_KEY not in old._cache or GEOMETRY_KEY in new._cache:
+        return
+    nfo = np.asarray(new_from_old, np.int64)
+    redo = np.flatnonzero(np.bincount(nfo, minlength=len(old.faces))[nfo] != 1)
+    geo = [np.array(x[nfo]) for x in old._cache[GEOMETRY_KEY]]
+    if len(redo):
+        for g, x in zip(geo, _geometry_of(np.asarray(new.vertices, np.float64), np.asarray(new.faces)[redo])):
+            g[redo] = x
+    _set_geometry(new, geo)
+
+
 def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(unit normals (n, 3), areas (n,) m^2, centroids (n, 3), squared bounding
     radii about the centroid (n,)) of every face, read-only.
@@ -262,18 +294,7 @@ def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.nda
     catalog computes it once per pristine product, so the damage ops (which
     read it from their input, never mutated) do not recompute it per item."""
     if GEOMETRY_KEY not in mesh._cache:
-        V, F = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)
-        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
-        c = np.cross(B - A, C - A)
-        a = np.sqrt(np.einsum("ij,ij->i", c, c))
-        n = c / np.where(a > 0, a, 1.0)[:, None]
-        cen = (A + B + C) / 3.0
-        r2 = np.maximum(np.maximum(np.einsum("ij,ij->i", A - cen, A - cen), np.einsum("ij,ij->i", B - cen, B - cen)),
-                        np.einsum("ij,ij->i", C - cen, C - cen))
-        geo = (n, 0.5 * a, cen, r2)
-        for x in geo:
-            x.flags.writeable = False
-        mesh._cache[GEOMETRY_KEY] = geo
+        _set_geometry(mesh, _geometry_of(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)))
     return mesh._cache[GEOMETRY_KEY]
 
 

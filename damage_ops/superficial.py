@@ -252,12 +252,9 @@ def _face_s(mesh, s_fn, idx, bound=None):
 
 def _ball(mesh, c, radius):
     """(n,) bool: faces that may reach within ``radius`` m of ``c``."""
-    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
-    cen = (A + B + C) / 3.0
-    ext2 = np.maximum(np.maximum(S._dot(A - cen, A - cen), S._dot(B - cen, B - cen)), S._dot(C - cen, C - cen))
+    _, _, cen, r2 = S.face_geometry(mesh)
     d = cen - c
-    return np.sqrt(S._dot(d, d)) - np.sqrt(ext2) < radius
+    return np.sqrt(S._dot(d, d)) - np.sqrt(r2) < radius
 
 
 def _drop_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:
@@ -335,14 +332,14 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     if params.style == "scratch":
         band_lo, band_hi = 0.0, 1.5 * R0 + 1.5 * h  # the width is calibrated near 2 R0
         zone = np.flatnonzero(_ball(mesh, c, reach(band_hi + COVER_M)))
-        nrm, _ = S.normals_areas(V, F[zone])
+        nrm = S.face_geometry(mesh)[0][zone]
         cand = zone[(nrm @ n > FACING_MIN) & opaque[zone]]
         zmask = np.zeros(len(F), bool)
         zmask[zone] = True
         cand = cand[~covered(V, F, pid, cand, zmask & opaque)]
     else:
         zone = np.flatnonzero(_ball(mesh, c, reach(3.0 * R0 + COVER_M)))
-        nrm, area = S.normals_areas(V, F[zone])
+        nrm, area = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
         el = S.max_edge(V, F[zone])
         smin, _, _ = _face_s(mesh, s_fn, zone)
         zmask = np.zeros(len(F), bool)
@@ -386,7 +383,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     # -- eligible faces: facing the viewer of the centre, not under another opaque part
     cutoff = max(1.6 * R0, 3.0 * R0 if params.style == "scratch" else 0.0) + 2 * h
     zone = np.flatnonzero(_ball(mesh, c, reach(cutoff + COVER_M)))
-    nz_, az_ = S.normals_areas(V, F[zone])
+    nz_, az_ = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
     nrm = np.zeros((len(F), 3))
     nrm[zone] = nz_
     area = np.zeros(len(F))

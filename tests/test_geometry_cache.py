@@ -53,3 +53,20 @@ def test_ops_identical_with_and_without_cache(op, kind, params):
     for k in a.mesh.face_attributes:
         assert np.array_equal(a.mesh.face_attributes[k], b.mesh.face_attributes[k]), k
     assert ra == rb
+
+
+def test_refinement_carries_exact_geometry():
+    from damage_ops._surface import refine_where
+
+    p = product("pouch", 2)
+    m = p.mesh
+    face_geometry(m)
+    c = m.triangles_center[len(m.faces) // 3]
+
+    def select(mm, idx):
+        return np.linalg.norm(np.asarray(mm.vertices)[np.asarray(mm.faces)[idx]].mean(1) - c, axis=1) < 0.03
+
+    out, nfo = refine_where(m, select, 0.003, candidates=np.linalg.norm(m.triangles_center - c, axis=1) < 0.04)
+    assert len(out.faces) > len(m.faces) and GEOMETRY_KEY in out._cache
+    for got, want in zip(out._cache[GEOMETRY_KEY], _fresh(out)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
