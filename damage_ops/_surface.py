@@ -150,7 +150,7 @@ def _cells(lo: np.ndarray, hi: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarr
 
 
 def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndarray, max_dist: float,
-             axis: np.ndarray, offset: float = 1e-5) -> np.ndarray:
+             axis: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
     """(k,) bool: whether the ray from each query face's centroid along its own
     outward normal meets one of the ``occluders`` faces within ``max_dist`` m
     (a flap over a carton top, a tape over a flap, a label over a bottle).
@@ -160,20 +160,30 @@ def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndar
     ``axis``: a query ray segment and an occluder meet only if their projected
     boxes share a cell, so the cost is ~ k x (occluders per cell). The
     ray starts ``offset`` m above the surface so coincident layers do not count
-    as cover at distance zero."""
+    as cover at distance zero. geo: :func:`damage_ops.product.face_geometry`
+    of (V, F) if the caller has it (saves recomputing normals and bounds)."""
     query = np.asarray(query, np.int64)
     occluders = np.asarray(occluders, np.int64)
     out = np.zeros(len(query), bool)
     if len(query) == 0 or len(occluders) == 0:
         return out
-    nq, _ = normals_areas(V, F[query])
-    o = (V[F[query, 0]] + V[F[query, 1]] + V[F[query, 2]]) / 3.0 + offset * nq
-    # an occluder whose box misses the box of all ray segments cannot be met
+    if geo is None:
+        nq, _ = normals_areas(V, F[query])
+        o = (V[F[query, 0]] + V[F[query, 1]] + V[F[query, 2]]) / 3.0 + offset * nq
+    else:
+        nq = geo[0][query]
+        o = geo[2][query] + offset * nq
+    # an occluder whose box (or bounding ball) misses the box of all ray
+    # segments cannot be met
     end = o + max_dist * nq
     blo, bhi = np.minimum(o, end).min(0), np.maximum(o, end).max(0)
-    FO = F[occluders]
-    C0, C1, C2 = V[FO[:, 0]], V[FO[:, 1]], V[FO[:, 2]]
-    keep = ((np.maximum(np.maximum(C0, C1), C2) >= blo) & (np.minimum(np.minimum(C0, C1), C2) <= bhi)).all(1)
+    if geo is None:
+        FO = F[occluders]
+        C0, C1, C2 = V[FO[:, 0]], V[FO[:, 1]], V[FO[:, 2]]
+        keep = ((np.maximum(np.maximum(C0, C1), C2) >= blo) & (np.minimum(np.minimum(C0, C1), C2) <= bhi)).all(1)
+    else:
+        co, ro = geo[2][occluders], np.sqrt(geo[3][occluders])[:, None]
+        keep = ((co + ro >= blo) & (co - ro <= bhi)).all(1)
     occluders = occluders[keep]
     # the rays' extent along ``axis``; an occluder wholly outside it cannot be met
     oa, ea = o @ axis, end @ axis

@@ -320,13 +320,15 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
 
     def covered(Vm, Fm, pidm, query: np.ndarray, occ_mask: np.ndarray) -> np.ndarray:
         # cover by a different part only: a part never hides itself locally
+        geo = S.face_geometry(mesh)  # ``mesh`` is the mesh of (Vm, Fm) at every call
+        assert len(geo[0]) == len(Fm)
         res = np.zeros(len(query), bool)
         for q in np.unique(pidm[query]):
             if q not in opaque_parts and not peel:
                 continue  # a see-through film lies on top of what it wraps: nothing covers it
             sel = pidm[query] == q
             occ = np.flatnonzero(occ_mask & (pidm != q))
-            res[sel] = S.occluded(Vm, Fm, query[sel], occ, COVER_M, n)
+            res[sel] = S.occluded(Vm, Fm, query[sel], occ, COVER_M, n, geo=geo)
         return res
 
     if params.style == "scratch":
