@@ -14,8 +14,12 @@ Backends
   fresh process after ``recycle`` captures, which keeps memory flat on long runs.
 - ``ray``: the same task as a Ray remote function, ``max_calls=recycle`` (Ray
   replaces the worker process after that many captures). ``address=None`` starts
-  a local cluster with ``num_cpus=workers``; otherwise joins that cluster, whose
-  nodes must share the output folder and have damagesim installed.
+  a local cluster with ``num_cpus=workers`` (always a new one: never a cluster
+  that ``ray start`` or RAY_ADDRESS would make ``ray.init`` join); otherwise
+  joins that cluster, whose nodes must share the output folder and have
+  damagesim installed. Ray does not turn token authentication on for an
+  explicit address: for a cluster that uses it (the default of ``ray start``
+  and ``ray.init`` clusters) set ``RAY_AUTH_MODE=token`` and provide the token.
 
 Resume: the source of truth is the disk (a capture folder appears only when
 complete; a shard only when complete). ``manifest.jsonl`` in the dataset folder is
@@ -31,7 +35,10 @@ Errors
 - a worker process that dies (crash, OOM kill): the run stops with
   :class:`GenerationError`; completed captures are kept; rerun with ``--resume``.
 - the output folder unwritable or full: :class:`OutputError` with the path and
-  the OS error; completed captures are kept; free space and rerun with ``--resume``.
+  the OS error, whether a worker or this process (manifest, shard packing, COCO,
+  card) hits it, and also with ``on_error="skip"`` (every later capture would
+  fail the same way); completed captures are kept, temporaries removed, a
+  manifest line cut short is cut back; free space and rerun with ``--resume``.
 """
 from __future__ import annotations
 
@@ -166,11 +173,23 @@ class Manifest:
         return entries
 
     def append(self, entry: dict[str, Any]) -> None:
+        """Append one line. On a full disk a write can be short: the file is cut
+        back to its previous length and ENOSPC raised, so no torn line is ever
+        followed by another one."""
         line = (json.dumps(entry, sort_keys=True) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass  # repair() drops a torn last line on --resume
+                raise
         finally:
             os.close(fd)
 
@@ -282,7 +301,7 @@ def _task(spec, index: int, gl: str | None) -> dict[str, Any]:
         return make_one(spec, index, gl)
     except OSError as e:
         if e.errno in _DISK_ERRNOS:
-            return {"index": index, "oserror": [e.errno, e.strerror, str(e.filename)]}
+            return {"index": index, "oserror": [e.errno, e.strerror, None if e.filename is None else str(e.filename)]}
         return {"index": index, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
     except Exception as e:  # a bad capture: reported, never silently lost
         return {"index": index, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
@@ -350,6 +369,23 @@ def _windowed(todo: list[int], window: int, pending: dict, submit, wait_some, re
             stopping = yield result(h, i)
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens on: ray.init would retry for
+    minutes (and ignore SIGTERM meanwhile). Other forms (``ray://``) are left to Ray."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"\[?([^\s/\[\]]+?)\]?:(\d+)", address)
+    if m is None:
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(None, "--address", address,
+                          f"no Ray cluster answers there ({e.strerror or type(e).__name__}); start one "
+                          f"(ray start --head) or give the address it printed") from None
+
+
 def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
     try:
         import ray
@@ -358,12 +394,21 @@ def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
                           "needs Ray: pip install 'damagesim[scale]' (the 'scale' extra)") from None
     started = False
     if not ray.is_initialized():
+        env = {"env_vars": {k: v for k, v in os.environ.items() if k in ("PYOPENGL_PLATFORM", FAULT_ENV)}}
         if opts.address:
-            ray.init(address=opts.address, log_to_driver=False)
+            _check_reachable(opts.address)
+            try:
+                ray.init(address=opts.address, log_to_driver=False, runtime_env=env)
+            except Exception as e:  # ConnectionError is an OSError: never report it as a disk problem
+                raise ConfigError(None, "--address", opts.address, (
+                    f"cannot join the Ray cluster ({type(e).__name__}: {e}); is it running? A cluster with "
+                    f"token authentication (Ray's default) also needs RAY_AUTH_MODE=token here and its token "
+                    f"(RAY_AUTH_TOKEN, or ~/.ray/auth_token)")) from None
         else:
-            ray.init(num_cpus=opts.workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                               if k in ("PYOPENGL_PLATFORM", FAULT_ENV)}})
+            # "local": always a new cluster of our own, never one that `ray start`
+            # or RAY_ADDRESS would otherwise make ray.init join
+            ray.init(address="local", num_cpus=opts.workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env=env)
         started = True
     remote = ray.remote(num_cpus=1, max_calls=opts.recycle or DEFAULT_RECYCLE, max_retries=0)(_task)
     pending: dict[Any, int] = {}
@@ -411,6 +456,7 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
     t0 = time.perf_counter()
     manifest = Manifest(out)
     packer = ShardPacker(out, spec.n, opts.shard_size) if opts.shards else None
+    gen = None
     try:
         if opts.resume:
             clean_stale(out)
@@ -466,6 +512,9 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
             packer.flush(manifest, final=True)
     except OSError as e:
         raise output_error(out, e) from None
+    finally:
+        if gen is not None:
+            gen.close()  # an error here (manifest, shard) stops the workers too: queued tasks cancelled
     return RunReport(made=sorted(made), skipped_done=len(indices) - len(todo), failed=failed, worker_rss_mb=rss,
                      seconds=time.perf_counter() - t0)
 
