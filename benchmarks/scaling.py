@@ -1,18 +1,33 @@
 """Scaling of generation: throughput with 1 and 2 local worker processes and with
 Ray (local cluster), scaling efficiency, and worker RSS over a long run.
 
-    python benchmarks/scaling.py [--n 16] [--rig tests/data/rig_small.yaml]
-                                 [--rss-frames 10000] [--skip-ray] [--skip-rss]
+    python benchmarks/scaling.py [--n 24] [--repeat 2] [--warmup 2] [--rig tests/data/rig_small.yaml]
+                                 [--rss-frames 10000] [--skip-ray] [--skip-rss] [--skip-ceiling]
 
 Throughput is steady state: captures completed after every worker has finished
-its first capture (process start, GL context and imports excluded), divided by
-the time since; the whole-run wall time is printed too. Scaling efficiency =
+its first ``--warmup`` captures (process start, GL context, imports, first
+shader compiles, catalog/texture caches filling: all paid once per worker
+process, i.e. once per ``--recycle`` captures in a real run) and before the
+first worker runs out of work (the drain at the end of a run, which a long run
+pays once), divided by that time; the whole-run wall time is printed too. Scaling efficiency =
 speedup / workers; "per added core" = (speedup - 1) / (workers - 1).
+
+Where the loss goes (from what each worker reports per capture): speedup =
+workers x busy x (s1 / s2), with s the worker's wall seconds per capture and
+busy the share of the steady window the workers spent making captures. busy < 1
+is dispatch / parent overhead (or a worker waiting); s2 > s1 is the workers
+slowing each other down (shared caches, memory bandwidth, other load). The
+machine's own ceiling is measured in the same run: a CPU-bound kernel (numpy,
+zlib, Python) in 1 process, then in 2 processes at once.
+
+Configurations run interleaved (1, 2, Ray, 1, 2, Ray, ...) ``--repeat`` times so
+that load from other processes drifting during the run biases none of them;
+the median of each is reported. The load average is printed with the figures.
+
 RSS: one worker process that is never recycled makes captures for
 ``--rss-frames`` labelled frames (captures x cameras); growth = last RSS minus
 the RSS after the first 10 captures (warm-up: imports, GL context, caches).
-Prints figures; writes benchmarks/out/scaling.json. The machine must be quiet for
-the scaling figures to mean anything: the load average is printed with them.
+Prints figures; writes benchmarks/out/scaling.json.
 """
 from __future__ import annotations
 
@@ -20,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -30,28 +46,88 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simulator.glenv import configure  # noqa: E402
 
 
-def timed_run(spec, opts) -> dict:
+def timed_run(spec, opts, warmup: int = 1) -> dict:
+    """Run ``spec`` with ``opts``; steady-state throughput and where time went."""
     from simulator.parallel import run_captures
 
-    stamps: list[float] = []
+    done: list[tuple[float, dict]] = []
     t0 = time.perf_counter()
-    rep = run_captures(spec, list(range(spec.n)), opts, progress=lambda k: stamps.extend([time.perf_counter()] * k))
+    rep = run_captures(spec, list(range(spec.n)), opts, on_result=lambda r: done.append((time.perf_counter(), r)))
     wall = time.perf_counter() - t0
-    w = max(opts.workers, 1)
-    steady = (len(stamps) - w) / (stamps[-1] - stamps[w - 1]) if len(stamps) > w + 1 else float("nan")
-    return {"workers": opts.workers, "backend": opts.backend, "captures": len(stamps), "wall_s": wall,
-            "captures_per_s_wall": len(stamps) / wall, "captures_per_s_steady": steady, "rss": rep.worker_rss_mb}
+    per: dict[int, list[tuple[float, dict]]] = {}
+    for t, r in done:
+        per.setdefault(r["pid"], []).append((t, r))
+    out = {"workers": opts.workers, "backend": opts.backend, "captures": len(done), "wall_s": wall,
+           "captures_per_s_wall": len(done) / wall, "worker_processes": len(per), "rss": rep.worker_rss_mb}
+    # the steady window starts when the last worker finishes its warm-up captures
+    if any(len(v) <= warmup for v in per.values()) or len(per) < opts.workers:
+        out["captures_per_s_steady"] = float("nan")
+        return out
+    start = max(v[warmup - 1][0] for v in per.values())
+    # ...and ends when the first worker finishes its last capture: after that the
+    # run is draining (fewer captures left than workers), which a long run does once
+    end = min(v[-1][0] for v in per.values())
+    window = [(t, r) for t, r in done if start < t <= end]
+    if not window:
+        out["captures_per_s_steady"] = float("nan")
+        return out
+    span = end - start
+    secs = [r["seconds"] for _, r in window]
+    cpu = []  # worker CPU seconds per capture, from consecutive reports of one process
+    for v in per.values():
+        cpu += [b["cpu_seconds"] - a["cpu_seconds"] for (_, a), (tb, b) in zip(v, v[1:]) if tb > start]
+    out.update({"captures_per_s_steady": len(window) / span, "steady_captures": len(window),
+                "worker_s_per_capture": statistics.mean(secs),
+                "worker_cpu_s_per_capture": statistics.mean(cpu) if cpu else float("nan"),
+                # captures in the window were started before it too: clip each to the window
+                "busy": sum(min(r["seconds"], t - start) for t, r in window) / (opts.workers * span)})
+    return out
+
+
+# -- the machine's own ceiling: the same CPU-bound work in 1 process and in 2 at once --
+def _kernel(iters: int) -> float:
+    import zlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.random((192, 192))
+    buf = rng.integers(0, 64, 1 << 18, dtype=np.uint8).tobytes()
+    t = time.perf_counter()
+    for _ in range(iters):
+        a = np.tanh(a @ a.T / 192.0)  # BLAS, one thread (set before numpy loads)
+        zlib.compress(buf, 1)  # like PNG encoding
+        sum(i * i for i in range(20000))  # plain Python
+    return time.perf_counter() - t
+
+
+def machine_ceiling(iters: int = 150) -> dict:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(k, "1")
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        list(ex.map(_kernel, [2, 2]))  # both processes started and warm
+        one = ex.submit(_kernel, iters).result()
+        two = list(ex.map(_kernel, [iters, iters]))
+    speedup = (2 * iters / max(two)) / (iters / one)
+    return {"iters": iters, "one_process_s": one, "two_processes_s": two, "speedup": speedup,
+            "efficiency_per_added_core": speedup - 1}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--n", type=int, default=24, help="captures per scaling run")
+    ap.add_argument("--repeat", type=int, default=2, help="interleaved runs of each configuration (median reported)")
+    ap.add_argument("--warmup", type=int, default=2, help="captures per worker left out of the steady window")
     ap.add_argument("--rig", default=str(Path(__file__).resolve().parent.parent / "tests/data/rig_small.yaml"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rss-frames", type=int, default=10000)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--skip-ceiling", action="store_true")
     a = ap.parse_args()
     gl = configure()
     from simulator.parallel import RunOptions
@@ -59,27 +135,50 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-scaling-"))
     cheap = {"pairs": False, "reference_poses": 0}  # captures only: what scales
-    res: dict = {"rig": a.rig, "n": a.n, "cpus": os.cpu_count(), "load_avg_before": os.getloadavg(), "runs": []}
+    res: dict = {"rig": a.rig, "n": a.n, "repeat": a.repeat, "warmup": a.warmup, "cpus": os.cpu_count(),
+                 "load_avg_before": os.getloadavg(), "runs": [], "median": []}
     try:
+        if not a.skip_ceiling:
+            c = machine_ceiling()
+            res["machine_ceiling"] = c
+            print(f"machine ceiling (CPU-bound kernel, 1 vs 2 processes at once): speedup {c['speedup']:.2f}x, "
+                  f"per added core {c['efficiency_per_added_core']:.0%}; load {os.getloadavg()[0]:.2f}", flush=True)
         if not a.skip_scaling:
             configs = [RunOptions(workers=1, recycle=10 ** 9, gl=gl), RunOptions(workers=2, recycle=10 ** 9, gl=gl)]
             if not a.skip_ray:
                 configs.append(RunOptions(workers=2, backend="ray", recycle=10 ** 9, gl=gl))
+            runs: dict[int, list[dict]] = {k: [] for k in range(len(configs))}
+            for rep in range(a.repeat):
+                for k, opts in enumerate(configs):
+                    spec = GenerateSpec(n=a.n, seed=a.seed, out=str(tmp / f"run{rep}-{k}"), rig=a.rig, damage=cheap)
+                    prepare(spec)
+                    load = os.getloadavg()[0]
+                    r = timed_run(spec, opts, a.warmup)
+                    r.pop("rss")
+                    r["repeat"], r["load_avg_1min_before"] = rep, load
+                    runs[k].append(r)
+                    res["runs"].append(r)
+                    print(f"[{rep}] {opts.backend:5s} workers={opts.workers}: {r['captures_per_s_steady']:.3f} captures/s "
+                          f"steady, {r['captures_per_s_wall']:.3f} over the whole run ({r['wall_s']:.1f} s); worker "
+                          f"{r.get('worker_s_per_capture', float('nan')):.3f} s/capture (CPU "
+                          f"{r.get('worker_cpu_s_per_capture', float('nan')):.3f} s), busy {r.get('busy', float('nan')):.0%}; "
+                          f"load {load:.2f}", flush=True)
+            keys = ("captures_per_s_steady", "captures_per_s_wall", "worker_s_per_capture", "worker_cpu_s_per_capture",
+                    "busy")
             for k, opts in enumerate(configs):
-                spec = GenerateSpec(n=a.n, seed=a.seed, out=str(tmp / f"run{k}"), rig=a.rig, damage=cheap)
-                prepare(spec)
-                r = timed_run(spec, opts)
-                r.pop("rss")
-                res["runs"].append(r)
-                print(f"{opts.backend:5s} workers={opts.workers}: {r['captures_per_s_steady']:.3f} captures/s steady, "
-                      f"{r['captures_per_s_wall']:.3f} captures/s over the whole run ({r['wall_s']:.1f} s)", flush=True)
-            one = res["runs"][0]["captures_per_s_steady"]
-            for r in res["runs"][1:]:
-                s = r["captures_per_s_steady"] / one
-                r["speedup"], r["efficiency"] = s, s / r["workers"]
-                r["efficiency_per_added_core"] = (s - 1) / (r["workers"] - 1)
-                print(f"{r['backend']:5s} workers={r['workers']}: speedup {s:.2f}x, efficiency {s / r['workers']:.0%}, "
-                      f"per added core {(s - 1) / (r['workers'] - 1):.0%} (target >= 85%)")
+                m = {"workers": opts.workers, "backend": opts.backend}
+                m.update({key: statistics.median(r.get(key, float("nan")) for r in runs[k]) for key in keys})
+                res["median"].append(m)
+            one = res["median"][0]
+            for m in res["median"][1:]:
+                s = m["captures_per_s_steady"] / one["captures_per_s_steady"]
+                m["speedup"], m["efficiency"] = s, s / m["workers"]
+                m["efficiency_per_added_core"] = (s - 1) / (m["workers"] - 1)
+                slow = m["worker_s_per_capture"] / one["worker_s_per_capture"]
+                print(f"{m['backend']:5s} workers={m['workers']} (median of {a.repeat}): speedup {s:.2f}x, efficiency "
+                      f"{s / m['workers']:.0%}, per added core {(s - 1) / (m['workers'] - 1):.0%} (target >= 85%); "
+                      f"workers busy {m['busy']:.0%}, each capture {slow:.2f}x the 1-worker time "
+                      f"(CPU {m['worker_cpu_s_per_capture'] / one['worker_cpu_s_per_capture']:.2f}x)")
             res["load_avg_after_scaling"] = os.getloadavg()
             print(f"load average before/after: {res['load_avg_before']} / {res['load_avg_after_scaling']}")
         if not a.skip_rss:
@@ -89,7 +188,7 @@ def main() -> None:
             n = -(-a.rss_frames // ncam)
             spec = GenerateSpec(n=n, seed=a.seed + 1, out=str(tmp / "rss"), rig=a.rig, damage=cheap)
             prepare(spec)
-            r = timed_run(spec, RunOptions(workers=1, recycle=10 ** 9, gl=gl, on_error="skip"))
+            r = timed_run(spec, RunOptions(workers=1, recycle=10 ** 9, gl=gl, on_error="skip"), a.warmup)
             (pid, series), = r["rss"].items()
             warm = series[min(9, len(series) - 1)]
             res["rss"] = {"frames": n * ncam, "captures": n, "rss_mb_first": series[0], "rss_mb_after_warmup": warm,

@@ -282,6 +282,7 @@ def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
     folder atomically, then the references of its SKUs. Returns a small report."""
     from .writers import write_capture
 
+    t0 = time.perf_counter()
     maker = _maker(spec, gl)
     _fault(index)
     out = Path(spec.out)
@@ -291,7 +292,8 @@ def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
         for k in range(maker.mix.reference_poses):
             ensure_reference(maker, out, sku, k)
     _WORKER["count"] = _WORKER.get("count", 0) + 1
-    return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"]}
+    return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"],
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time()}
 
 
 def _task(spec, index: int, gl: str | None) -> dict[str, Any]:
@@ -407,8 +409,10 @@ def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
         else:
             # "local": always a new cluster of our own, never one that `ray start`
             # or RAY_ADDRESS would otherwise make ray.init join
-            ray.init(address="local", num_cpus=opts.workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env=env)
+            # no runtime_env: the cluster's processes inherit this environment, so the
+            # workers Ray prestarts at init can take the tasks (a runtime_env would
+            # make Ray start new ones and leave those idle)
+            ray.init(address="local", num_cpus=opts.workers, include_dashboard=False, log_to_driver=False)
         started = True
     remote = ray.remote(num_cpus=1, max_calls=opts.recycle or DEFAULT_RECYCLE, max_retries=0)(_task)
     pending: dict[Any, int] = {}
@@ -447,8 +451,13 @@ def completed_on_disk(out: Path, n: int, shard_size: int | None) -> set[int]:
 
 
 def run_captures(spec, indices: list[int], opts: RunOptions,
-                 progress: Callable[[int], None] | None = None) -> RunReport:
-    """Make ``indices`` of ``spec`` with the backend of ``opts``; see the module doc."""
+                 progress: Callable[[int], None] | None = None,
+                 on_result: Callable[[dict[str, Any]], None] | None = None) -> RunReport:
+    """Make ``indices`` of ``spec`` with the backend of ``opts``; see the module doc.
+
+    progress: called with the number of captures just completed; on_result:
+    called with each completed capture's report (index, pid, rss_mb, seconds
+    and cpu_seconds spent in the worker: what benchmarks/scaling.py reads)."""
     from .shards import ShardPacker
 
     out = Path(spec.out)
@@ -498,6 +507,8 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
                     packer.completed(i, manifest)
                 if progress is not None:
                     progress(1)
+                if on_result is not None:
+                    on_result(r)
             try:
                 r = gen.send(stop_error is not None)
             except StopIteration:
