@@ -197,7 +197,8 @@ class Manifest:
 def clean_stale(out: Path) -> list[Path]:
     """Remove temporary and half-deleted folders/files left by a killed run."""
     gone = []
-    for d in (out, out / "captures", out / "shards", *(out / "references").glob("*")):
+    for d in (out, out / "captures", out / "shards", out / "coco", out / "references",
+              *(out / "references").glob("*")):
         if not d.is_dir():
             continue
         for p in d.iterdir():
@@ -278,8 +279,11 @@ def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
 
 
 def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
-    """The task, identical in every backend: make capture ``index``, write its
-    folder atomically, then the references of its SKUs. Returns a small report."""
+    """The task, identical in every backend: make capture ``index``, write the
+    references of its SKUs that are missing, then its folder, atomically.
+    References first: a capture on disk is one that resume skips, so it must
+    never exist without its references (a kill in between would lose them).
+    Returns a small report."""
     from .writers import write_capture
 
     t0 = time.perf_counter()
@@ -287,10 +291,10 @@ def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
     _fault(index)
     out = Path(spec.out)
     meta, frames, pair = maker.make(index)
-    write_capture(out, index, meta, frames, {"pristine": pair} if pair else None)
     for sku in sorted({it["sku"] for it in meta["items"]}):
         for k in range(maker.mix.reference_poses):
             ensure_reference(maker, out, sku, k)
+    write_capture(out, index, meta, frames, {"pristine": pair} if pair else None)
     _WORKER["count"] = _WORKER.get("count", 0) + 1
     return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"],
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time()}
