@@ -70,8 +70,10 @@ SPREAD_TRIES = 20
 # Drop height of the lowest point above the floor (or the rim, or the previous item): uniform in this range.
 DROP_GAP_M = (0.02, 0.10)
 
-# Convex decomposition results by content hash of the part (vertices, faces, params).
+# Convex decomposition results by content hash of the part (vertices, faces, params);
+# bounded (oldest out first): damaged parts are new meshes, a long run would grow it.
 _DECOMPOSITION_CACHE: dict[str, tuple[np.ndarray, ...]] = {}
+DECOMPOSITION_CACHE_SIZE = 64
 _VHACD_PARAMS = {"resolution": 100_000, "concavity": 0.0025, "maxNumVerticesPerCH": 64,
                  "minVolumePerCH": 1e-4}
 
@@ -288,6 +290,8 @@ def convex_decomposition(mesh: trimesh.Trimesh) -> tuple[np.ndarray, ...]:
     pieces = tuple(_clip_to_hull(pc, hull) for pc in raw)
     if not pieces:  # V-HACD failed: the hull is a safe, if coarse, answer
         pieces = (v[hull.vertices],)
+    if len(_DECOMPOSITION_CACHE) >= DECOMPOSITION_CACHE_SIZE:
+        _DECOMPOSITION_CACHE.pop(next(iter(_DECOMPOSITION_CACHE)))
     _DECOMPOSITION_CACHE[key] = pieces
     return pieces
 
@@ -416,6 +420,10 @@ class PhysicsWorld:
         self.angular_damping = float(angular_damping)
         self._tmp = tempfile.TemporaryDirectory(prefix="damagesim_physics_")
         self.client = p.connect(p.DIRECT)
+        # pybullet keeps every .obj it parses, by file name, for the life of the
+        # process (resetSimulation does not clear it): a damaged product is a new
+        # file, so a long run grew ~70 kB per capture. Off = parse each time (a few kB).
+        p.setPhysicsEngineParameter(enableFileCaching=0, physicsClientId=self.client)
         self.tray_body: int | None = None
 
     # context manager -------------------------------------------------------------------
@@ -523,6 +531,8 @@ class PhysicsWorld:
         """
         if int(max_attempts) < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts!r}")
+        for old in Path(self._tmp.name).glob("*.obj"):  # the last scene's shapes: one file per product
+            old.unlink()
         models = [body_model(prod, materials) for prod in products]
         placed: list[Placement] = []
         for k in range(len(products)):

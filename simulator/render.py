@@ -16,6 +16,7 @@ and on NVIDIA GPUs; OSMesa is the fallback.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,8 @@ from .rig import BoothRig, Camera
 
 #: label code 0 = nothing (no return), 1 = the booth/tray, >= 2 = item face groups
 CODE_NONE, CODE_TRAY = 0, 1
+#: stage timings kept per stage (BoothRenderer.timings)
+TIMINGS_KEPT = 4096
 #: per-corner normals bend only up to this angle from the face normal
 _SMOOTH_COS = np.cos(np.radians(35.0))
 
@@ -377,7 +380,8 @@ class BoothRenderer:
                 self._fresh_shadows.add(light_node.name)
 
         inner._shadow_mapping_pass = cached_shadow_pass
-        self.timings: dict[str, list[float]] = {}
+        # seconds per stage of the latest renders (bounded: a renderer lives for a whole run)
+        self.timings: dict[str, deque[float]] = {}
         self._textures: dict = {}  # artwork id -> (array, pyrender.Texture) in this renderer's context
         self._cam_nodes = {}
         self._remaps: dict[str, LensRemap] = {}
@@ -523,7 +527,7 @@ class BoothRenderer:
 
     def _time(self, key: str, t0: float) -> float:
         t = time.perf_counter()
-        self.timings.setdefault(key, []).append(t - t0)
+        self.timings.setdefault(key, deque(maxlen=TIMINGS_KEPT)).append(t - t0)
         return t
 
     def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool) -> Frame:
