@@ -487,21 +487,27 @@ def collapse_short_edges(V: np.ndarray, F: np.ndarray, eps: float, prefer: np.nd
         return F, np.ones(len(F), bool)
     e = e[short]
     nv = len(V)
-    _, lab = connected_components(coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(nv, nv)), directed=False)
-    involved = np.unique(e)
+    # clusters of the short edges' endpoints only (a graph over the few involved
+    # vertices, not over the whole mesh)
+    involved, inv = np.unique(e, return_inverse=True)
+    inv = inv.reshape(-1, 2)
+    k = len(involved)
+    ncomp, lab = connected_components(coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(k, k)),
+                                      directed=False)
     rep = np.arange(nv)
     # representative per cluster: an original (preferred) vertex if any, else the lowest index
     if prefer is None:
-        score = np.ones(len(involved), np.int64)
+        score = np.ones(k, np.int64)
     else:
         is_pref = np.zeros(nv, bool)
         is_pref[np.asarray(prefer)[np.asarray(prefer) < nv]] = True
         score = np.where(is_pref[involved], 0, 1)
-    order = np.lexsort((involved, score, lab[involved]))
-    inv_sorted = involved[order]
-    first = np.r_[True, lab[inv_sorted][1:] != lab[inv_sorted][:-1]]
-    cluster_rep = dict(zip(lab[inv_sorted][first].tolist(), inv_sorted[first].tolist()))
-    rep[involved] = [cluster_rep[c] for c in lab[involved].tolist()]
+    order = np.lexsort((involved, score, lab))
+    lab_sorted = lab[order]
+    first = np.r_[True, lab_sorted[1:] != lab_sorted[:-1]]
+    cluster_rep = np.empty(ncomp, np.int64)
+    cluster_rep[lab_sorted[first]] = involved[order][first]
+    rep[involved] = cluster_rep[lab]
     F2 = rep[F]
     keep = (F2[:, 0] != F2[:, 1]) & (F2[:, 1] != F2[:, 2]) & (F2[:, 2] != F2[:, 0])
     return F2[keep], keep
