@@ -315,22 +315,31 @@ def _boundary_keys(F: np.ndarray, n_old: int | None = None) -> np.ndarray:
 
 
 def _refine_all(mesh, p, radius, max_edge, max_levels):
+    # a face that is short enough or farther than ``radius`` has children that are
+    # too (each lies inside it): it leaves the candidates, so a pass costs ~ the front
+    live = np.ones(len(mesh.faces), bool)
     for _ in range(max_levels):
-        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        tris = V[F]
-        cen = tris.mean(1)
-        reach = np.linalg.norm(tris - cen[:, None], axis=2).max(1)
-        el = np.linalg.norm(tris - np.roll(tris, -1, axis=1), axis=2).max(1)
-        cand = np.flatnonzero((np.linalg.norm(cen - p, axis=1) < radius + reach) & (el > max_edge))
-        if len(cand) == 0:
+        idx = np.flatnonzero(live)
+        if len(idx) == 0:
             break
-        cp = closest_point_on_triangles(tris[cand], p)
-        cand = cand[np.linalg.norm(cp - p, axis=1) < radius]
-        if len(cand) == 0:
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        tris = V[F[idx]]
+        cen, reach2 = tri_bounds(tris)
+        a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+        el2 = np.maximum(np.maximum(np.einsum("ij,ij->i", b - a, b - a), np.einsum("ij,ij->i", c - b, c - b)),
+                         np.einsum("ij,ij->i", a - c, a - c))
+        d = cen - p
+        ok = (np.sqrt(np.einsum("ij,ij->i", d, d)) < radius + np.sqrt(reach2)) & (el2 > max_edge * max_edge)
+        if ok.any():
+            cp = closest_point_on_triangles(tris[ok], p)
+            ok[ok] = np.linalg.norm(cp - p, axis=1) < radius
+        live[idx[~ok]] = False
+        if not ok.any():
             break
         mask = np.zeros(len(F), bool)
-        mask[cand] = True
-        mesh, _ = refine_once(mesh, mask)
+        mask[idx[ok]] = True
+        mesh, nfo = refine_once(mesh, mask)
+        live = live[nfo]
     return mesh
 
 
