@@ -278,3 +278,19 @@ def test_bad_arguments_raise():
         P.PhysicsWorld(timestep=0)
     with P.PhysicsWorld() as w, pytest.raises(ValueError, match="max_attempts"):
         w.settle([make_box()], TRAY, np.random.default_rng(0), max_attempts=0)
+
+
+def test_settle_leaves_one_scene_in_the_world_and_its_shape_files(mats):
+    """A long run must not accumulate physics state: after each settle the world
+    holds the tray and this scene's items only, and the temporary .obj shape files
+    are this scene's (pybullet's file cache is off, so nothing keeps the old ones)."""
+    from pathlib import Path
+
+    with P.PhysicsWorld() as w:
+        scenes = [[make_box("a", (0.15, 0.1, 0.06)), make_bottle()], [make_u()], [make_box("b", (0.1, 0.1, 0.1))]]
+        for k, prods in enumerate(scenes):
+            w.settle(prods, TRAY, np.random.default_rng(k), mats)
+            assert p.getNumBodies(physicsClientId=w.client) == 1 + len(prods)
+            files = {f.name for f in Path(w._tmp.name).glob("*.obj")}
+            assert files == {P.body_model(pr, mats).obj_name for pr in prods}
+

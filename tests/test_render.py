@@ -113,3 +113,39 @@ def test_label_images_have_no_blended_edges(default_renderer):
     edge = np.zeros_like(f.instance, bool)
     edge[:, 1:] = f.instance[:, 1:] != f.instance[:, :-1]
     assert edge.sum() > 100
+
+
+def test_gl_objects_of_earlier_captures_are_freed(default_renderer, monkeypatch):
+    """A long run must not accumulate GL buffers or textures: after each render,
+    every pyrender primitive and texture that was ever uploaded and still holds
+    its GL object belongs to the scene just drawn (pyrender frees the others when
+    the next scene is drawn)."""
+    from dataclasses import replace
+
+    import pyrender
+
+    from simulator.render import SceneItem
+
+    uploaded = []  # strong references: a freed Python object would hide a leaked GL object
+    for cls in (pyrender.Primitive, pyrender.Texture):
+        def add(self, _orig=cls._add_to_context):
+            uploaded.append(self)
+            return _orig(self)
+        monkeypatch.setattr(cls, "_add_to_context", add)
+    r = default_renderer
+    inner = r._r._renderer
+    art = np.full((16, 16, 3), 200, np.uint8)
+    textured = box_product((0.2, 0.15, 0.1), damaged_faces=[0, 1], sku="a")
+    textured = replace(textured, artwork=art, parts=tuple(replace(pt, printed=True) for pt in textured.parts))
+    scenes = [[SceneItem(textured, _pose(), 1, 0),
+               SceneItem(box_product((0.1, 0.1, 0.08), sku="b"), _pose(-30, (0.16, 0.05, 0.04)), 2, 1)],
+              [SceneItem(box_product((0.12, 0.1, 0.08), sku="c"), _pose(40), 1, 0)]]
+    for k, items in enumerate(scenes + scenes):
+        r.render(items, cameras=[r.rig.cameras[0].name])
+        live = [o for o in uploaded if o._in_context()]
+        drawn = {id(pr) for m in inner._meshes for pr in m.primitives}
+        drawn |= {id(t) for t in inner._mesh_textures | inner._shadow_textures}
+        stale = [o for o in live if id(o) not in drawn]
+        assert not stale, f"render {k}: {len(stale)} GL objects of earlier scenes not freed"
+        art_live = [o for o in live if isinstance(o, pyrender.Texture) and o not in inner._shadow_textures]
+        assert bool(art_live) == (k % 2 == 0)  # the textured scene's artwork, freed after it
