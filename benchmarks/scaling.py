@@ -24,9 +24,16 @@ Configurations run interleaved (1, 2, Ray, 1, 2, Ray, ...) ``--repeat`` times so
 that load from other processes drifting during the run biases none of them;
 the median of each is reported. The load average is printed with the figures.
 
-RSS: one worker process that is never recycled makes captures for
-``--rss-frames`` labelled frames (captures x cameras); growth = last RSS minus
-the RSS after the first 10 captures (warm-up: imports, GL context, caches).
+RSS (the target: at most 50 MB of worker RSS growth over a 10,000-frame run):
+one worker process that is never recycled makes captures for ``--rss-frames``
+labelled frames (captures x cameras; default 3,000, about 10 minutes on the
+small rig: pass 10000 for the target's own run). Growth = last RSS minus the RSS
+after the first 10 captures (warm-up: imports, GL context, caches). When fewer
+than 10,000 frames are run, a least-squares line through the post-warm-up RSS
+is extrapolated to 10,000 frames and printed as an extrapolation, next to the
+measured growth. Then, for comparison, the same frames with workers recycled as
+shipped (simulator.parallel.DEFAULT_RECYCLE captures per process): the largest
+RSS any worker reached (``--skip-rss-recycled`` leaves it out).
 Prints figures; writes benchmarks/out/scaling.json.
 """
 from __future__ import annotations
@@ -127,6 +134,57 @@ def machine_ceiling(iters: int = 150, tries: int = 5) -> dict:
             "speedup": speedup, "efficiency_per_added_core": speedup - 1}
 
 
+#: the target's run length (frames) and allowance (MB of worker RSS growth)
+TARGET_FRAMES, TARGET_GROWTH_MB = 10000, 50.0
+#: captures left out as warm-up (imports, GL context, caches filling)
+RSS_WARMUP_CAPTURES = 10
+#: fewer post-warm-up captures than this are not extrapolated (RSS swings of a few MB)
+RSS_FIT_MIN_CAPTURES = 100
+
+
+def rss_growth(series: list[float], ncam: int) -> dict:
+    """Figures of one never-recycled worker's RSS after each capture (MB): measured
+    growth after warm-up and, for a run shorter than the target's, the growth a
+    least-squares line through the post-warm-up points reaches at TARGET_FRAMES."""
+    import numpy as np
+
+    k = min(RSS_WARMUP_CAPTURES, len(series)) - 1
+    warm, after = series[k], np.asarray(series[k:], float)
+    out = {"frames": len(series) * ncam, "captures": len(series), "warmup_captures": k + 1,
+           "rss_mb_first": series[0], "rss_mb_after_warmup": warm, "rss_mb_last": series[-1],
+           "rss_mb_max": max(series), "growth_mb": series[-1] - warm}
+    if len(after) >= RSS_FIT_MIN_CAPTURES:
+        frames = (np.arange(len(after)) + k + 1) * ncam
+        slope, icpt = np.polyfit(frames, after, 1)
+        out["fit_mb_per_1000_frames"] = float(slope * 1000)
+        out["fit_residual_sd_mb"] = float(np.std(after - (slope * frames + icpt)))
+        out["extrapolated_growth_mb_at_target"] = float(slope * (TARGET_FRAMES - (k + 1) * ncam))
+    return out
+
+
+def print_rss(f: dict) -> None:
+    print(f"worker RSS over {f['frames']} frames ({f['captures']} captures, one process, no recycling): "
+          f"{f['rss_mb_first']:.0f} MB first, {f['rss_mb_after_warmup']:.0f} MB after warm-up, "
+          f"{f['rss_mb_last']:.0f} MB last, max {f['rss_mb_max']:.0f} MB; measured growth "
+          f"{f['growth_mb']:+.1f} MB; load {f['load_avg_before'][0]:.2f} -> {f['load_avg_after'][0]:.2f}")
+    if "fit_mb_per_1000_frames" in f:
+        print(f"  fitted slope {f['fit_mb_per_1000_frames']:+.2f} MB per 1,000 frames (residual sd "
+              f"{f['fit_residual_sd_mb']:.1f} MB)")
+    if f["frames"] >= TARGET_FRAMES:
+        ok = f["growth_mb"] <= TARGET_GROWTH_MB
+        print(f"  target (<= {TARGET_GROWTH_MB:.0f} MB over {TARGET_FRAMES} frames), measured: "
+              f"{'met' if ok else 'NOT met'}")
+    elif "extrapolated_growth_mb_at_target" not in f:
+        print(f"  too short to extrapolate to {TARGET_FRAMES} frames (fewer than {RSS_FIT_MIN_CAPTURES} captures "
+              "after warm-up)")
+    else:
+        g = f["extrapolated_growth_mb_at_target"]
+        print(f"  EXTRAPOLATION from {f['frames']} frames, not a measurement: the fitted line reaches "
+              f"{g:+.1f} MB at {TARGET_FRAMES} frames (target <= {TARGET_GROWTH_MB:.0f} MB: "
+              f"{'met' if g <= TARGET_GROWTH_MB else 'NOT met'} if the trend holds); run --rss-frames "
+              f"{TARGET_FRAMES} to measure it")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=24, help="captures per scaling run")
@@ -134,7 +192,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="captures per worker left out of the steady window")
     ap.add_argument("--rig", default=str(Path(__file__).resolve().parent.parent / "tests/data/rig_small.yaml"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rss-frames", type=int, default=10000)
+    ap.add_argument("--rss-frames", type=int, default=3000,
+                    help="frames of the RSS run (the target is stated over 10000; fewer are extrapolated)")
+    ap.add_argument("--skip-rss-recycled", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
@@ -193,21 +253,36 @@ def main() -> None:
             res["load_avg_after_scaling"] = os.getloadavg()
             print(f"load average before/after: {res['load_avg_before']} / {res['load_avg_after_scaling']}")
         if not a.skip_rss:
+            from simulator.parallel import DEFAULT_RECYCLE
             from simulator.rig import load_rig
 
             ncam = len(load_rig(a.rig).cameras)
             n = -(-a.rss_frames // ncam)
             spec = GenerateSpec(n=n, seed=a.seed + 1, out=str(tmp / "rss"), rig=a.rig, damage=cheap)
             prepare(spec)
+            load = os.getloadavg()
             r = timed_run(spec, RunOptions(workers=1, recycle=10 ** 9, gl=gl, on_error="skip"), a.warmup)
             (pid, series), = r["rss"].items()
-            warm = series[min(9, len(series) - 1)]
-            res["rss"] = {"frames": n * ncam, "captures": n, "rss_mb_first": series[0], "rss_mb_after_warmup": warm,
-                          "rss_mb_last": series[-1], "rss_mb_max": max(series), "growth_mb": series[-1] - warm,
-                          "series_every_10": series[::10], "wall_s": r["wall_s"]}
-            print(f"worker RSS over {n * ncam} frames ({n} captures, one process, no recycling): "
-                  f"{series[0]:.0f} MB first, {warm:.0f} MB after warm-up, {series[-1]:.0f} MB last, "
-                  f"max {max(series):.0f} MB; growth {series[-1] - warm:+.1f} MB (target <= 50 MB)")
+            res["rss"] = {**rss_growth(series, ncam), "wall_s": r["wall_s"], "load_avg_before": load,
+                          "load_avg_after": os.getloadavg(), "series_every_10": series[::10]}
+            print_rss(res["rss"])
+            if not a.skip_rss_recycled:
+                spec = GenerateSpec(n=n, seed=a.seed + 1, out=str(tmp / "rss-recycled"), rig=a.rig, damage=cheap)
+                prepare(spec)
+                load = os.getloadavg()
+                r = timed_run(spec, RunOptions(workers=1, recycle=DEFAULT_RECYCLE, gl=gl, on_error="skip"), a.warmup)
+                per = r["rss"]
+                res["rss_recycled"] = {
+                    "recycle": DEFAULT_RECYCLE, "frames": n * ncam, "captures": n, "worker_processes": len(per),
+                    "rss_mb_max": max(max(v) for v in per.values()),
+                    "per_worker": [{"captures": len(v), "rss_mb_first": v[0], "rss_mb_last": v[-1], "rss_mb_max": max(v)}
+                                   for v in per.values()],
+                    "wall_s": r["wall_s"], "load_avg_before": load, "load_avg_after": os.getloadavg()}
+                rr = res["rss_recycled"]
+                last = ", ".join(f"{w['rss_mb_last']:.0f}" for w in rr["per_worker"])
+                print(f"recycled as shipped (a new worker every {DEFAULT_RECYCLE} captures), {n * ncam} frames, "
+                      f"{len(per)} worker processes: max RSS {rr['rss_mb_max']:.0f} MB; last RSS per worker "
+                      f"{last} MB; load {rr['load_avg_after'][0]:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(__file__).resolve().parent / "out" / "scaling.json"
