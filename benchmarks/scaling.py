@@ -138,6 +138,8 @@ def machine_ceiling(iters: int = 150, tries: int = 5) -> dict:
 TARGET_FRAMES, TARGET_GROWTH_MB = 10000, 50.0
 #: captures left out as warm-up (imports, GL context, caches filling)
 RSS_WARMUP_CAPTURES = 10
+#: captures in each median of the median growth (first and last after warm-up)
+RSS_MEDIAN_WINDOW = 50
 #: fewer post-warm-up captures than this are not extrapolated (RSS swings of a few MB)
 RSS_FIT_MIN_CAPTURES = 100
 
@@ -153,6 +155,9 @@ def rss_growth(series: list[float], ncam: int) -> dict:
     out = {"frames": len(series) * ncam, "captures": len(series), "warmup_captures": k + 1,
            "rss_mb_first": series[0], "rss_mb_after_warmup": warm, "rss_mb_last": series[-1],
            "rss_mb_max": max(series), "growth_mb": series[-1] - warm}
+    w = max(1, min(RSS_MEDIAN_WINDOW, len(after) // 4))  # one capture's RSS swings by ~10 MB (big products)
+    out["median_growth_mb"] = float(np.median(after[-w:]) - np.median(after[:w]))
+    out["median_window_captures"] = w
     if len(after) >= RSS_FIT_MIN_CAPTURES:
         frames = (np.arange(len(after)) + k + 1) * ncam
         slope, icpt = np.polyfit(frames, after, 1)
@@ -166,7 +171,9 @@ def print_rss(f: dict) -> None:
     print(f"worker RSS over {f['frames']} frames ({f['captures']} captures, one process, no recycling): "
           f"{f['rss_mb_first']:.0f} MB first, {f['rss_mb_after_warmup']:.0f} MB after warm-up, "
           f"{f['rss_mb_last']:.0f} MB last, max {f['rss_mb_max']:.0f} MB; measured growth "
-          f"{f['growth_mb']:+.1f} MB; load {f['load_avg_before'][0]:.2f} -> {f['load_avg_after'][0]:.2f}")
+          f"{f['growth_mb']:+.1f} MB (median of the last {f['median_window_captures']} captures minus median of "
+          f"the first {f['median_window_captures']}: {f['median_growth_mb']:+.1f} MB); load "
+          f"{f['load_avg_before'][0]:.2f} -> {f['load_avg_after'][0]:.2f}")
     if "fit_mb_per_1000_frames" in f:
         print(f"  fitted slope {f['fit_mb_per_1000_frames']:+.2f} MB per 1,000 frames (residual sd "
               f"{f['fit_residual_sd_mb']:.1f} MB)")
