@@ -6,6 +6,7 @@ Everything works on the labelled trimesh of a :class:`~damage_ops.product.Produc
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -74,20 +75,43 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.n
     return on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, by_area))
 
 
+def _takes_faces(select) -> bool:
+    """Whether ``select`` accepts ``(mesh, faces)`` (else it is ``select(mesh)``)."""
+    try:
+        return len(inspect.signature(select).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
 def _refine_levels(mesh, select, max_edge_m, max_levels, by_area=False):
     total = np.arange(len(mesh.faces))
+    # a face measuring <= max_edge_m has children that do too (halves, or a median
+    # no longer than its longer sides; areas only shrink): it leaves ``live``, so
+    # each pass measures and selects only the faces still too big
+    live = np.ones(len(mesh.faces), bool)
+    with_faces = _takes_faces(select)
     for _ in range(max_levels):
-        V, F = mesh.vertices, mesh.faces
+        idx = np.flatnonzero(live)
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
+        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
         if by_area:
-            T = V[F]
-            el = np.sqrt(np.linalg.norm(np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0]), axis=1))
+            cr = np.cross(B - A, C - A)
+            el2 = np.sqrt(np.einsum("ij,ij->i", cr, cr))
         else:
-            el = np.sqrt(((V[F] - V[np.roll(F, -1, axis=1)]) ** 2).sum(2)).max(1)
-        todo = select(mesh) & (el > max_edge_m)
+            el2 = np.maximum(np.maximum(np.einsum("ij,ij->i", B - A, B - A), np.einsum("ij,ij->i", C - B, C - B)),
+                             np.einsum("ij,ij->i", A - C, A - C))
+        big = el2 > max_edge_m ** 2
+        live[idx[~big]] = False
+        idx = idx[big]
+        if len(idx) == 0:
+            break
+        todo = np.zeros(len(mesh.faces), bool)
+        todo[idx[select(mesh, idx) if with_faces else select(mesh)[idx]]] = True
         if not todo.any():
             break
         mesh, nfo = refine_once(mesh, todo)
         total = total[nfo]
+        live = live[nfo]
     return mesh, total
 
 

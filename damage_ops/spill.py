@@ -169,8 +169,8 @@ def _stain(p: Product, prm: SpillParams, rng: np.random.Generator, center_face: 
         el = np.sqrt(((T - np.roll(T, -1, axis=1)) ** 2).sum(2)).max(1)
         return np.linalg.norm(T.mean(1) - c, axis=1) < reach + el
 
-    def select(mesh):
-        return near(mesh) & eligible(mesh)
+    def select(mesh, faces=None):
+        return near(mesh, faces) & eligible(mesh, faces)
 
     edge = float(np.clip(r_eq / 3, 1e-3, 0.03))
     F0, V0 = np.asarray(m.faces), np.asarray(m.vertices)
