@@ -224,15 +224,20 @@ def _rss_mb() -> float | None:
     return None
 
 
-def _maker(spec, gl: str | None):
+def _maker(spec, gl: str | None, threads: int | None = None):
     """This process's CaptureMaker (one GL context + one pybullet client), made on
-    first use and kept for the life of the process."""
+    first use and kept for the life of the process. threads: render threads for
+    a CPU (llvmpipe) context, so N workers share the cores instead of each
+    starting one thread per core (a user's LP_NUM_THREADS wins; the GPU path
+    ignores it; llvmpipe's pixels do not depend on it)."""
     key = json.dumps(spec.to_json(), sort_keys=True)
     if _WORKER.get("key") != key:
         if "maker" in _WORKER:
             _WORKER.pop("maker").close()
         from .glenv import configure
 
+        if threads:
+            os.environ.setdefault("LP_NUM_THREADS", str(int(threads)))
         configure(gl)
         from .catalog import load_catalog
         from .pipeline import CaptureMaker
@@ -278,7 +283,7 @@ def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
         return False
 
 
-def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
+def make_one(spec, index: int, gl: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """The task, identical in every backend: make capture ``index``, write the
     references of its SKUs that are missing, then its folder, atomically.
     References first: a capture on disk is one that resume skips, so it must
@@ -287,7 +292,7 @@ def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
     from .writers import write_capture
 
     t0 = time.perf_counter()
-    maker = _maker(spec, gl)
+    maker = _maker(spec, gl, threads)
     _fault(index)
     out = Path(spec.out)
     meta, frames, pair = maker.make(index)
@@ -300,11 +305,23 @@ def make_one(spec, index: int, gl: str | None = None) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time()}
 
 
-def _task(spec, index: int, gl: str | None) -> dict[str, Any]:
+#: thread-pool sizes a worker process inherits: llvmpipe's render threads, BLAS
+_THREAD_ENV = ("LP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _threads_per_worker(workers: int) -> int | None:
+    """Render threads per worker process: this machine's cores shared out (None
+    for one worker: llvmpipe's own default)."""
+    if workers <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _task(spec, index: int, gl: str | None, threads: int | None = None) -> dict[str, Any]:
     """make_one with exceptions turned into a picklable report (a capture that
     fails is data for the parent, not a crash of the worker)."""
     try:
-        return make_one(spec, index, gl)
+        return make_one(spec, index, gl, threads)
     except OSError as e:
         if e.errno in _DISK_ERRNOS:
             return {"index": index, "oserror": [e.errno, e.strerror, None if e.filename is None else str(e.filename)]}
@@ -348,12 +365,24 @@ def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
                 f"a worker process died while making capture(s) {lost} (crash or out-of-memory kill); "
                 f"completed captures are kept: rerun with --resume") from None
 
+    # worker processes inherit the environment when they start (also when one is
+    # recycled): share the cores out among them for llvmpipe and the BLAS pools
+    threads = _threads_per_worker(opts.workers)
+    saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+    if threads:
+        for k in _THREAD_ENV:
+            os.environ.setdefault(k, str(threads))
     try:
         # bounded window: a 10^7 run never holds 10^7 futures
-        yield from _windowed(todo, 2 * opts.workers, pending, lambda i: ex.submit(_task, spec, i, opts.gl),
+        yield from _windowed(todo, 2 * opts.workers, pending, lambda i: ex.submit(_task, spec, i, opts.gl, threads),
                              wait_one, result)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _windowed(todo: list[int], window: int, pending: dict, submit, wait_some, result) -> Iterator[dict]:
@@ -430,7 +459,7 @@ def _ray(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
 
     try:
         yield from _windowed(todo, 2 * max(opts.workers, int(ray.cluster_resources().get("CPU", 1))), pending,
-                             lambda i: remote.remote(spec, i, opts.gl),
+                             lambda i: remote.remote(spec, i, opts.gl, _threads_per_worker(opts.workers)),
                              lambda: ray.wait(list(pending), num_returns=1)[0], result)
     finally:
         for ref in pending:
