@@ -83,28 +83,35 @@ def face_normals(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ray_hits(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, cen: np.ndarray | None = None,
-             reach2: np.ndarray | None = None, cen2: np.ndarray | None = None) -> np.ndarray:
+             reach2: np.ndarray | None = None, cen2=None) -> np.ndarray:
     """Möller-Trumbore: distance along ``direction`` (3,) from ``origin`` (3,) to each
     triangle of tris (n, 3, 3); inf where the ray misses (or hits behind).
     cen (n, 3) / reach2 (n,): optional precomputed centroids and squared
-    centroid-to-corner radii (a cheap prefilter); cen2 (n,): |cen|^2, which
-    turns the prefilter into one (n, 3) x (3, 2) product per ray."""
+    centroid-to-corner radii (a cheap prefilter); cen2: :func:`ray_prefilter`
+    of (cen, reach2), for many rays against the same triangles."""
     if cen is None or reach2 is None:
         cen, reach2 = tri_bounds(tris)
     if cen2 is None:
         rel = cen - origin
         along = rel @ direction
         dist2 = np.einsum("ij,ij->i", rel, rel)
+        reach = np.sqrt(reach2)
     else:  # |cen - o|^2 = |cen|^2 - 2 cen.o + |o|^2, (cen - o).d = cen.d - o.d
-        cd = cen @ np.stack([origin, direction], 1)
-        along = cd[:, 1] - origin @ direction
-        dist2 = cen2 - 2.0 * cd[:, 0] + origin @ origin
+        (cx, cy, cz), cen2, reach = cen2  # see :func:`ray_prefilter`
+        along = cx * direction[0] + cy * direction[1] + cz * direction[2] - origin @ direction
+        dist2 = cen2 - 2.0 * (cx * origin[0] + cy * origin[1] + cz * origin[2]) + origin @ origin
     out = np.full(len(tris), np.inf)
-    cand = np.flatnonzero((dist2 - along * along <= reach2 * 1.0001 + 1e-15) & (along > -np.sqrt(reach2) - 1e-9))
+    cand = np.flatnonzero((dist2 - along * along <= reach2 * 1.0001 + 1e-15) & (along > -reach - 1e-9))
     if len(cand) == 0:
         return out
     out[cand] = _mt(origin, direction, tris[cand])
     return out
+
+
+def ray_prefilter(cen: np.ndarray, reach2: np.ndarray):
+    """Per-triangle terms :func:`ray_hits` reuses across rays: centroid columns,
+    |centroid|^2, bounding radius."""
+    return tuple(np.ascontiguousarray(cen.T)), np.einsum("ij,ij->i", cen, cen), np.sqrt(reach2)
 
 
 def _mt(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -223,7 +230,7 @@ def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas:
     cdf = np.cumsum(areas)
     tris = V[F]
     cen, reach2 = tri_bounds(tris) if bounds is None else bounds
-    cen2 = np.einsum("ij,ij->i", cen, cen)
+    cen2 = ray_prefilter(cen, reach2)
     for _ in range(MAX_TRIALS):
         fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
         r1, r2 = rng.random(2)
