@@ -318,10 +318,12 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     opaque = np.isin(pid, opaque_parts)
     lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
-    def covered(Vm, Fm, pidm, query: np.ndarray, occ_mask: np.ndarray) -> np.ndarray:
-        # cover by a different part only: a part never hides itself locally
-        geo = S.face_geometry(mesh)  # ``mesh`` is the mesh of (Vm, Fm) at every call
-        assert len(geo[0]) == len(Fm)
+    def covered(query: np.ndarray, occ_mask: np.ndarray) -> np.ndarray:
+        """Which ``query`` faces of the current ``mesh`` lie under an ``occ_mask``
+        face of another part. Cover by a different part only: a part never
+        hides itself locally."""
+        Vm, Fm = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        pidm, geo = mesh.face_attributes["part_id"], S.face_geometry(mesh)
         res = np.zeros(len(query), bool)
         for q in np.unique(pidm[query]):
             if q not in opaque_parts and not peel:
@@ -338,7 +340,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         cand = zone[(nrm @ n > FACING_MIN) & opaque[zone]]
         zmask = np.zeros(len(F), bool)
         zmask[zone] = True
-        cand = cand[~covered(V, F, pid, cand, zmask & opaque)]
+        cand = cand[~covered(cand, zmask & opaque)]
     else:
         zone = np.flatnonzero(_ball(mesh, c, reach(3.0 * R0 + COVER_M)))
         nrm, area = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
@@ -350,9 +352,9 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         occ_mask = zmask & (lab if peel else opaque)
         area = np.bincount(zone, weights=area, minlength=len(F))
         if peel:
-            cand = cand[covered(V, F, pid, cand, occ_mask)]
+            cand = cand[covered(cand, occ_mask)]
         else:
-            cand = cand[~covered(V, F, pid, cand, occ_mask)]
+            cand = cand[~covered(cand, occ_mask)]
         # 7 sample points per face (centroid + 6 inner points) for the area of {s < r}
         bary = np.array([[1, 1, 1], [4, 1, 1], [1, 4, 1], [1, 1, 4], [1, 2.5, 2.5], [2.5, 1, 2.5], [2.5, 2.5, 1]])
         bary = bary / bary.sum(1, keepdims=True)
@@ -397,19 +399,19 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
 
     if peel:
         body_q = np.flatnonzero(facing & ~lab & opaque)
-        under = body_q[covered(V, F, pid, body_q, near & lab)]
+        under = body_q[covered(body_q, near & lab)]
         # calibrate the tear radius on the revealed area (2 passes)
         r = S.area_threshold(sc[under], area[under], A)
         for _ in range(2):
             gone = lab & (sc < r)
-            still = covered(V, F, pid, under, near & lab & ~gone)
+            still = covered(under, near & lab & ~gone)
             rev = under[~still]
             a_rev = float(area[rev].sum())
             if a_rev <= 0 or abs(a_rev - A) < 0.03 * A:
                 break
             r *= np.sqrt(A / a_rev)
         gone = lab & (sc < r)
-        still = covered(V, F, pid, under, near & lab & ~gone)
+        still = covered(under, near & lab & ~gone)
         rev = under[~still]
         keep = ~gone
         new_index = np.cumsum(keep) - 1
@@ -428,7 +430,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         while start < len(q) and got < 1.25 * A:
             end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
             chunk = q[start:end]
-            ok = chunk[~covered(V, F, pid, chunk, near & opaque)]
+            ok = chunk[~covered(chunk, near & opaque)]
             parts.append(ok)
             got += float(area[ok].sum())
             start = end
