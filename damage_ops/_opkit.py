@@ -14,7 +14,7 @@ import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .product import FINISH_IDS, Part, Product, ensure_optional, take_faces
+from .product import FINISH_IDS, Part, Product, ensure_optional, normals_areas, take_faces
 from .remesh import grow, on_patch, refine_once  # noqa: F401  (grow: used by the ops)
 
 
@@ -152,10 +152,7 @@ def ray_first_hit(mesh: trimesh.Trimesh, origin: np.ndarray, direction: np.ndarr
 
 def face_normals_of(mesh: trimesh.Trimesh, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """((k, 3) unit normals, (k,) areas m^2) of the faces with indices ``faces``."""
-    T = np.asarray(mesh.vertices)[np.asarray(mesh.faces)[faces]]
-    c = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])
-    a = np.linalg.norm(c, axis=1)
-    return c / np.where(a > 0, a, 1.0)[:, None], 0.5 * a
+    return normals_areas(np.asarray(mesh.vertices), np.asarray(mesh.faces)[np.atleast_1d(faces)])
 
 
 def paint(mesh: trimesh.Trimesh, faces: np.ndarray, tint, finish: str) -> None:

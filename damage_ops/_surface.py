@@ -13,20 +13,12 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
-from .product import carry_face_geometry, face_geometry  # noqa: F401  (face_geometry: for the ops)
+from .product import carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
 from .remesh import grow, on_patch, refine_once
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, y)
-
-
-def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((n, 3) unit face normals, (n,) face areas m^2) of faces ``F`` over vertices ``V``."""
-    A = V[F[:, 0]]
-    c = np.cross(V[F[:, 1]] - A, V[F[:, 2]] - A)
-    a = np.sqrt(_dot(c, c))
-    return c / np.where(a > 0, a, 1.0)[:, None], 0.5 * a
 
 
 def _edge2(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

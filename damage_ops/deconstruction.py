@@ -146,7 +146,6 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     # faces under the opened flap's footprint that face up just below it: interior
     fn0, _ = face_normals_of(m, my)
     under_side = my[fn0[:, 2] < -0.5]
-    other = ~np.isin(p.part_id, fids)
     tape_ids = part_indices(p, "tape")
     tape_faces = np.flatnonzero(np.isin(p.part_id, tape_ids)) if tape_ids else np.zeros(0, np.int64)
     drop = np.zeros(len(F), bool)

@@ -253,15 +253,25 @@ def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
 GEOMETRY_KEY = "damagesim_face_geometry"
 
 
-def _geometry_of(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
-    c = np.cross(B - A, C - A)
+def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((n, 3) unit face normals, (n,) face areas m^2) of faces ``F`` over vertices
+    ``V``; a zero-area face gets a zero normal."""
+    A = V[F[:, 0]]
+    c = np.cross(V[F[:, 1]] - A, V[F[:, 2]] - A)
     a = np.sqrt(np.einsum("ij,ij->i", c, c))
-    n = c / np.where(a > 0, a, 1.0)[:, None]
-    cen = (A + B + C) / 3.0
-    r2 = np.maximum(np.maximum(np.einsum("ij,ij->i", A - cen, A - cen), np.einsum("ij,ij->i", B - cen, B - cen)),
-                    np.einsum("ij,ij->i", C - cen, C - cen))
-    return n, 0.5 * a, cen, r2
+    return c / np.where(a > 0, a, 1.0)[:, None], 0.5 * a
+
+
+def tri_bounds(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids (n, 3) and squared bounding radii about them (n,) of triangles (n, 3, 3)."""
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    cen = (a + b + c) / 3.0
+    r2 = [np.einsum("ij,ij->i", x - cen, x - cen) for x in (a, b, c)]
+    return cen, np.maximum(np.maximum(r2[0], r2[1]), r2[2])
+
+
+def _geometry_of(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (*normals_areas(V, F), *tri_bounds(V[F]))
 
 
 def _set_geometry(mesh: trimesh.Trimesh, geo) -> None:

@@ -36,8 +36,8 @@ import numpy as np
 import trimesh
 
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
-from .product import FINISH_IDS, Product, concatenate, ensure_optional, take_faces
-from ._surface import face_geometry
+from .product import (FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas, take_faces,
+                      tri_bounds)
 from .remesh import refine_once
 
 OP = "puncture"
@@ -74,13 +74,6 @@ class PunctureParams:
 
 
 # -- small geometry helpers (shared with tear) --------------------------------------
-
-def face_normals(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit face normals (n, 3) and areas (n,) m^2 of faces F (n, 3) over V (v, 3)."""
-    c = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    a = np.linalg.norm(c, axis=1)
-    return c / np.maximum(a, 1e-300)[:, None], 0.5 * a
-
 
 def ray_hits(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, cen: np.ndarray | None = None,
              reach2: np.ndarray | None = None, cen2=None) -> np.ndarray:
@@ -161,14 +154,6 @@ def closest_point_on_triangles(tris: np.ndarray, p: np.ndarray) -> np.ndarray:
     out = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, out)         # vertex b
     out = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, out)          # vertex a
     return out
-
-
-def tri_bounds(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centroids (n, 3) and squared bounding radii (n,) of triangles (n, 3, 3)."""
-    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
-    cen = (a + b + c) / 3.0
-    r2 = [np.einsum("ij,ij->i", x - cen, x - cen) for x in (a, b, c)]
-    return cen, np.maximum(np.maximum(r2[0], r2[1]), r2[2])
 
 
 def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -608,7 +593,6 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
 
     # labels: surface faces inherit from their source triangle, cutter faces from the punctured face
     fa = pm.face_attributes
-    nf = len(NF)
     sfid = np.where(src, fid, 0)
     attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
     PV2, PF2 = np.asarray(pm.vertices), np.asarray(pm.faces)
@@ -619,7 +603,7 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     uv[redo], w = barycentric_uv(T_new[redo], T_src[redo], uv[redo], return_weights=True)
     # manifold3d may re-triangulate beside the cut; a surface face that leaves its
     # source triangle (off its plane or outside its edges) changed geometry
-    nrm, _ = face_normals(PV2, PF2[sfid[redo]])
+    nrm, _ = normals_areas(PV2, PF2[sfid[redo]])
     off = np.abs(np.einsum("ikj,ij->ik", T_new[redo] - T_src[redo][:, :1], nrm)).max(1) > 1e-9
     retri = np.zeros(len(NF), bool)
     retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))

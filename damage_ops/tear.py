@@ -56,9 +56,8 @@ import numpy as np
 import trimesh
 
 from . import puncture as P
-from ._surface import face_geometry
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
-from .product import FINISH_IDS, Product, concatenate, ensure_optional
+from .product import FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas
 
 OP = "tear"
 #: parts a tear can be placed on when ``center`` is None
@@ -353,7 +352,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     same = (T_new == T_src).all((1, 2)) & src
     redo = np.flatnonzero(~same)
     uv[redo], w = P.barycentric_uv(T_new[redo], T_src[redo], uv[redo], return_weights=True)
-    nrm, _ = P.face_normals(PV2, PF2[sfid[redo]])
+    nrm, _ = normals_areas(PV2, PF2[sfid[redo]])
     off = np.abs(np.einsum("ikj,ij->ik", T_new[redo] - T_src[redo][:, :1], nrm)).max(1) > 1e-9
     retri = np.zeros(len(NF), bool)
     retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))
@@ -365,7 +364,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     attrs["uv"] = uv
     attrs["part_id"][cut] = part
     attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
-    cn, _ = P.face_normals(NV, NF[cut])
+    cn, _ = normals_areas(NV, NF[cut])
     floor = np.abs(cn @ n) > 0.7
     attrs["tint"][cut] = base_tint * np.where(floor & (not through), FLOOR_TINT, WALL_TINT)[:, None].astype(np.float32)
     attrs["finish"][cut] = FINISH_IDS["interior"]
@@ -393,7 +392,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     hit_tris = V[F[hit]]
     corner_pts = p + fl2[:, :1] * e1 + fl2[:, 1:] * e2
     # project each corner onto its hit triangle's plane along n for the barycentric weights
-    hn, _ = P.face_normals(V, F[hit])
+    hn, _ = normals_areas(V, F[hit])
     dn = np.einsum("ij,ij->i", hit_tris[:, 0] - corner_pts, hn) / np.maximum(hn @ n, 1e-6)
     on_surf = corner_pts + dn[:, None] * n
     cuv = P.barycentric_uv(on_surf[:, None], hit_tris, np.asarray(mesh.face_attributes["uv"])[hit])[:, 0]
@@ -422,7 +421,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     dist = np.abs((x - ha[0]) * hd[1] - (y - ha[1]) * hd[0])
     on_hinge = (dist[rim] < 2e-5).all(1)
     length_mm = 1e3 * float(np.linalg.norm(NV[rim[~on_hinge, 0]] - NV[rim[~on_hinge, 1]], axis=1).sum())
-    tn, ta = P.face_normals(FV, FF[top])
+    tn, ta = normals_areas(FV, FF[top])
     ft = (tn * ta[:, None]).sum(0)
     opening = float(np.degrees(np.arccos(np.clip(ft @ n / np.linalg.norm(ft), -1.0, 1.0))))
     size = {"length_mm": length_mm, "opening_deg": opening, "depth_mm": 1e3 * depth}
