@@ -76,21 +76,21 @@ class PunctureParams:
 # -- small geometry helpers (shared with tear) --------------------------------------
 
 def ray_hits(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, cen: np.ndarray | None = None,
-             reach2: np.ndarray | None = None, cen2=None) -> np.ndarray:
+             reach2: np.ndarray | None = None, pre=None) -> np.ndarray:
     """Möller-Trumbore: distance along ``direction`` (3,) from ``origin`` (3,) to each
     triangle of tris (n, 3, 3); inf where the ray misses (or hits behind).
     cen (n, 3) / reach2 (n,): optional precomputed centroids and squared
-    centroid-to-corner radii (a cheap prefilter); cen2: :func:`ray_prefilter`
+    centroid-to-corner radii (a cheap prefilter); pre: :func:`ray_prefilter`
     of (cen, reach2), for many rays against the same triangles."""
     if cen is None or reach2 is None:
         cen, reach2 = tri_bounds(tris)
-    if cen2 is None:
+    if pre is None:
         rel = cen - origin
         along = rel @ direction
         dist2 = np.einsum("ij,ij->i", rel, rel)
         reach = np.sqrt(reach2)
     else:  # |cen - o|^2 = |cen|^2 - 2 cen.o + |o|^2, (cen - o).d = cen.d - o.d
-        (cx, cy, cz), cen2, reach = cen2  # see :func:`ray_prefilter`
+        (cx, cy, cz), cen2, reach = pre
         along = cx * direction[0] + cy * direction[1] + cz * direction[2] - origin @ direction
         dist2 = cen2 - 2.0 * (cx * origin[0] + cy * origin[1] + cz * origin[2]) + origin @ origin
     out = np.full(len(tris), np.inf)
@@ -215,7 +215,7 @@ def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas:
     cdf = np.cumsum(areas)
     tris = V[F]
     cen, reach2 = tri_bounds(tris) if bounds is None else bounds
-    cen2 = ray_prefilter(cen, reach2)
+    pre = ray_prefilter(cen, reach2)
     for _ in range(MAX_TRIALS):
         fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
         r1, r2 = rng.random(2)
@@ -224,7 +224,7 @@ def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas:
         n = normals[fi]
         if areas[fi] <= 0:
             continue
-        t = ray_hits(p + n * 1e-6, n, tris, cen, reach2, cen2)
+        t = ray_hits(p + n * 1e-6, n, tris, cen, reach2, pre)
         t[fi] = np.inf
         if np.isfinite(t).any():
             continue  # covered by another part (a flap over the body, a label over a bottle)

@@ -218,7 +218,7 @@ class _Site:
         self.pts, self.hits, self.heights = pts, hits, heights
 
 
-def _probe(V, F, normals, cen, rad, pid, part, p, n, e1, e2, pts2, lift, coarse=False):
+def _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, pts2, lift, coarse=False):
     """Cast rays along -n from ``lift`` m above the tongue outline (and a few
     interior points) onto the product. The tongue fits when every ray first hits
     the same part, within a few mm of the tangent plane, on a face tilted less
@@ -231,11 +231,8 @@ def _probe(V, F, normals, cen, rad, pid, part, p, n, e1, e2, pts2, lift, coarse=
     else:
         q2 = np.concatenate([pts2, 0.5 * pts2[::3], 0.2 * pts2[::7], np.zeros((1, 2))])
     r = float(np.linalg.norm(pts2, axis=1).max())
-    if isinstance(cen, tuple):  # (centroids, their columns): the columns make h cheap
-        cen, (cx, cy, cz) = cen
-        h = cx * n[0] + cy * n[1] + cz * n[2] - p @ n
-    else:
-        h = (cen - p) @ n
+    cx, cy, cz = cols  # the centroids' columns: the height needs no (n, 3) temporary
+    h = cx * n[0] + cy * n[1] + cz * n[2] - p @ n
     slab = np.flatnonzero((h > -lift - rad) & (h < lift + rad))  # cheap test first
     rs = cen[slab] - p
     lat = np.sqrt(np.maximum(np.einsum("ij,ij->i", rs, rs) - h[slab] ** 2, 0.0))
@@ -271,7 +268,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     F = np.asarray(mesh.faces)
     pid = np.asarray(mesh.face_attributes["part_id"])
     normals, areas, cen, rad2 = face_geometry(product.mesh)  # same faces as the copy; cached
-    cen_cols = (cen, tuple(np.ascontiguousarray(cen.T)))  # for the many probes
+    cols = tuple(np.ascontiguousarray(cen.T))  # for the many probes
     L = params.length_mm / 1e3
     pts0, k_rip = tongue(rng, L)
     rad = np.sqrt(rad2)
@@ -283,9 +280,9 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
             a = rng.uniform(0, 2 * np.pi)
             c, s = np.cos(a), np.sin(a)
             u, v = c * e1 + s * e2, -s * e1 + c * e2
-            if not _probe(V, F, normals, cen_cols, rad, pid, int(pid[f]), q, nq, u, v, pts0, lift, coarse=True)[0]:
+            if not _probe(V, F, normals, cen, cols, rad, pid, int(pid[f]), q, nq, u, v, pts0, lift, coarse=True)[0]:
                 continue
-            ok, hit, hts = _probe(V, F, normals, cen_cols, rad, pid, int(pid[f]), q, nq, u, v, pts0, lift)
+            ok, hit, hts = _probe(V, F, normals, cen, cols, rad, pid, int(pid[f]), q, nq, u, v, pts0, lift)
             if ok:
                 return _Site(f, q, nq, u, v, pts0, hit, hts)
         return None
@@ -319,7 +316,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     path3 = p + up[:, :1] * e1 + up[:, 1:] * e2 + site.heights[: k_rip + 1, None] * n
     scale = L / np.linalg.norm(np.diff(path3, axis=0), axis=1).sum()
     pts2 = site.pts * scale
-    ok, hit, heights = _probe(V, F, normals, cen_cols, rad, pid, part, p, n, e1, e2, pts2, lift)
+    ok, hit, heights = _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, pts2, lift)
     if not ok:
         pts2, hit, heights = site.pts, site.hits, site.heights
 
