@@ -6,7 +6,6 @@ Everything works on the labelled trimesh of a :class:`~damage_ops.product.Produc
 """
 from __future__ import annotations
 
-import inspect
 from typing import Callable
 
 import numpy as np
@@ -15,7 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .product import FINISH_IDS, Part, Product, ensure_optional, normals_areas, take_faces
-from .remesh import grow, on_patch, refine_once  # noqa: F401  (grow: used by the ops)
+from .remesh import grow, on_patch, refine_levels  # noqa: F401  (grow: used by the ops)
 
 
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
@@ -71,48 +70,8 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh], np.n
     by_area: measure a face by sqrt(2 * area) instead of its longest edge, so
     long slivers (fan caps) are not split into hundreds of needles."""
     if patch is None:
-        return _refine_levels(mesh, select, max_edge_m, max_levels, by_area)
-    return on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, by_area))
-
-
-def _takes_faces(select) -> bool:
-    """Whether ``select`` accepts ``(mesh, faces)`` (else it is ``select(mesh)``)."""
-    try:
-        return len(inspect.signature(select).parameters) >= 2
-    except (TypeError, ValueError):
-        return False
-
-
-def _refine_levels(mesh, select, max_edge_m, max_levels, by_area=False):
-    total = np.arange(len(mesh.faces))
-    # a face measuring <= max_edge_m has children that do too (halves, or a median
-    # no longer than its longer sides; areas only shrink): it leaves ``live``, so
-    # each pass measures and selects only the faces still too big
-    live = np.ones(len(mesh.faces), bool)
-    with_faces = _takes_faces(select)
-    for _ in range(max_levels):
-        idx = np.flatnonzero(live)
-        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
-        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
-        if by_area:
-            cr = np.cross(B - A, C - A)
-            el2 = np.sqrt(np.einsum("ij,ij->i", cr, cr))
-        else:
-            el2 = np.maximum(np.maximum(np.einsum("ij,ij->i", B - A, B - A), np.einsum("ij,ij->i", C - B, C - B)),
-                             np.einsum("ij,ij->i", A - C, A - C))
-        big = el2 > max_edge_m ** 2
-        live[idx[~big]] = False
-        idx = idx[big]
-        if len(idx) == 0:
-            break
-        todo = np.zeros(len(mesh.faces), bool)
-        todo[idx[select(mesh, idx) if with_faces else select(mesh)[idx]]] = True
-        if not todo.any():
-            break
-        mesh, nfo = refine_once(mesh, todo)
-        total = total[nfo]
-        live = live[nfo]
-    return mesh, total
+        return refine_levels(mesh, select, max_edge_m, max_levels, by_area=by_area)
+    return on_patch(mesh, patch, lambda sub, idx: refine_levels(sub, select, max_edge_m, max_levels, by_area=by_area))
 
 
 def drop_faces(mesh: trimesh.Trimesh, keep: np.ndarray) -> trimesh.Trimesh:

@@ -14,7 +14,7 @@ import trimesh
 from scipy.ndimage import map_coordinates
 
 from .product import carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
-from .remesh import grow, on_patch, refine_once
+from .remesh import grow, on_patch, refine_levels
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -59,43 +59,17 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.nd
     input's (pointless when the caller moves vertices next). Returns (mesh,
     (n_new,) new_from_old)."""
     if candidates is None:
-        return _refine_levels(mesh, select, max_edge_m, max_levels, np.ones(len(mesh.faces), bool))
+        return refine_levels(mesh, select, max_edge_m, max_levels, slivers=True, drop_unselected=True)
     cand = np.asarray(candidates, bool)
     if not cand.any():
         return mesh, np.arange(len(mesh.faces))
     # refine on a patch (the candidates and 3 rings) so the cost follows the region
     patch = grow(np.asarray(mesh.faces), cand, len(mesh.vertices), 3)
-    out, nfo = on_patch(mesh, patch, lambda sub, idx: _refine_levels(sub, select, max_edge_m, max_levels, cand[idx]))
+    out, nfo = on_patch(mesh, patch, lambda sub, idx: refine_levels(sub, select, max_edge_m, max_levels, cand[idx],
+                                                                    slivers=True, drop_unselected=True))
     if keep_geometry:  # the caller reads the refined mesh's face geometry next
         carry_face_geometry(mesh, out, nfo)
     return out, nfo
-
-
-def _refine_levels(mesh, select, max_edge_m, max_levels, cand):
-    cand = cand.copy()
-    total = np.arange(len(mesh.faces))
-    for _ in range(max_levels):
-        idx = np.flatnonzero(cand)
-        if len(idx) == 0:
-            break
-        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        e0, e1, e2 = _edge2(V, F[idx])
-        ok = (np.maximum(np.maximum(e0, e1), e2) > max_edge_m ** 2) & (np.minimum(np.minimum(e0, e1), e2) > (0.25 * max_edge_m) ** 2)
-        if not ok.any():
-            break
-        ok[ok] = select(mesh, idx[ok])
-        if not ok.any():
-            break
-        # a face short enough, a sliver or outside the region now has children that
-        # are too (no longer edges, a region that is a fixed set of points): they
-        # leave the candidates, so each pass costs ~ the refining front
-        cand[idx[~ok]] = False
-        todo = np.zeros(len(F), bool)
-        todo[idx[ok]] = True
-        mesh, nfo = refine_once(mesh, todo)
-        total = total[nfo]
-        cand = cand[nfo]
-    return mesh, total
 
 
 def _mt(T: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ index map, and face-corner ``uv`` is interpolated at the edge midpoints.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import trimesh
 
@@ -187,4 +189,62 @@ def refine(mesh: trimesh.Trimesh, face_mask: np.ndarray, max_edge_m: float, max_
         mesh, nfo = refine_once(mesh, todo)
         total = total[nfo]
         mask = region(mesh.triangles_center) if region is not None else mask[nfo]
+    return mesh, total
+
+
+def _takes_faces(select) -> bool:
+    """Whether ``select`` accepts ``(mesh, faces)`` (else it is ``select(mesh)``)."""
+    try:
+        return len(inspect.signature(select).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
+def refine_levels(mesh: trimesh.Trimesh, select, max_edge_m: float, max_levels: int, live: np.ndarray | None = None,
+                  by_area: bool = False, slivers: bool = False,
+                  drop_unselected: bool = False) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Red-green passes (:func:`refine_once`) over the faces that are too big and
+    that ``select`` marks, re-evaluated each pass, until none is left or
+    ``max_levels`` passes ran. Returns (mesh, new_from_old).
+
+    select: ``select(mesh, faces) -> (k,) bool`` for the face indices ``faces``,
+    or ``select(mesh) -> (n,) bool``. Too big: longest edge above ``max_edge_m``,
+    or with ``by_area`` sqrt(2 x area) above it (long fan slivers are not split
+    into needles). live: (n,) bool, the faces that may be refined (default all);
+    their children inherit it. A face no longer too big leaves ``live`` for good
+    (a child is never longer than its parent: halves, or a median no longer than
+    the longer sides; areas only shrink), so a pass costs ~ the refining front.
+    slivers: a face whose shortest edge is below max_edge_m / 4 leaves too (red
+    splits halve every edge: it would multiply without getting less thin).
+    drop_unselected: a face ``select`` rejects leaves too (for regions that are a
+    fixed set of points: a child lies inside its parent)."""
+    total = np.arange(len(mesh.faces))
+    live = np.ones(len(mesh.faces), bool) if live is None else np.array(live, bool)
+    with_faces = _takes_faces(select)
+    for _ in range(max_levels):
+        idx = np.flatnonzero(live)
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
+        A, B, C = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+        if by_area:
+            cr = np.cross(B - A, C - A)
+            big = np.sqrt(np.einsum("ij,ij->i", cr, cr)) > max_edge_m ** 2
+        else:
+            e0, e1, e2 = (np.einsum("ij,ij->i", x, x) for x in (B - A, C - B, A - C))
+            big = np.maximum(np.maximum(e0, e1), e2) > max_edge_m ** 2
+            if slivers:
+                big &= np.minimum(np.minimum(e0, e1), e2) > (0.25 * max_edge_m) ** 2
+        live[idx[~big]] = False
+        idx = idx[big]
+        if len(idx) == 0:
+            break
+        sel = np.asarray(select(mesh, idx) if with_faces else select(mesh)[idx], bool)
+        if drop_unselected:
+            live[idx[~sel]] = False
+        if not sel.any():
+            break
+        todo = np.zeros(len(mesh.faces), bool)
+        todo[idx[sel]] = True
+        mesh, nfo = refine_once(mesh, todo)
+        total = total[nfo]
+        live = live[nfo]
     return mesh, total

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from damage_ops import _surface as S
 from damage_ops._surface import refine_where
-from damage_ops.remesh import on_patch, refine_once
+from damage_ops.remesh import on_patch, refine_levels, refine_once
 from tests._op_checks import product
 
 KINDS = ("carton", "bottle", "multipack", "pouch", "mailer", "blister")
@@ -87,7 +86,7 @@ def test_patch_refinement_equals_whole_mesh(kind, seed, radius, h):
 
     cand = np.linalg.norm(m.triangles_center - c, axis=1) < radius + 0.002
     local, nfo_l = refine_where(m, select, h, max_levels=4, candidates=cand)
-    whole, nfo_w = S._refine_levels(m, select, h, 4, cand)  # the same passes over every face
+    whole, nfo_w = refine_levels(m, select, h, 4, cand, slivers=True, drop_unselected=True)  # the same passes, whole mesh
     if len(whole.faces) == len(m.faces):
         assert local is m
         return
@@ -96,7 +95,8 @@ def test_patch_refinement_equals_whole_mesh(kind, seed, radius, h):
     np.testing.assert_array_equal(np.bincount(nfo_l, minlength=len(m.faces)), np.bincount(nfo_w, minlength=len(m.faces)))
     # a patch with no margin: the closure runs past its border, so on_patch must
     # widen it (or fall back to the whole mesh) and still give the same surface
-    tight, nfo_t = on_patch(m, cand, lambda sub, idx: S._refine_levels(sub, select, h, 4, cand[idx]))
+    tight, nfo_t = on_patch(m, cand, lambda sub, idx: refine_levels(sub, select, h, 4, cand[idx], slivers=True,
+                                                                   drop_unselected=True))
     np.testing.assert_array_equal(_tri_key(tight), _tri_key(whole))
     np.testing.assert_array_equal(np.bincount(nfo_t, minlength=len(m.faces)), np.bincount(nfo_w, minlength=len(m.faces)))
 
