@@ -7,7 +7,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One CPU thread: on a shared 2-core machine OpenMP workers spin while
+    descheduled (2 threads measured ~100x slower per step); restored after.
+    Autouse in every test module that imports it."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def draw(rng: np.random.Generator, damaged: bool, h: int = 48, w: int = 64):

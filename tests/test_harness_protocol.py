@@ -9,18 +9,8 @@ import pytest
 from harness.data import load_real, load_synthetic
 from harness.protocol import (StudyConfig, budget_order, parse_budgets, resolve_budgets, run_study,
                               stratified_split)
-from _harness_helpers import fake_real, fake_synthetic
+from _harness_helpers import fake_real, fake_synthetic, one_torch_thread  # noqa: F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One CPU thread: on a shared 2-core machine OpenMP workers spin while
-    descheduled (2 threads measured ~100x slower per step); restored after."""
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class SpyTrainer:

@@ -7,18 +7,8 @@ torch = pytest.importorskip("torch")
 
 from harness.data import load_synthetic  # noqa: E402
 from harness.train import TrainConfig, new_model, predict, train  # noqa: E402
-from _harness_helpers import fake_synthetic  # noqa: E402
+from _harness_helpers import fake_synthetic, one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One CPU thread: on a shared 2-core machine OpenMP workers spin while
-    descheduled (2 threads measured ~100x slower per step); restored after."""
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
