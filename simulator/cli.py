@@ -1,6 +1,8 @@
 """The ``damagesim`` command line."""
 from __future__ import annotations
 
+import importlib
+
 import sys
 from pathlib import Path
 
@@ -159,6 +161,15 @@ def export() -> None:
     reference sets, or WebDataset shards."""
 
 
+def _call(module: str, name: str, *args, **kwargs):
+    """``simulator.<module>.<name>(*args, **kwargs)``, imported only when the
+    command runs (the CLI starts fast); a DamagesimError exits as documented."""
+    try:
+        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+    except DamagesimError as e:
+        _fail(e)
+
+
 @export.command("mvtec")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder.")
@@ -169,12 +180,7 @@ def export() -> None:
 def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
     """anomalib/MVTec layout: <group>/train/good, <group>/test/<category>,
     <group>/ground_truth/<category>/*_mask.png."""
-    try:
-        from .exports import export_mvtec as run
-
-        summary = run(dataset, out_dir, by=by, test_fraction=test_fraction)
-    except DamagesimError as e:
-        _fail(e)
+    summary = _call("exports", "export_mvtec", dataset, out_dir, by=by, test_fraction=test_fraction)
     click.echo(f"wrote {out_dir}: {summary}")
 
 
@@ -184,12 +190,7 @@ def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
 def export_kaputt(dataset, out_dir) -> None:
     """Kaputt-style query + reference set with manifest.json (query id, reference
     ids, category labels, severity)."""
-    try:
-        from .exports import export_kaputt as run
-
-        summary = run(dataset, out_dir)
-    except DamagesimError as e:
-        _fail(e)
+    summary = _call("exports", "export_kaputt", dataset, out_dir)
     click.echo(f"wrote {out_dir}: {summary}")
 
 
@@ -199,12 +200,7 @@ def export_kaputt(dataset, out_dir) -> None:
 @click.option("--shard-size", default=256, show_default=True, type=int, help="Captures per shard.")
 def export_shards_cmd(dataset, out_dir, shard_size) -> None:
     """Pack the capture folders of DATASET into WebDataset tar shards + index.json."""
-    try:
-        from .shards import export_shards
-
-        index = export_shards(dataset, out_dir, shard_size)
-    except DamagesimError as e:
-        _fail(e)
+    index = _call("shards", "export_shards", dataset, out_dir, shard_size)
     click.echo(f"wrote {out_dir}: {len(index['shards'])} shards, {index['samples']} samples")
 
 
