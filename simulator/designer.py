@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw, ImageFont
 from damage_ops.taxonomy import CATEGORIES, SEVERITIES
 
 from .conventions import intrinsics_matrix, look_at, project
-from .errors import ConfigError, DamagesimError, PlacementError
+from .errors import ConfigError, PlacementError
 from .noise_models import camera_model, camera_sigma_z
 from .rig import BoothRig, Camera
 
@@ -506,6 +506,17 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+def _percent_frame(d: ImageDraw.ImageDraw, box: tuple, title: str, font, small) -> None:
+    """Title, plot frame and 0-100% horizontal grid of a panel; box = (L, R, T, B) px."""
+    L, R, T, B = box
+    d.text((L, 8), title, fill="black", font=font)
+    d.rectangle([L, T, R, B], outline=(80, 80, 80))
+    for i in range(0, 11, 2):
+        y = B - (B - T) * i / 10
+        d.line([L, y, R, y], fill=(225, 225, 225))
+        d.text((L - 34, y - 6), f"{i * 10}%", fill="black", font=small)
+
+
 def _coverage_panel(r: dict[str, Any], W: int = 560, H: int = 380) -> Image.Image:
     im = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(im)
@@ -513,12 +524,7 @@ def _coverage_panel(r: dict[str, Any], W: int = 560, H: int = 380) -> Image.Imag
     L, R, T, B = 50, W - 150, 30, H - 40
     xs = r["coverage"]["curve"]["px_per_mm"]
     xmax = xs[-1]
-    d.text((L, 8), f"{r['rig']}: surface coverage vs resolution", fill="black", font=f)
-    d.rectangle([L, T, R, B], outline=(80, 80, 80))
-    for i in range(0, 11, 2):
-        y = B - (B - T) * i / 10
-        d.line([L, y, R, y], fill=(225, 225, 225))
-        d.text((L - 34, y - 6), f"{i * 10}%", fill="black", font=fs)
+    _percent_frame(d, (L, R, T, B), f"{r['rig']}: surface coverage vs resolution", f, fs)
     for x in range(0, int(xmax) + 1):
         px = L + (R - L) * x / xmax
         d.line([px, T, px, B], fill=(225, 225, 225))
@@ -543,12 +549,7 @@ def _detect_panel(r: dict[str, Any], W: int = 560, H: int = 380) -> Image.Image:
     d = ImageDraw.Draw(im)
     f, fs = _font(14), _font(11)
     L, R, T, B = 50, W - 90, 30, H - 60
-    d.text((L, 8), f"{r['rig']}: damage detectable (by category, all severities)", fill="black", font=f)
-    d.rectangle([L, T, R, B], outline=(80, 80, 80))
-    for i in range(0, 11, 2):
-        y = B - (B - T) * i / 10
-        d.line([L, y, R, y], fill=(225, 225, 225))
-        d.text((L - 34, y - 6), f"{i * 10}%", fill="black", font=fs)
+    _percent_frame(d, (L, R, T, B), f"{r['rig']}: damage detectable (by category, all severities)", f, fs)
     mets = [("rgb", _COLORS[0]), ("depth", _COLORS[1]), ("any", (60, 60, 60))]
     gw = (R - L) / len(CATEGORIES)
     for i, cat in enumerate(CATEGORIES):
