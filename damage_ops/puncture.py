@@ -38,6 +38,7 @@ import trimesh
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import (FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas, take_faces,
                       tri_bounds)
+from ._surface import tangent_frame
 from .remesh import refine_once
 
 OP = "puncture"
@@ -154,13 +155,6 @@ def closest_point_on_triangles(tris: np.ndarray, p: np.ndarray) -> np.ndarray:
     out = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, out)         # vertex b
     out = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, out)          # vertex a
     return out
-
-
-def tangent_frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
-    e1 = np.cross(n, a)
-    e1 /= np.linalg.norm(e1)
-    return e1, np.cross(n, e1)
 
 
 def compact(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

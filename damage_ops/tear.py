@@ -56,6 +56,7 @@ import numpy as np
 import trimesh
 
 from . import puncture as P
+from ._surface import tangent_frame
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas
 
@@ -275,7 +276,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     lift = 5e-3
 
     def place(f, q, nq):
-        e1, e2 = P.tangent_frame(nq)
+        e1, e2 = tangent_frame(nq)
         for _ in range(ORIENT_TRIES):
             a = rng.uniform(0, 2 * np.pi)
             c, s = np.cos(a), np.sin(a)
