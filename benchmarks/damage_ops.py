@@ -32,7 +32,7 @@ from damage_ops.remesh import refine  # noqa: E402
 from simulator.products import build_product  # noqa: E402
 
 #: op modules, imported if present (other engineers add them concurrently)
-OP_MODULES = ("crush", "superficial", "puncture", "tear", "spill", "missing", "missing_component", "deconstruction")
+OP_MODULES = ("crush", "superficial", "puncture", "tear", "spill", "missing", "deconstruction")
 
 #: op -> {"minor": params, "major": params}; ops not listed run their defaults for both
 PARAMS: dict[str, dict[str, dict]] = {

@@ -245,12 +245,15 @@ class Product:
 def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
     out = trimesh.Trimesh(vertices=np.array(m.vertices, copy=True), faces=np.array(m.faces, copy=True), process=False)
     out.face_attributes = {k: np.array(v, copy=True) for k, v in m.face_attributes.items()}
-    if GEOMETRY_KEY in m._cache:  # same vertices and faces: the read-only geometry carries over
-        out._cache[GEOMETRY_KEY] = m._cache[GEOMETRY_KEY]
+    for key in (GEOMETRY_KEY, GRID_KEY):  # same vertices and faces: read-only geometry carries over
+        if m._cache[key] is not None:
+            out._cache[key] = m._cache[key]
     return out
 
 
 GEOMETRY_KEY = "damagesim_face_geometry"
+#: the cached :class:`damage_ops.spatial.FaceGrid` of a mesh
+GRID_KEY = "damagesim_face_grid"
 
 
 def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

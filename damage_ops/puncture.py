@@ -39,6 +39,7 @@ from .base import check_face_index, ParamError, add_damage, check_range, params_
 from .product import (FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas, take_faces,
                       tri_bounds)
 from ._surface import tangent_frame
+from .spatial import face_grid
 from .remesh import refine_once
 
 OP = "puncture"
@@ -201,25 +202,33 @@ def barycentric_uv(P: np.ndarray, tri: np.ndarray, uv: np.ndarray, return_weight
 
 def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
                        rng: np.random.Generator, fits, op: str, what: str,
-                       bounds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+                       bounds: tuple[np.ndarray, np.ndarray] | None = None, grid=None) -> tuple[int, np.ndarray, np.ndarray]:
     """An area-weighted random surface point that is exposed (a ray along its
     normal leaves the product) and accepted by ``fits(face, point, normal)``.
     Returns (face index, point (3,) m, unit normal (3,)); raises ParamError after
-    MAX_TRIALS tries. bounds: :func:`tri_bounds` of (V, F) if the caller has them."""
+    MAX_TRIALS tries. bounds: :func:`tri_bounds` of (V, F) if the caller has them;
+    grid: the :class:`damage_ops.spatial.FaceGrid` of (V, F), which narrows each
+    ray test to the faces near the ray."""
     cdf = np.cumsum(areas)
-    tris = V[F]
-    cen, reach2 = tri_bounds(tris) if bounds is None else bounds
-    pre = ray_prefilter(cen, reach2)
+    cen, reach2 = tri_bounds(V[F]) if bounds is None else bounds
+    pre = ray_prefilter(cen, reach2) if grid is None else None
     for _ in range(MAX_TRIALS):
         fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
         r1, r2 = rng.random(2)
         s = np.sqrt(r1)
-        p = tris[fi, 0] * (1 - s) + tris[fi, 1] * (s * (1 - r2)) + tris[fi, 2] * (s * r2)
+        tri = V[F[fi]]
+        p = tri[0] * (1 - s) + tri[1] * (s * (1 - r2)) + tri[2] * (s * r2)
         n = normals[fi]
         if areas[fi] <= 0:
             continue
-        t = ray_hits(p + n * 1e-6, n, tris, cen, reach2, pre)
-        t[fi] = np.inf
+        o = p + n * 1e-6
+        if grid is None:
+            t = ray_hits(o, n, V[F], cen, reach2, pre)
+            t[fi] = np.inf
+        else:
+            near = grid.ray(o, n)
+            near = near[near != fi]
+            t = ray_hits(o, n, V[F[near]], cen[near], reach2[near])
         if np.isfinite(t).any():
             continue  # covered by another part (a flap over the body, a label over a bottle)
         if fits(fi, p, n):
@@ -247,32 +256,39 @@ def local_flat(V: np.ndarray, F: np.ndarray, normals: np.ndarray, p: np.ndarray,
 
 
 def refine_near(mesh: trimesh.Trimesh, p: np.ndarray, radius: float, max_edge: float,
-                max_levels: int = 6) -> trimesh.Trimesh:
+                max_levels: int = 6, near: np.ndarray | None = None) -> tuple[trimesh.Trimesh, np.ndarray | None]:
     """Red-green refine the faces within ``radius`` (m) of p until their edges are
     at most ``max_edge`` (m); labels and uv carried by :func:`refine_once`.
 
     Works on a local patch (the faces near p plus a margin) so the cost does not
     grow with the mesh; falls back to the whole mesh if refinement reached the
-    patch border."""
+    patch border. near: indices of the faces whose bounding ball comes within
+    radius + 2.5 x (largest face bounding radius) of p, a superset, if the
+    caller has them (:meth:`damage_ops.spatial.FaceGrid.ball`); else all faces
+    are measured.
+
+    Returns (mesh, kept): the first len(kept) faces of the result are the input
+    faces ``kept``, unchanged; the faces after them are new. kept is None where
+    the whole mesh was refined (no such split known)."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    tris = V[F]
-    cen = tris.mean(1)
-    reach = np.sqrt(np.einsum("ijk,ijk->ij", tris - cen[:, None], tris - cen[:, None]).max(1))
+    idx = np.arange(len(F)) if near is None else np.asarray(near, np.int64)
+    cen, reach2 = tri_bounds(V[F[idx]])
+    reach = np.sqrt(reach2)
     dist = np.linalg.norm(cen - p, axis=1) - reach
     inner = dist < radius
     if not inner.any():
-        return mesh
+        return mesh, np.arange(len(F))
     margin = 2.5 * float(reach[inner].max())
-    local = np.flatnonzero(dist < radius + margin)
+    local = np.sort(idx[dist < radius + margin])
     used, inv = np.unique(F[local], return_inverse=True)
     sub = take_faces(mesh, local, V[used], inv.reshape(-1, 3))
     before = _boundary_keys(np.asarray(sub.faces))
     sub2 = _refine_all(sub, p, radius, max_edge, max_levels)
     if len(sub2.faces) == len(sub.faces):
-        return mesh
+        return mesh, np.arange(len(F))
     SF = np.asarray(sub2.faces)
     if not np.array_equal(before, _boundary_keys(SF[:, :], n_old=len(used))):
-        return _refine_all(mesh, p, radius, max_edge, max_levels)
+        return _refine_all(mesh, p, radius, max_edge, max_levels), None
     nu = len(used)
     vmap = np.concatenate([used, len(V) + np.arange(len(sub2.vertices) - nu)])
     keep = np.ones(len(F), bool)
@@ -283,7 +299,7 @@ def refine_near(mesh: trimesh.Trimesh, p: np.ndarray, radius: float, max_edge: f
     out = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
     out.face_attributes = {k: np.concatenate([np.asarray(v)[keep], np.asarray(sub2.face_attributes[k])])
                            for k, v in mesh.face_attributes.items()}
-    return out
+    return out, keep
 
 
 def _boundary_keys(F: np.ndarray, n_old: int | None = None) -> np.ndarray:
@@ -390,32 +406,210 @@ def _to_manifold(V: np.ndarray, F: np.ndarray, run_id: int):
     return mf.Manifold(mesh)
 
 
-def boolean_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray):
+def boolean_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray, n: np.ndarray | None = None,
+                       origin: np.ndarray | None = None, candidates=None, clear_above: bool = False):
     """part minus the closed cutter (CV, CF) with manifold3d.
+
+    n (3,), origin (3,): the cut's frame, the outward direction the cutter is
+    pushed in against and a point of the cut (on the surface) from which a ray
+    along n leaves ``part`` near the cutter. With them the boolean runs on a
+    closed local patch (:func:`_local_difference`: the result is the same, the
+    cost follows the patch, not the part); without them, or where no patch can
+    be closed safely, on the whole part. candidates: ``candidates(c, r)`` ->
+    indices of a superset of the faces whose bounding ball comes within r of
+    c (or None: all faces), so finding the patch costs ~ the patch;
+    clear_above: the caller knows the ray from ``origin`` along n meets no
+    face of ``part``.
 
     Returns (V (v, 3), F (n, 3), src (n,) bool: face comes from ``part``,
     fid (n,) index of the source triangle in part or in the cutter)."""
+    if n is not None and origin is not None:
+        res = _local_difference(part, CV, CF, np.asarray(n, float), np.asarray(origin, float), candidates,
+                                clear_above)
+        if res is not None:
+            return res
+    V = np.asarray(part.vertices)
+    return _difference(V, np.asarray(part.faces), CV, CF)
+
+
+def _difference(V: np.ndarray, F: np.ndarray, CV: np.ndarray, CF: np.ndarray):
+    """(V, F) minus the cutter (CV, CF), both closed, with manifold3d; slivers
+    collapsed onto the input's own vertices where they have one, needles split.
+    Returns (V', F', src, fid) as :func:`boolean_difference`."""
     import manifold3d as mf
 
     ida = mf.Manifold.reserve_ids(2)
-    A = _to_manifold(part.vertices, part.faces, ida)
+    A = _to_manifold(V, F, ida)
     B = _to_manifold(CV, CF, ida + 1)
     if A.is_empty() or B.is_empty():
         raise RuntimeError(f"{OP}: manifold3d rejected the part or the cutter ({A.status()}, {B.status()})")
     out = (A - B).to_mesh64()
-    V = np.asarray(out.vert_properties)[:, :3].astype(np.float64)
-    F = np.asarray(out.tri_verts).astype(np.int64)
+    NV = np.asarray(out.vert_properties)[:, :3].astype(np.float64)
+    NF = np.asarray(out.tri_verts).astype(np.int64)
     fid = np.asarray(out.face_id).astype(np.int64)
     run_index = np.asarray(out.run_index).astype(np.int64) // 3
     run_id = np.asarray(out.run_original_id)
-    tri_run = np.searchsorted(run_index, np.arange(len(F)), side="right") - 1
+    tri_run = np.searchsorted(run_index, np.arange(len(NF)), side="right") - 1
     src = run_id[tri_run] == ida
     # the cut can leave sub-micron triangles where a cutter edge passes a mesh vertex
-    F, keep = collapse_short_edges(V, F, SLIVER_M, prefer=np.arange(len(part.vertices)))
+    NF, keep = collapse_short_edges(NV, NF, SLIVER_M, prefer=np.flatnonzero(_match_rows(V, NV) >= 0))
     src, fid = src[keep], fid[keep]
     # ... and zero-area needles (a vertex on the opposite edge): split them away
-    F, new_from_old = split_needles(V, F)
-    return V, F, src[new_from_old], fid[new_from_old]
+    NF, new_from_old = split_needles(NV, NF)
+    return NV, NF, src[new_from_old], fid[new_from_old]
+
+
+def _local_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray, n: np.ndarray, origin: np.ndarray,
+                      candidates=None, clear_above: bool = False):
+    """:func:`boolean_difference` on a closed local patch, or None where the
+    patch cannot be closed safely (the caller then cuts the whole part).
+
+    The cutter lies in a cylinder Z along n (axis through the middle of its
+    footprint, radius r, depths [d0, d1] below ``origin``). The patch P is
+    every face of the part that may reach into Z; each of its border loops is
+    closed by a fan to an apex on the axis, deep enough that no fan triangle
+    enters Z. Winding numbers then agree on Z: part - (P + fans) is the closed
+    surface (rest of the part) + (fans reversed), which misses Z, so its
+    winding number is one constant on Z; a ray from the top of Z along n that
+    crosses none of it shows the constant is 0. The cutter lies in Z, so
+    (P + fans) - cutter, fans dropped, is exactly the cut part's patch. Checks
+    after the cut: the fans came back whole and the patch border is unchanged.
+
+    candidates (see :func:`boolean_difference`) must hold every face that
+    reaches into Z: a face left out is caught where the gap it leaves has its
+    border inside Z (no fan can close it), not where the gap is wider than Z."""
+    V, F = np.asarray(part.vertices), np.asarray(part.faces)
+    cd = -((CV - origin) @ n)
+    d0, d1 = float(cd.min()), float(cd.max())
+    lat = (CV - origin) + cd[:, None] * n
+    c0 = 0.5 * (lat.min(0) + lat.max(0))
+    c0 = c0 - (c0 @ n) * n
+    r = float(np.linalg.norm(lat - c0, axis=1).max())
+    a0 = origin + c0                                   # the axis of Z passes here
+    # the patch: faces that reach into this cylinder, a little wider and deeper than Z
+    R, lo, hi = 1.05 * r + 2e-4, d0 - 2e-4, d1 + 2e-4
+    idx = None if candidates is None else candidates(a0 - 0.5 * (lo + hi) * n, float(np.hypot(R, 0.5 * (hi - lo))))
+    idx = np.arange(len(F)) if idx is None else np.asarray(idx, np.int64)
+    cen, r2 = tri_bounds(V[F[idx]])
+    rad = np.sqrt(r2)
+    rel = cen - a0
+    fd = -(rel @ n)
+    fl = np.linalg.norm(rel + fd[:, None] * n, axis=1)
+    sel = np.zeros(len(F), bool)
+    sel[idx[(fl - rad < R) & (fd + rad > lo) & (fd - rad < hi)]] = True
+    for _ in range(4):
+        if sel.all() or not sel.any():
+            return None
+        psel = np.flatnonzero(sel)
+        used = np.zeros(len(V), bool)
+        used[F[psel].ravel()] = True
+        gidx = np.flatnonzero(used)                    # local vertex -> part vertex
+        loc = np.cumsum(used) - 1
+        PF = loc[F[psel]]
+        nv = len(gidx)
+        # border: directed edges whose reverse is not in P; it must form simple loops
+        e = np.concatenate([PF[:, [0, 1]], PF[:, [1, 2]], PF[:, [2, 0]]])
+        key = e[:, 0] * nv + e[:, 1]
+        border = e[~np.isin(e[:, 1] * nv + e[:, 0], key)]
+        pinch = np.flatnonzero(np.bincount(border[:, 0], minlength=nv) > 1)
+        if len(pinch) == 0:
+            break
+        # P touches itself at these vertices: take in all their faces
+        at = np.zeros(len(V), bool)
+        at[gidx[pinch]] = True
+        sel = sel | at[F].any(1)
+    else:
+        return None
+    LV = V[gidx]
+    if len(border):
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        nl, lab = connected_components(coo_matrix((np.ones(len(border)), (border[:, 0], border[:, 1])),
+                                                  shape=(nv, nv)), directed=True, connection="weak")
+        loop = lab[border[:, 0]]
+        _, loop = np.unique(loop, return_inverse=True)
+        # fans to an apex on the axis at depth L: a fan point s*b + (1-s)*apex is
+        # s*|b_lat| >= s*m from the axis, so inside Z only for s <= r/m, where it
+        # lies deeper than d1 once L is large enough
+        bu, bv = LV[border[:, 0]] - a0, LV[border[:, 1]] - a0
+        du, dv = -(bu @ n), -(bv @ n)
+        lu, lv = bu + du[:, None] * n, bv + dv[:, None] * n
+        seg = lv - lu
+        t = np.clip(-np.einsum("ij,ij->i", lu, seg) / np.maximum(np.einsum("ij,ij->i", seg, seg), 1e-30), 0, 1)
+        m = np.linalg.norm(lu + t[:, None] * seg, axis=1)
+        md = np.minimum(du, dv)
+        deep = md > d1 + 1e-5
+        side = ~deep
+        if side.any():
+            if (m[side] < 1.02 * r).any():
+                return None
+            rho = r / m[side]
+            L = float(((d1 + rho * np.maximum(-md[side], 0.0) + 1e-4) / (1.0 - rho)).max())
+        else:
+            L = 0.0
+        L = max(L, d1 + 2.0 * r, d1 + 1e-3)
+        nloops = int(loop.max()) + 1
+        apex = a0 - (L * (1.0 + 0.05 * np.arange(nloops)))[:, None] * n
+        fans = np.stack([border[:, 1], border[:, 0], nv + loop], 1)
+        LV = np.concatenate([LV, apex])
+    else:
+        fans = np.zeros((0, 3), np.int64)
+    # the ray from the top of Z along n must cross neither the rest of the part nor a fan
+    q = origin - (d0 + 1e-5) * n
+    if d0 > 0 or (not clear_above and np.isfinite(ray_hits(q, n, V[F[~sel]])).any()):
+        return None
+    if len(fans) and np.isfinite(ray_hits(q, n, LV[fans])).any():
+        return None
+    nP = len(PF)
+    try:
+        OV, OF, src, fid = _difference(LV, np.concatenate([PF, fans]), CV, CF)
+    except RuntimeError:
+        return None
+    is_fan = src & (fid >= nP)
+    if int(is_fan.sum()) != len(fans):
+        return None                                    # a fan was cut: the patch was not closed safely
+    if normals_areas(OV, OF)[1].min() < NEEDLE_AREA_M2:
+        return None  # a needle split_needles could not undo here: the whole part's triangulation differs
+    keep = ~is_fan
+    OF, src, fid = OF[keep], src[keep], fid[keep]
+    # output vertices identical to a patch vertex keep its index in the part
+    vmap = _match_rows(LV[:nv], OV)
+    hit = vmap >= 0
+    newv = np.zeros(len(OV), bool)
+    newv[np.unique(OF)] = True
+    newv &= ~hit
+    vmap = np.where(hit, gidx[np.maximum(vmap, 0)], -1)
+    vmap[newv] = len(V) + np.arange(int(newv.sum()))
+    GF = vmap[OF]
+    if (GF < 0).any():
+        return None
+    # the cut patch has exactly the patch's border
+    gb = gidx[border]
+    ge = np.concatenate([GF[:, [0, 1]], GF[:, [1, 2]], GF[:, [2, 0]]])
+    nvg = len(V) + int(newv.sum())
+    gk = ge[:, 0] * nvg + ge[:, 1]
+    ob = np.sort(gk[~np.isin(ge[:, 1] * nvg + ge[:, 0], gk)])
+    if not np.array_equal(ob, np.sort(gb[:, 0] * nvg + gb[:, 1])):
+        return None
+    rest = np.flatnonzero(~sel)
+    NV = np.concatenate([V, OV[newv]])
+    NF = np.concatenate([F[rest], GF])
+    fid = np.where(src, psel[np.where(src, fid, 0)], fid)
+    return NV, NF, np.concatenate([np.ones(len(rest), bool), src]), np.concatenate([rest, fid])
+
+
+def _match_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """For each row of B (m, 3) the index of a bit-identical row of A (n, 3), or -1."""
+    def h(X):
+        k = np.ascontiguousarray(X, np.float64).view(np.uint64)
+        return (k[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (k[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)) ^ k[:, 2]
+    ha, hb = h(A), h(B)
+    order = np.argsort(ha, kind="stable")
+    pos = np.minimum(np.searchsorted(ha[order], hb), len(A) - 1)
+    cand = order[pos]
+    ok = (ha[cand] == hb) & (A[cand] == B).all(1)
+    return np.where(ok, cand, -1)
 
 
 NEEDLE_AREA_M2 = 1e-12
@@ -531,6 +725,7 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     r_max = float(radii.max())
     width = 0.8 * r_eq + 1e-3           # falloff width of the pushed-in rim (m)
     reach = r_max + width
+    grid = face_grid(product.mesh)
 
     if params.center is not None:
         fi = int(params.center)
@@ -539,25 +734,24 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         p = V[F[fi]].mean(0)
         n = normals[fi]
     else:
-        bounds = (cen, reach2)
-
-        per_part = {}  # part -> its faces, normals and bounds (sliced once, not per try)
-
         def fits(f, q, nq):
-            if pid[f] not in per_part:
-                sel = np.flatnonzero(pid == pid[f])
-                per_part[pid[f]] = (F[sel], normals[sel], (bounds[0][sel], bounds[1][sel]))
-            Fs, Ns, Bs = per_part[pid[f]]
-            return local_flat(V, Fs, Ns, q, nq, reach, bounds=Bs)
+            near = grid.ball(q, reach)
+            near = near[pid[near] == pid[f]]
+            return local_flat(V, F[near], normals[near], q, nq, reach, bounds=(cen[near], reach2[near]))
         fi, p, n = draw_surface_point(V, F, normals, areas, pid, rng, fits, OP,
-                                      f"a hole of diameter_mm={params.diameter_mm:g}", bounds=bounds)
+                                      f"a hole of diameter_mm={params.diameter_mm:g}", bounds=(cen, reach2),
+                                      grid=grid)
     part = int(pid[fi])
     e1, e2 = tangent_frame(n)
 
     pm, rest = split_part(mesh, part)
-    PV, PF = np.asarray(pm.vertices), np.asarray(pm.faces)
-    # local thickness of the part along -n, and how far the surface curves away
-    thick = ray_hits(p - n * 1e-7, -n, PV[PF])
+    part_faces = np.flatnonzero(pid == part)  # pm's faces, in order
+    PV = np.asarray(pm.vertices)
+    # local thickness of the part along -n (the faces of the part near the ray
+    # down), and how far the surface curves away
+    down = grid.ray(p - n * 1e-7, -n)
+    down = down[pid[down] == part]
+    thick = ray_hits(p - n * 1e-7, -n, V[F[down]], cen[down], reach2[down])
     thick = float(thick[thick > 1e-6].min()) if np.isfinite(thick).any() and (thick > 1e-6).any() else np.inf
     rel = PV - p
     tv = -(rel @ n)
@@ -581,30 +775,31 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         t_bot = t0 + max(0.5e-3, 0.5 * t_bot)
     levels = [(-h, 1.0), (t0, 1.0), (t_bot, taper)]
 
-    pm = refine_near(pm, p, reach, max(width / 2.5, 1.2e-3))
+    def part_near(c, radius):  # faces of pm (before refinement) whose bounding ball comes within radius of c
+        f = grid.ball(c, radius)
+        return np.searchsorted(part_faces, f[pid[f] == part])
+
+    pm, kept = refine_near(pm, p, reach, max(width / 2.5, 1.2e-3),
+                           near=part_near(p, reach + 2.5 * float(np.sqrt(reach2.max()))))
+
+    def candidates(c, radius):  # the same, as faces of the refined pm (refined faces all count)
+        if kept is None:
+            return None
+        m = np.zeros(len(part_faces), bool)
+        m[part_near(c, radius)] = True
+        return np.concatenate([np.flatnonzero(m[kept]), np.arange(len(kept), len(pm.faces))])
+
+    up = grid.ray(p + n * 1e-7, n)
+    up = up[pid[up] == part]
+    clear = not np.isfinite(ray_hits(p + n * 1e-7, n, V[F[up]], cen[up], reach2[up])).any()
     CV, CF = _cutter(p, n, e1, e2, radii, levels)
-    NV, NF, src, fid = boolean_difference(pm, CV, CF)
+    NV, NF, src, fid = boolean_difference(pm, CV, CF, n, p, candidates=candidates, clear_above=clear)
 
     # labels: surface faces inherit from their source triangle, cutter faces from the punctured face
-    fa = pm.face_attributes
-    sfid = np.where(src, fid, 0)
-    attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
-    PV2, PF2 = np.asarray(pm.vertices), np.asarray(pm.faces)
-    uv = np.asarray(fa["uv"])[sfid].copy()
-    T_new, T_src = NV[NF], PV2[PF2[sfid]]
-    same = (T_new == T_src).all((1, 2)) & src   # untouched triangle, same corner order
-    redo = np.flatnonzero(~same)
-    uv[redo], w = barycentric_uv(T_new[redo], T_src[redo], uv[redo], return_weights=True)
-    # manifold3d may re-triangulate beside the cut; a surface face that leaves its
-    # source triangle (off its plane or outside its edges) changed geometry
-    nrm, _ = normals_areas(PV2, PF2[sfid[redo]])
-    off = np.abs(np.einsum("ikj,ij->ik", T_new[redo] - T_src[redo][:, :1], nrm)).max(1) > 1e-9
-    retri = np.zeros(len(NF), bool)
-    retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))
+    attrs, retri = inherit_labels(pm, NV, NF, src, fid)
     src_uv = barycentric_uv(p[None, None], V[F[fi]][None], mesh.face_attributes["uv"][fi][None])[0, 0]
     cut = ~src
-    uv[cut] = src_uv
-    attrs["uv"] = uv
+    attrs["uv"][cut] = src_uv
     attrs["part_id"][cut] = part
     attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
     attrs["tint"][cut] = np.asarray(mesh.face_attributes["tint"][fi]) * 0.7
@@ -652,6 +847,35 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     return add_damage(out, faces, OP, size, region, asdict(params))
 
 
+def inherit_labels(part: trimesh.Trimesh, NV: np.ndarray, NF: np.ndarray, src: np.ndarray, fid: np.ndarray):
+    """Face attributes of a :func:`boolean_difference` result (NV, NF, src, fid)
+    of ``part``: every face takes its source triangle's labels (cutter faces
+    take part face 0's, for the caller to overwrite); the uv of a surface face
+    that is not its source triangle unchanged is re-interpolated in it.
+
+    Returns (attrs, retri): retri (n,) bool marks surface faces that left their
+    source triangle (off its plane or outside its edges: manifold3d may
+    re-triangulate beside the cut), i.e. changed geometry."""
+    fa = part.face_attributes
+    sfid = np.where(src, fid, 0)
+    attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
+    PV, PF = np.asarray(part.vertices), np.asarray(part.faces)
+    # untouched: the source triangle, same corner order; same vertex indices
+    # settle most faces of a local cut without comparing coordinates
+    same = src & (NF == PF[sfid]).all(1)
+    look = np.flatnonzero(src & ~same)
+    same[look] = (NV[NF[look]] == PV[PF[sfid[look]]]).all((1, 2))
+    redo = np.flatnonzero(~same)
+    T_new, T_src = NV[NF[redo]], PV[PF[sfid[redo]]]
+    uv = attrs["uv"]
+    uv[redo], w = barycentric_uv(T_new, T_src, uv[redo], return_weights=True)
+    nrm, _ = normals_areas(PV, PF[sfid[redo]])
+    off = np.abs(np.einsum("ikj,ij->ik", T_new - T_src[:, :1], nrm)).max(1) > 1e-9
+    retri = np.zeros(len(NF), bool)
+    retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))
+    return attrs, retri
+
+
 def outer_loop(edges: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Of the edge loops in ``edges`` (k, 2), the one with the smallest mean
     ``depth`` (per-vertex, along -n): the opening on the outside."""
@@ -672,6 +896,10 @@ def outer_loop(edges: np.ndarray, depth: np.ndarray) -> np.ndarray:
 def _rim_edges(F: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """(k, 2) sorted vertex pairs of the edges shared by a cutter face and a surface face."""
     nv = int(F.max()) + 1
+    at = np.zeros(nv, bool)
+    at[F[cut].ravel()] = True
+    near = at[F].any(1)  # only faces touching the cut can share an edge with it
+    F, cut = F[near], cut[near]
     e = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
     key = e[:, 0] * nv + e[:, 1]
     owner = np.tile(cut, 3)

@@ -341,25 +341,12 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     NV, NF, src, fid = P.boolean_difference(pm, CV, CF)
 
     # labels of the cut part: surface faces inherit from their source triangle
-    fa = pm.face_attributes
-    sfid = np.where(src, fid, 0)
-    attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
-    PV2, PF2 = np.asarray(pm.vertices), np.asarray(pm.faces)
-    uv = attrs["uv"]
-    T_new, T_src = NV[NF], PV2[PF2[sfid]]
-    same = (T_new == T_src).all((1, 2)) & src
-    redo = np.flatnonzero(~same)
-    uv[redo], w = P.barycentric_uv(T_new[redo], T_src[redo], uv[redo], return_weights=True)
-    nrm, _ = normals_areas(PV2, PF2[sfid[redo]])
-    off = np.abs(np.einsum("ikj,ij->ik", T_new[redo] - T_src[redo][:, :1], nrm)).max(1) > 1e-9
-    retri = np.zeros(len(NF), bool)
-    retri[redo] = src[redo] & (off | (w < -1e-9).any((1, 2)))
+    attrs, retri = P.inherit_labels(pm, NV, NF, src, fid)
     cut = ~src
     fi = site.face
     src_uv = P.barycentric_uv(p[None, None], V[F[fi]][None], mesh.face_attributes["uv"][fi][None])[0, 0]
     base_tint = np.asarray(mesh.face_attributes["tint"][fi], np.float32)
-    uv[cut] = src_uv
-    attrs["uv"] = uv
+    attrs["uv"][cut] = src_uv
     attrs["part_id"][cut] = part
     attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
     cn, _ = normals_areas(NV, NF[cut])
