@@ -115,84 +115,129 @@ def _cells(lo: np.ndarray, hi: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarr
     return (lo[owner, 0] + k // nj[owner]) * w + lo[owner, 1] + k % nj[owner], owner
 
 
+class Occluders:
+    """Occluder faces of (V, F) indexed once for many cover queries
+    (:meth:`query`): the ray from each query face's centroid along its own
+    outward normal, does it meet one of them within ``max_dist`` m? (a flap
+    over a carton top, a tape over a flap, a label over a bottle).
+
+    occluders: face indices; axis: (3,) unit direction the region roughly
+    faces; part: (n,) part id of every face, if a face is not to count as
+    covered by its own part; scope: the faces later queries will ask about,
+    if known (occluders out of their reach are dropped up front). The
+    occluders are hashed on a 2-D grid in the plane normal to
+    ``axis``: a query ray segment and an occluder meet only if their projected
+    boxes share a cell, so a query costs ~ k x (occluders per cell)."""
+
+    def __init__(self, V: np.ndarray, F: np.ndarray, occluders: np.ndarray, axis: np.ndarray, max_dist: float,
+                 scope: np.ndarray | None = None, offset: float = 1e-5, geo=None, part: np.ndarray | None = None,
+                 cell: float | None = None):
+        self.V, self.F, self.axis, self.max_dist = V, F, axis, float(max_dist)
+        self.part = part
+        occ = np.asarray(occluders, np.int64)
+        if scope is not None and len(occ):
+            # only the query faces ``scope`` will be asked about: an occluder whose
+            # box (or bounding ball) misses the box of all their ray segments cannot be met
+            o, nq = self._rays(np.asarray(scope, np.int64), offset, geo)
+            end = o + max_dist * nq
+            blo, bhi = np.minimum(o, end).min(0, initial=np.inf), np.maximum(o, end).max(0, initial=-np.inf)
+            if geo is None:
+                C = V[F[occ]]
+                keep = ((C.max(1) >= blo) & (C.min(1) <= bhi)).all(1)
+            else:
+                co, ro = geo[2][occ], np.sqrt(geo[3][occ])[:, None]
+                keep = ((co + ro >= blo) & (co - ro <= bhi)).all(1)
+            occ = occ[keep]
+        self.n = len(occ)
+        if self.n == 0:
+            return
+        self.occ_part = None if part is None else part[occ]
+        self.T = V[F[occ]]
+        self.e1, self.e2 = tangent_frame(axis)
+        P = np.stack([self.T @ self.e1, self.T @ self.e2], -1)  # (m, 3, 2) occluders, projected
+        self.Pmin = np.minimum(np.minimum(P[:, 0], P[:, 1]), P[:, 2])
+        self.Pmax = np.maximum(np.maximum(P[:, 0], P[:, 1]), P[:, 2])
+        ta = self.T @ axis
+        self.t_lo = np.minimum(np.minimum(ta[:, 0], ta[:, 1]), ta[:, 2])
+        self.t_hi = np.maximum(np.maximum(ta[:, 0], ta[:, 1]), ta[:, 2])
+        # cells no smaller than a typical occluder, so coarse occluders span few cells
+        ext = (self.Pmax - self.Pmin).max(1)
+        self.cell = max(float(np.median(ext)), cell or 0.0, 1e-4)
+        olo = np.floor(self.Pmin / self.cell).astype(np.int64)
+        ohi = np.floor(self.Pmax / self.cell).astype(np.int64)
+        self.base, self.top = olo.min(0), ohi.max(0)
+        self.w = int(self.top[1] - self.base[1] + 1)
+        okey, oown = _cells(olo - self.base, ohi - self.base, self.w)
+        if part is not None:  # one key range per part: a query looks up the other parts' cells only
+            self.span = int(okey.max()) + 1
+            self.parts = np.unique(self.occ_part)
+            okey = okey + self.occ_part[oown].astype(np.int64) * self.span
+        order = np.argsort(okey, kind="stable")
+        self.skey, self.sown = okey[order], oown[order]
+
+    def query(self, query: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
+        """(k,) bool for the faces ``query``: covered. The ray starts ``offset``
+        m above the surface so coincident layers do not count as cover at
+        distance zero. geo: :func:`damage_ops.product.face_geometry` of (V, F)
+        if the caller has it (saves recomputing normals and centroids)."""
+        query = np.asarray(query, np.int64)
+        out = np.zeros(len(query), bool)
+        if len(query) == 0 or self.n == 0:
+            return out
+        axis, max_dist = self.axis, self.max_dist
+        o, nq = self._rays(query, offset, geo)
+        qpart = None if self.part is None else self.part[query]
+        end = o + max_dist * nq
+        oa, ea = o @ axis, end @ axis
+        q_lo, q_hi = np.minimum(oa, ea), np.maximum(oa, ea)
+        Q = np.stack([np.stack([o @ self.e1, o @ self.e2], 1), np.stack([end @ self.e1, end @ self.e2], 1)], 1)
+        Qmin, Qmax = np.minimum(Q[:, 0], Q[:, 1]), np.maximum(Q[:, 0], Q[:, 1])
+        # query boxes in cells, clipped to the occluders' cells (none outside)
+        qlo = np.maximum(np.floor(Qmin / self.cell).astype(np.int64), self.base) - self.base
+        qhi = np.minimum(np.floor(Qmax / self.cell).astype(np.int64), self.top) - self.base
+        live = np.flatnonzero((qlo <= qhi).all(1))
+        if len(live) == 0:
+            return out
+        qkey, qown = _cells(qlo[live], qhi[live], self.w)
+        qown = live[qown]
+        if self.part is not None:  # a part does not cover itself: look up the other parts' keys
+            other = [(p, qpart[qown] != p) for p in self.parts]
+            qown = np.concatenate([qown[m] for _, m in other])
+            qkey = np.concatenate([qkey[m] + int(p) * self.span for p, m in other])
+        a, b = np.searchsorted(self.skey, qkey, "left"), np.searchsorted(self.skey, qkey, "right")
+        n_pairs = b - a
+        if not n_pairs.any():
+            return out
+        qa = np.repeat(qown, n_pairs)
+        oa_ = self.sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
+        for i in range(0, len(qa), 1_000_000):  # bounded memory
+            qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
+            # the boxes themselves must overlap, along ``axis`` and across it (a shared
+            # cell is not enough): cheap tests that leave few pairs for Moller-Trumbore
+            span = ((self.t_hi[oo] >= q_lo[qq]) & (self.t_lo[oo] <= q_hi[qq])
+                    & (self.Pmax[oo, 0] >= Qmin[qq, 0]) & (self.Pmin[oo, 0] <= Qmax[qq, 0])
+                    & (self.Pmax[oo, 1] >= Qmin[qq, 1]) & (self.Pmin[oo, 1] <= Qmax[qq, 1]))
+            qq, oo = qq[span], oo[span]
+            t = _mt(self.T[oo], o[qq], nq[qq])
+            out[qq[(t > 0) & (t < max_dist)]] = True
+        return out
+
+    def _rays(self, faces: np.ndarray, offset: float, geo) -> tuple[np.ndarray, np.ndarray]:
+        """Origins (k, 3) and directions (k, 3) of the faces' cover rays."""
+        V, F = self.V, self.F
+        if geo is None:
+            nq, _ = normals_areas(V, F[faces])
+            return (V[F[faces, 0]] + V[F[faces, 1]] + V[F[faces, 2]]) / 3.0 + offset * nq, nq
+        return geo[2][faces] + offset * geo[0][faces], geo[0][faces]
+
+
 def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndarray, max_dist: float,
              axis: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
-    """(k,) bool: whether the ray from each query face's centroid along its own
-    outward normal meets one of the ``occluders`` faces within ``max_dist`` m
-    (a flap over a carton top, a tape over a flap, a label over a bottle).
-
-    query, occluders: face index arrays; axis: (3,) unit direction the region
-    roughly faces. Pairs come from a 2-D grid hash in the plane normal to
-    ``axis``: a query ray segment and an occluder meet only if their projected
-    boxes share a cell, so the cost is ~ k x (occluders per cell). The
-    ray starts ``offset`` m above the surface so coincident layers do not count
-    as cover at distance zero. geo: :func:`damage_ops.product.face_geometry`
-    of (V, F) if the caller has it (saves recomputing normals and bounds)."""
-    query = np.asarray(query, np.int64)
-    occluders = np.asarray(occluders, np.int64)
-    out = np.zeros(len(query), bool)
-    if len(query) == 0 or len(occluders) == 0:
-        return out
-    if geo is None:
-        nq, _ = normals_areas(V, F[query])
-        o = (V[F[query, 0]] + V[F[query, 1]] + V[F[query, 2]]) / 3.0 + offset * nq
-    else:
-        nq = geo[0][query]
-        o = geo[2][query] + offset * nq
-    # an occluder whose box (or bounding ball) misses the box of all ray
-    # segments cannot be met
-    end = o + max_dist * nq
-    blo, bhi = np.minimum(o, end).min(0), np.maximum(o, end).max(0)
-    if geo is None:
-        FO = F[occluders]
-        C0, C1, C2 = V[FO[:, 0]], V[FO[:, 1]], V[FO[:, 2]]
-        keep = ((np.maximum(np.maximum(C0, C1), C2) >= blo) & (np.minimum(np.minimum(C0, C1), C2) <= bhi)).all(1)
-    else:
-        co, ro = geo[2][occluders], np.sqrt(geo[3][occluders])[:, None]
-        keep = ((co + ro >= blo) & (co - ro <= bhi)).all(1)
-    occluders = occluders[keep]
-    # the rays' extent along ``axis``; an occluder wholly outside it cannot be met
-    oa, ea = o @ axis, end @ axis
-    q_lo, q_hi = np.minimum(oa, ea), np.maximum(oa, ea)
-    Ta = V @ axis
-    ta = Ta[F[occluders]]
-    t_lo, t_hi = ta.min(1), ta.max(1)
-    keep = (t_hi >= q_lo.min()) & (t_lo <= q_hi.max())
-    occluders, t_lo, t_hi = occluders[keep], t_lo[keep], t_hi[keep]
-    if len(occluders) == 0:
-        return out
-    T = V[F[occluders]]
-    e1, e2 = tangent_frame(axis)
-    # cells no smaller than a typical occluder, so coarse occluders span few cells
-    cell = max(2.0 * float(np.median(max_edge(V, F[query]))), float(np.median(max_edge(V, F[occluders]))), 1e-4)
-    P = np.stack([T @ e1, T @ e2], -1)  # (m, 3, 2) occluders, projected
-    Q = np.stack([np.stack([o @ e1, o @ e2], 1), np.stack([(o + max_dist * nq) @ e1, (o + max_dist * nq) @ e2], 1)], 1)
-    Pmin, Pmax, Qmin, Qmax = P.min(1), P.max(1), Q.min(1), Q.max(1)
-    olo, ohi = np.floor(Pmin / cell).astype(np.int64), np.floor(Pmax / cell).astype(np.int64)
-    qlo, qhi = np.floor(Qmin / cell).astype(np.int64), np.floor(Qmax / cell).astype(np.int64)
-    base = np.minimum(olo.min(0), qlo.min(0))
-    w = int(max(ohi[:, 1].max(), qhi[:, 1].max()) - base[1] + 1)
-    okey, oown = _cells(olo - base, ohi - base, w)
-    qkey, qown = _cells(qlo - base, qhi - base, w)
-    order = np.argsort(okey, kind="stable")
-    skey, sown = okey[order], oown[order]
-    a, b = np.searchsorted(skey, qkey, "left"), np.searchsorted(skey, qkey, "right")
-    n_pairs = b - a
-    if not n_pairs.any():
-        return out
-    qa = np.repeat(qown, n_pairs)
-    oa_ = sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
-    for i in range(0, len(qa), 1_000_000):  # bounded memory
-        qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
-        # the boxes themselves must overlap, along ``axis`` and across it (a shared
-        # cell is not enough): cheap tests that leave few pairs for Moller-Trumbore
-        span = ((t_hi[oo] >= q_lo[qq]) & (t_lo[oo] <= q_hi[qq])
-                & (Pmax[oo, 0] >= Qmin[qq, 0]) & (Pmin[oo, 0] <= Qmax[qq, 0])
-                & (Pmax[oo, 1] >= Qmin[qq, 1]) & (Pmin[oo, 1] <= Qmax[qq, 1]))
-        qq, oo = qq[span], oo[span]
-        t = _mt(T[oo], o[qq], nq[qq])
-        out[qq[(t > 0) & (t < max_dist)]] = True
-    return out
+    """(k,) bool: whether the ray from each ``query`` face's centroid along its
+    own outward normal meets one of the ``occluders`` faces within ``max_dist``
+    m. One-off form of :class:`Occluders` (build the index once where the same
+    occluders answer many queries)."""
+    return Occluders(V, F, occluders, axis, max_dist, scope=query, offset=offset, geo=geo).query(query, offset, geo)
 
 
 def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.ndarray | None = None,
@@ -252,13 +297,18 @@ class Noise2:
         return map_coordinates(self.grid, [iu.ravel(), iv.ravel()], order=1, mode="nearest").reshape(np.shape(u))
 
 
-def area_threshold(s: np.ndarray, area: np.ndarray, target: float) -> float:
+def area_threshold(s: np.ndarray, area: np.ndarray, target: float, with_next: bool = False):
     """Threshold ``r`` such that the faces with ``s < r`` have total area closest
-    to ``target`` (faces taken in order of increasing ``s``)."""
+    to ``target`` (faces taken in order of increasing ``s``). with_next: return
+    (r, s of the first face above r, inf if none): appending faces whose s is
+    at least that does not change r."""
     if len(s) == 0:
-        return 0.0
+        return (0.0, np.inf) if with_next else 0.0
     order = np.argsort(s, kind="stable")
     cum = np.cumsum(area[order])
     k = int(np.argmin(np.abs(cum - target)))
     hi = s[order[k + 1]] if k + 1 < len(order) else s[order[k]] + 1.0
-    return float(0.5 * (s[order[k]] + hi))
+    r = float(0.5 * (s[order[k]] + hi))
+    if with_next:
+        return r, float(s[order[k + 1]]) if k + 1 < len(order) else np.inf
+    return r

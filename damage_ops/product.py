@@ -245,7 +245,7 @@ class Product:
 def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
     out = trimesh.Trimesh(vertices=np.array(m.vertices, copy=True), faces=np.array(m.faces, copy=True), process=False)
     out.face_attributes = {k: np.array(v, copy=True) for k, v in m.face_attributes.items()}
-    for key in (GEOMETRY_KEY, GRID_KEY):  # same vertices and faces: read-only geometry carries over
+    for key in CARRIED_KEYS:  # same vertices and faces: what is cached about them carries over
         if m._cache[key] is not None:
             out._cache[key] = m._cache[key]
     return out
@@ -254,6 +254,11 @@ def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
 GEOMETRY_KEY = "damagesim_face_geometry"
 #: the cached :class:`damage_ops.spatial.FaceGrid` of a mesh
 GRID_KEY = "damagesim_face_grid"
+#: per face, whether another opaque part covers it (superficial's cover test;
+#: -1 not measured yet): filled in as ops measure it and shared by copies,
+#: since the answer depends only on the mesh
+COVER_KEY = "damagesim_face_cover"
+CARRIED_KEYS = (GEOMETRY_KEY, GRID_KEY, COVER_KEY)
 
 
 def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,6 +314,18 @@ def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.nda
     if GEOMETRY_KEY not in mesh._cache:
         _set_geometry(mesh, _geometry_of(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)))
     return mesh._cache[GEOMETRY_KEY]
+
+
+def face_cover(mesh: trimesh.Trimesh) -> list:
+    """The mesh's shared cover record (see COVER_KEY): a one-element list
+    holding an int8 array, -1 where not measured yet. Made once per mesh and
+    carried by :meth:`Product.copy`, so what one op measures on a catalog
+    product's copy, the next op on another copy reads."""
+    held = mesh._cache[COVER_KEY]
+    if held is None:
+        held = [np.full(len(mesh.faces), -1, np.int8)]  # a holder: trimesh's cache freezes arrays
+        mesh._cache[COVER_KEY] = held
+    return held
 
 
 def labelled_mesh(

@@ -52,7 +52,7 @@ import trimesh
 from . import _surface as S
 from .remesh import grow
 from .base import ParamError, add_damage, check_range, register
-from .product import FINISH_IDS, Product, ensure_optional, take_faces
+from .product import COVER_KEY, FINISH_IDS, Product, ensure_optional, face_cover, take_faces
 
 OP = "superficial"
 STYLES = ("scuff", "scratch", "stain", "torn_label")
@@ -318,20 +318,70 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     opaque = np.isin(pid, opaque_parts)
     lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
-    def covered(query: np.ndarray, occ_mask: np.ndarray) -> np.ndarray:
+    # per mesh: occluder indexes per (part, occluder mask, scope), and every face's
+    # cover (-1 unknown) once measured against all opaque faces around it
+    memo = {"mesh": None}
+
+    def covered(query: np.ndarray, occ_mask: np.ndarray, scope: np.ndarray | None = None,
+                ball: float | None = None) -> np.ndarray:
         """Which ``query`` faces of the current ``mesh`` lie under an ``occ_mask``
         face of another part. Cover by a different part only: a part never
-        hides itself locally."""
+        hides itself locally. scope: every face later calls with the same mask
+        will ask about (their occluders are indexed once); default ``query``.
+        ball: occ_mask holds every opaque face that reaches within ``ball`` m
+        of c, so the answer for a face whose cover ray lies in that ball is the
+        mesh's own: it is kept and reused (refinement carries it to the faces it
+        does not split)."""
+        if memo["mesh"] is not mesh:
+            memo.clear()
+            memo["mesh"] = mesh
+            if mesh._cache[COVER_KEY] is None:  # shared with the input product and its copies
+                mesh._cache[COVER_KEY] = face_cover(product.mesh)
+            memo["known"] = face_cover(mesh)[0]
         Vm, Fm = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         pidm, geo = mesh.face_attributes["part_id"], S.face_geometry(mesh)
+        known = None if peel else memo["known"]
         res = np.zeros(len(query), bool)
-        for q in np.unique(pidm[query]):
-            if q not in opaque_parts and not peel:
-                continue  # a see-through film lies on top of what it wraps: nothing covers it
-            sel = pidm[query] == q
-            occ = np.flatnonzero(occ_mask & (pidm != q))
-            res[sel] = S.occluded(Vm, Fm, query[sel], occ, COVER_M, n, geo=geo)
+        todo = np.arange(len(query))
+        if known is not None:
+            k = known[query]
+            res[k >= 0] = k[k >= 0] == 1
+            todo = np.flatnonzero(k < 0)
+        ask = query[todo]
+        skey = (ask if scope is None else scope).tobytes()
+        if scope is None:
+            scope = ask
+        elif known is not None:
+            scope = scope[known[scope] < 0]  # only faces not yet known will be asked about
+        if not peel:  # a see-through film lies on top of what it wraps: nothing covers it
+            sel = np.isin(pidm[ask], opaque_parts)
+            todo, ask = todo[sel], ask[sel]
+            scope = scope[np.isin(pidm[scope], opaque_parts)]
+        key = (np.packbits(occ_mask).tobytes(), skey)
+        index = memo.get(key)
+        if index is None and len(ask):
+            cell = 2.0 * float(np.median(np.sqrt(geo[3][scope]))) if len(scope) else None
+            index = memo[key] = S.Occluders(Vm, Fm, np.flatnonzero(occ_mask), n, COVER_M, scope=scope, geo=geo,
+                                            part=pidm, cell=cell)
+        if len(ask):
+            res[todo] = index.query(ask, geo=geo)
+        if known is not None and ball is not None:
+            d = geo[2][ask] - c
+            inside = np.sqrt(S._dot(d, d)) + COVER_M + 1e-4 <= ball
+            known[ask[inside]] = res[todo[inside]]
         return res
+
+    def carry_cover(new_mesh: trimesh.Trimesh, new_from_old: np.ndarray) -> None:
+        """Keep the known cover of the faces refinement left whole (a face that
+        is its parent's only child is the parent: same triangle, and the
+        occluders' children tile their parents)."""
+        if memo["mesh"] is None or peel:
+            return
+        nfo = np.asarray(new_from_old)
+        only = np.bincount(nfo, minlength=len(memo["known"]))[nfo] == 1
+        known = np.where(only, memo["known"][nfo], -1).astype(np.int8)
+        memo.clear()
+        memo["mesh"], memo["known"] = new_mesh, known
 
     if params.style == "scratch":
         band_lo, band_hi = 0.0, 1.5 * R0 + 1.5 * h  # the width is calibrated near 2 R0
@@ -342,24 +392,35 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         zmask[zone] = True
         cand = cand[~covered(cand, zmask & opaque)]
     else:
-        zone = np.flatnonzero(_ball(mesh, c, reach(3.0 * R0 + COVER_M)))
-        nrm, area = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
-        el = S.max_edge(V, F[zone])
-        smin, _, _ = _face_s(mesh, s_fn, zone)
-        zmask = np.zeros(len(F), bool)
-        cand = zone[(nrm @ n > FACING_MIN) & (smin - el < 3.0 * R0) & ~lab[zone] & opaque[zone]]
-        zmask[zone[smin - el < 3.0 * R0 + COVER_M]] = True
-        occ_mask = zmask & (lab if peel else opaque)
-        area = np.bincount(zone, weights=area, minlength=len(F))
-        if peel:
-            cand = cand[covered(cand, occ_mask)]
-        else:
-            cand = cand[~covered(cand, occ_mask)]
         # 7 sample points per face (centroid + 6 inner points) for the area of {s < r}
         bary = np.array([[1, 1, 1], [4, 1, 1], [1, 4, 1], [1, 1, 4], [1, 2.5, 2.5], [2.5, 1, 2.5], [2.5, 2.5, 1]])
         bary = bary / bary.sum(1, keepdims=True)
-        X = np.einsum("kj,fjd->fkd", bary, V[F[cand]]).reshape(-1, 3)
-        r_est = S.area_threshold(s_fn(X), np.repeat(area[cand] / 7.0, 7), A) if len(cand) else R0
+        # faces with s < 2 R0 nearly always hold the threshold; the estimate is exact
+        # (the same as over every face) when the sample after it is still below
+        # that bound, since every face left out has s above it (smin - el is a
+        # lower bound of s on a face, as in the candidate test); else look to 3 R0
+        for reach_s in (2.0 * R0, 3.0 * R0):
+            zone = np.flatnonzero(_ball(mesh, c, reach(reach_s + COVER_M)))
+            nrm, area = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
+            el = S.max_edge(V, F[zone])
+            smin, _, _ = _face_s(mesh, s_fn, zone)
+            cand = zone[(nrm @ n > FACING_MIN) & (smin - el < reach_s) & ~lab[zone] & opaque[zone]]
+            # every face within COVER_M of a candidate's cover ray lies in the ball: all may cover
+            zmask = np.zeros(len(F), bool)
+            zmask[zone] = True
+            occ_mask = zmask & (lab if peel else opaque)
+            area = np.bincount(zone, weights=area, minlength=len(F))
+            if peel:
+                cand = cand[covered(cand, occ_mask)]
+            else:
+                cand = cand[~covered(cand, occ_mask, ball=reach(reach_s + COVER_M))]
+            if not len(cand):
+                r_est = R0
+                continue
+            X = np.einsum("kj,fjd->fkd", bary, V[F[cand]]).reshape(-1, 3)
+            r_est, s_next = S.area_threshold(s_fn(X), np.repeat(area[cand] / 7.0, 7), A, with_next=True)
+            if s_next < reach_s:
+                break
         # the estimate on the coarse mesh is within a few % of the final radius
         band_lo, band_hi = 0.9 * r_est - h, 1.1 * r_est + h
         R0 = r_est
@@ -378,7 +439,9 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         keep = np.zeros(len(F), bool)
         keep[cand] = True
         region &= grow(F, keep, len(V), 1)
-    mesh, _ = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
+    refined, nfo = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
+    carry_cover(refined, nfo)
+    mesh = refined
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     pid = mesh.face_attributes["part_id"]
     opaque = np.isin(pid, opaque_parts)
@@ -427,10 +490,13 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         q = q[np.argsort(sc[q], kind="stable")]
         cum = np.cumsum(area[q])
         parts, got, start = [], 0.0, 0
+        occ_mask = np.zeros(len(F), bool)  # every opaque face within COVER_M of a query's cover ray
+        occ_mask[zone] = True
+        occ_mask &= opaque
         while start < len(q) and got < 1.25 * A:
             end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
             chunk = q[start:end]
-            ok = chunk[~covered(chunk, near & opaque)]
+            ok = chunk[~covered(chunk, occ_mask, scope=q, ball=reach(cutoff + COVER_M))]
             parts.append(ok)
             got += float(area[ok].sum())
             start = end

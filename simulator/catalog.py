@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from damage_ops import Product
-from damage_ops.product import face_geometry
+from damage_ops.product import face_cover, face_geometry
 
 from .errors import ConfigError, MeshError
 from .materials import Material, load_materials
@@ -110,6 +110,7 @@ class Catalog:
             if len(self._cache) >= CACHE_SIZE:  # bounded: a long run must not grow with the catalog
                 self._cache.pop(next(iter(self._cache)))
             face_geometry(prod.mesh)  # once per product; every copy carries it to the damage ops
+            face_cover(prod.mesh)     # shared by the copies: cover one op measures, the next reads
             self._cache[spec.sku] = prod
         return prod.copy()
 

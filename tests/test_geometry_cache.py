@@ -70,3 +70,67 @@ def test_refinement_carries_exact_geometry():
     assert len(out.faces) > len(m.faces) and GEOMETRY_KEY in out._cache
     for got, want in zip(out._cache[GEOMETRY_KEY], _fresh(out)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["carton", "bottle", "pouch", "mailer"])
+def test_shared_cover_record_never_changes_a_result(kind):
+    """Superficial's cover answers are kept on the product and shared by its
+    copies. Ops on copies that share a record another op already filled must
+    give exactly what they give on a product nobody has seen; and what the
+    record holds must be each face's true cover."""
+    from damage_ops.product import COVER_KEY, face_cover
+    from damage_ops._surface import Occluders
+    from damage_ops.superficial import COVER_M, TRANSPARENT_MATERIALS
+
+    p = product(kind, 2)
+    face_geometry(p.mesh)
+    held = face_cover(p.mesh)
+    cases = [{"style": "stain", "area_cm2": 30.0}, {"style": "scuff", "area_cm2": 4.0},
+             {"style": "stain", "area_cm2": 8.0}]
+    for i, params in enumerate(cases * 2):
+        cold = p.copy()
+        cold.mesh._cache.clear()
+        warm = p.copy()
+        assert warm.mesh._cache[COVER_KEY] is held
+        a, ra = apply(warm, "superficial", params, np.random.default_rng(i))
+        b, rb = apply(cold, "superficial", params, np.random.default_rng(i))
+        assert np.array_equal(a.mesh.vertices, b.mesh.vertices) and np.array_equal(a.mesh.faces, b.mesh.faces)
+        for k in a.mesh.face_attributes:
+            assert np.array_equal(a.mesh.face_attributes[k], b.mesh.face_attributes[k]), k
+        assert ra == rb
+    known = held[0]
+    got = np.flatnonzero(known >= 0)
+    assert len(got) > 0, "the ops filled the record"
+    # the truth: each face's cover ray against every opaque face of another part
+    opaque = [i for i, pt in enumerate(p.parts) if pt.material not in TRANSPARENT_MATERIALS]
+    pid = p.part_id
+    V, F = np.asarray(p.mesh.vertices), np.asarray(p.mesh.faces)
+    truth = np.zeros(len(got), bool)
+    for q in np.unique(pid[got]):
+        sel = pid[got] == q
+        occ = np.flatnonzero(np.isin(pid, opaque) & (pid != q))
+        truth[sel] = Occluders(V, F, occ, np.array([0.0, 0.0, 1.0]), COVER_M).query(got[sel])
+    assert np.array_equal(known[got] == 1, truth)
+
+
+def test_occluder_index_matches_brute_force():
+    """Occluders (2-D hashed, part-aware) answers exactly what testing every
+    cover ray against every occluder answers, for any axis."""
+    from damage_ops._surface import Occluders, _mt
+
+    p = product("carton", 1)
+    V, F = np.asarray(p.mesh.vertices), np.asarray(p.mesh.faces)
+    n, _, cen, _ = face_geometry(p.mesh)
+    pid = p.part_id
+    rng = np.random.default_rng(0)
+    query = rng.choice(len(F), 300, replace=False)
+    occ = np.arange(len(F))
+    o = cen[query] + 1e-5 * n[query]
+    t = _mt(V[F[occ]][None], o[:, None], n[query][:, None])        # (q, all faces)
+    hit = (t > 0) & (t < 0.008) & (pid[occ][None] != pid[query][:, None])
+    want = hit.any(1)
+    assert want.any() and not want.all()
+    for axis in (np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), np.array([0.6, 0.0, 0.8])):
+        idx = Occluders(V, F, occ, axis, 0.008, scope=query, part=pid)
+        assert np.array_equal(idx.query(query), want)
+        assert np.array_equal(idx.query(query, geo=face_geometry(p.mesh)), want)
