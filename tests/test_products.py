@@ -242,3 +242,31 @@ def test_import_is_light():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("edge", [0.004, 0.007, 0.012])
+def test_polygon_cap_tiles_the_ring_evenly(edge):
+    """capped_loft's planar caps: the loft stays one closed, outward surface of the
+    ring's volume, each cap tiles its (here waisted, non-convex) outline with
+    triangles about ``edge`` on a side, none a sliver."""
+    from simulator.products import _geom as G
+
+    o = G.rounded_rect(0.1, 0.05, 0.03, n_arc=8, step=0.012)
+    o[:, 1] *= 1 - 0.08 * np.cos(np.pi * o[:, 0] / 0.1) ** 2  # pinched sides
+    rings = np.stack([np.column_stack([o, np.full(len(o), z)]) for z in (0.0, 0.05, 0.1)])
+    V, F, UV = G.capped_loft(rings, cap_edge=edge)
+    m = trimesh.Trimesh(V, F, process=False)
+    assert m.is_watertight and m.is_winding_consistent
+    area = 0.5 * abs(np.sum(o[:, 0] * np.roll(o[:, 1], -1) - np.roll(o[:, 0], -1) * o[:, 1]))
+    assert m.volume == pytest.approx(area * 0.1, rel=1e-9)
+    assert UV.shape == (len(F), 3, 2) and not UV.any()
+    top = np.all(np.abs(V[F][..., 2] - 0.1) < 1e-12, axis=1)
+    assert np.allclose(m.face_normals[top], [0, 0, 1])
+    T = V[F[top]]
+    e = np.linalg.norm(T - np.roll(T, 1, axis=1), axis=2)
+    assert e.max() < max(2.5 * edge, 0.02) and np.median(e) == pytest.approx(edge, rel=0.2)
+    assert (e.min(1) / e.max(1)).min() > 0.25
+    with pytest.raises(ValueError, match="not planar"):
+        bent = rings[-1].copy()
+        bent[0, 2] += 0.01
+        G.polygon_cap(bent, edge)

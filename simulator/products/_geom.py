@@ -4,7 +4,8 @@ Every helper here returns ``(V, F, UV)``: ``V`` (v, 3) float64 meters, ``F``
 (n, 3) int64 faces wound outward, ``UV`` (n, 3, 2) float64 face-corner texture
 coordinates (zeros where unprinted). Each result is one closed (watertight)
 surface: boxes are built on an integer lattice so shared edges weld exactly,
-lofts index their seams modulo the ring size, and poles close with fans.
+lofts index their seams modulo the ring size, and poles close with fans (or,
+for planar end rings, with :func:`polygon_cap`'s even triangles).
 
 UV convention (trimesh / OpenGL): u runs along image columns left to right,
 v runs from the bottom image row (v = 0) to the top row (v = 1).
@@ -150,9 +151,115 @@ def loft(rings: np.ndarray, pole_start: np.ndarray | None = None, pole_end: np.n
     return np.concatenate(V), np.concatenate(Fs), np.concatenate(UVs)
 
 
-def capped_loft(rings: np.ndarray, cap_rings: int = 2, band=None, rect=None):
-    """Loft closed at both ends by concentric inset rings shrinking to the ring
-    centroid (nicer caps than one fan). rings (m, c, 3)."""
+def _in_polygon(P: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(k,) bool: points P (k, 2) strictly inside the closed polygon (c, 2) (even-odd)."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    x, y = P[:, 0:1], P[:, 1:2]
+    straddle = (a[None, :, 1] > y) != (b[None, :, 1] > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xc = a[None, :, 0] + (y - a[None, :, 1]) * (b[None, :, 0] - a[None, :, 0]) / (b[None, :, 1] - a[None, :, 1])
+    return (straddle & (x < xc)).sum(1) % 2 == 1
+
+
+def _segment_distance(P: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(k,) distance from points P (k, 2) to the closed polygon outline (c, 2)."""
+    a, d = poly, np.roll(poly, -1, axis=0) - poly
+    t = np.einsum("kcj,cj->kc", P[:, None] - a[None], d) / np.maximum((d * d).sum(1), 1e-300)
+    q = a[None] + np.clip(t, 0.0, 1.0)[..., None] * d[None]
+    return np.linalg.norm(P[:, None] - q, axis=2).min(1)
+
+
+def polygon_cap(ring: np.ndarray, edge: float):
+    """Triangulate the inside of a closed planar ring (c, 3) with well-shaped
+    triangles about ``edge`` meters on a side (a Delaunay mesh of the ring and
+    a triangular lattice of interior points), the ring's own edges kept.
+
+    Returns interior vertices W (k, 3) and faces (n, 3) indexing
+    ``concatenate([ring, W])``, wound counter-clockwise about the ring's
+    direction (right-hand rule over the ring order). Lattice points closer to
+    the outline than half an edge, or inside the circle on any ring edge as
+    diameter, are dropped: then every ring edge is a Delaunay edge, so the
+    triangles inside the ring tile it exactly (checked: raises ValueError on a
+    ring that is not planar or not simple, or whose own vertices fall inside
+    such a circle, as at a sharp inward corner).
+    """
+    from scipy.spatial import Delaunay
+
+    ring = np.asarray(ring, np.float64)
+    c = len(ring)
+    g = ring.mean(0)
+    a, b = ring - g, np.roll(ring, -1, axis=0) - g
+    nrm = np.cross(a, b).sum(0)  # Newell: twice the vector area
+    size = float(np.ptp(ring, axis=0).max())
+    if np.linalg.norm(nrm) < 1e-12 * max(size, 1e-9) ** 2:
+        raise ValueError(f"polygon_cap: ring of {c} points encloses no area")
+    nrm /= np.linalg.norm(nrm)
+    if np.abs(a @ nrm).max() > 1e-6 * size:
+        raise ValueError(f"polygon_cap: ring is not planar (off its plane by {np.abs(a @ nrm).max():.3g} m)")
+    e1 = a[np.argmax(np.linalg.norm(a, axis=1))]
+    e1 = e1 - (e1 @ nrm) * nrm
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(nrm, e1)
+    poly = np.stack([a @ e1, a @ e2], 1)  # counter-clockwise in (e1, e2)
+
+    lo, hi = poly.min(0), poly.max(0)
+    dy = edge * np.sqrt(3) / 2
+    J = np.arange(np.floor(lo[1] / dy), np.ceil(hi[1] / dy) + 1)
+    I = np.arange(np.floor(lo[0] / edge) - 1, np.ceil(hi[0] / edge) + 2)
+    JJ, II = np.meshgrid(J, I, indexing="ij")
+    L = np.stack([(II + 0.5 * (JJ % 2)) * edge, JJ * dy], -1).reshape(-1, 2)
+    L = L[_in_polygon(L, poly)]
+    if len(L):
+        L = L[_segment_distance(L, poly) > 0.5 * edge]
+    if len(L):
+        mid = 0.5 * (poly + np.roll(poly, -1, axis=0))
+        rad = 0.5 * np.linalg.norm(np.roll(poly, -1, axis=0) - poly, axis=1)
+        d = np.linalg.norm(L[:, None] - mid[None], axis=2)
+        L = L[np.all(d > 1.05 * rad[None] + 1e-9 * size, axis=1)]
+    # far ghost points: no ring point is on the convex hull, where qhull would join
+    # collinear ring points (straight sides) by flat triangles
+    t = 2 * np.pi * np.arange(8) / 8
+    ghosts = 10 * size * np.stack([np.cos(t), np.sin(t)], 1)
+    pts = np.concatenate([poly, L, ghosts])
+    tri = Delaunay(pts).simplices.astype(np.int64)
+    T = pts[tri]
+    cross = np.cross(T[:, 1] - T[:, 0], T[:, 2] - T[:, 0])
+    keep = _in_polygon(T.mean(1), poly) & (np.abs(cross) > 1e-12 * size ** 2) & np.all(tri < c + len(L), axis=1)
+    tri, cross = tri[keep], cross[keep]
+    tri[cross < 0] = tri[cross < 0][:, ::-1]
+    # a tiling of the ring: c + 2k - 2 triangles, each ring edge used once, forward
+    ed = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    ring_e = {(i, (i + 1) % c) for i in range(c)}
+    if len(tri) != c + 2 * len(L) - 2 or not ring_e <= set(map(tuple, ed.tolist())):
+        raise ValueError(f"polygon_cap: could not tile the ring of {c} points (not simple?)")
+    return g + L[:, :1] * e1 + L[:, 1:] * e2, tri
+
+
+def capped_loft(rings: np.ndarray, cap_rings: int = 2, band=None, rect=None, cap_edge: float | None = None):
+    """Loft closed at both ends. rings (m, c, 3).
+
+    cap_edge None: caps of ``cap_rings`` concentric inset rings shrinking to the
+    ring centroid, then a fan (nicer than one fan, but its triangles are long
+    and thin on elongated outlines). cap_edge (meters): each end ring must be
+    planar; it is closed by :func:`polygon_cap`, well-shaped triangles about
+    ``cap_edge`` on a side (``cap_rings`` is then unused). Caps carry no uv.
+    """
+    if cap_edge is not None:
+        V, F, UV = loft(rings, band=band, rect=rect)
+        m, c, _ = rings.shape
+        Vs, Fs = [V], [F]
+        n = len(V)
+        for r, flip in ((0, True), (m - 1, False)):
+            W, tri = polygon_cap(rings[r], cap_edge)
+            idx = np.concatenate([r * c + np.arange(c), n + np.arange(len(W))])
+            f = idx[tri]
+            Vs.append(W)
+            Fs.append(f[:, ::-1] if flip else f)
+            n += len(W)
+        Fc = np.concatenate(Fs)
+        UVc = np.concatenate([UV, np.zeros((len(Fc) - len(F), 3, 2))])
+        return np.concatenate(Vs), Fc, UVc
+
     def inset(ring, reverse):
         g = ring.mean(0)
         s = np.arange(cap_rings, 0, -1) / (cap_rings + 1)  # not 1, not 0

@@ -114,7 +114,9 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     outline[on_x_side, 0] -= np.sign(x[on_x_side]) * waist * wy[on_x_side]
     zs = np.linspace(-FILM_T, h + FILM_T, 7)
     rings = np.stack([np.column_stack([outline, np.full(len(outline), z)]) for z in zs])
-    film = G.capped_loft(rings, cap_rings=4)
+    # top and bottom: even, well-shaped triangles (~7 mm for 66 mm cans), not a fan of
+    # slivers, so the film can follow a smooth deformation (the sag over a missing unit)
+    film = G.capped_loft(rings, cap_edge=float(np.clip(d / 9, 0.004, 0.012)))
 
     parts = [Part("unit", mat, True), Part("film", "shrink_film", False)]
     pieces = [(u, 0) for u in units] + [(film, 1)]
