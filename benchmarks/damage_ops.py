@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from damage_ops.base import REGISTRY, apply  # noqa: E402
-from damage_ops.product import face_cover, face_geometry  # noqa: E402
+from damage_ops.product import prepare  # noqa: E402
 from damage_ops.remesh import refine  # noqa: E402
 from simulator.products import build_product  # noqa: E402
 
@@ -74,13 +74,11 @@ def product_near(kind: str, faces: int, seed: int = 0):
 
 def time_op(p, op: str, params: dict, n: int) -> dict:
     """Median over ``n`` runs, warm and cold. Warm: the input is a copy of a
-    product whose per-face geometry is cached (damage_ops.product.face_geometry)
-    and whose cover record (damage_ops.product.face_cover) the copies share, as
-    every catalog product's are in a corpus run (the record fills as the runs
-    measure cover; superficial reads it). Cold: those caches cleared before
-    each run (a product nobody has seen)."""
-    face_geometry(p.mesh)
-    face_cover(p.mesh)
+    product prepared as the catalog prepares each product once
+    (damage_ops.product.prepare: per-face geometry, the face grid, and the
+    cover record the copies share, which fills as runs measure cover). Cold:
+    those caches cleared before each run (a product nobody has seen)."""
+    prepare(p.mesh)
     ts, tc = [], []
     for i in range(n):
         q = p.copy()

@@ -15,6 +15,7 @@ from scipy.ndimage import map_coordinates
 
 from .product import carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
 from .remesh import grow, on_patch, refine_levels
+from .spatial import face_grid
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -175,29 +176,41 @@ class Occluders:
         order = np.argsort(okey, kind="stable")
         self.skey, self.sown = okey[order], oown[order]
 
-    def query(self, query: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
+    def query(self, query: np.ndarray, offset: float = 1e-5, geo=None, clear: bool = False):
         """(k,) bool for the faces ``query``: covered. The ray starts ``offset``
         m above the surface so coincident layers do not count as cover at
         distance zero. geo: :func:`damage_ops.product.face_geometry` of (V, F)
-        if the caller has it (saves recomputing normals and centroids)."""
+        if the caller has it (saves recomputing normals and centroids).
+
+        clear: also return (k,) bool, True where no occluder comes near the
+        prism the whole face sweeps along its normal (``max_dist`` + offset):
+        then no part of the face is covered, nor any triangle inside it (a
+        refined child)."""
         query = np.asarray(query, np.int64)
         out = np.zeros(len(query), bool)
+        free = np.ones(len(query), bool)
         if len(query) == 0 or self.n == 0:
-            return out
+            return (out, free) if clear else out
         axis, max_dist = self.axis, self.max_dist
         o, nq = self._rays(query, offset, geo)
         qpart = None if self.part is None else self.part[query]
         end = o + max_dist * nq
-        oa, ea = o @ axis, end @ axis
-        q_lo, q_hi = np.minimum(oa, ea), np.maximum(oa, ea)
-        Q = np.stack([np.stack([o @ self.e1, o @ self.e2], 1), np.stack([end @ self.e1, end @ self.e2], 1)], 1)
-        Qmin, Qmax = np.minimum(Q[:, 0], Q[:, 1]), np.maximum(Q[:, 0], Q[:, 1])
+        if clear:  # boxes of the swept prisms (they hold the rays' boxes)
+            T = self.V[self.F[query]]
+            P = np.concatenate([T, T + ((max_dist + offset) * nq)[:, None]], 1)  # (k, 6, 3)
+        else:
+            P = np.stack([o, end], 1)                                            # (k, 2, 3)
+        pa = P @ axis
+        q_lo, q_hi = pa.min(1), pa.max(1)
+        pu, pv = P @ self.e1, P @ self.e2
+        Qmin = np.stack([pu.min(1), pv.min(1)], 1)
+        Qmax = np.stack([pu.max(1), pv.max(1)], 1)
         # query boxes in cells, clipped to the occluders' cells (none outside)
         qlo = np.maximum(np.floor(Qmin / self.cell).astype(np.int64), self.base) - self.base
         qhi = np.minimum(np.floor(Qmax / self.cell).astype(np.int64), self.top) - self.base
         live = np.flatnonzero((qlo <= qhi).all(1))
         if len(live) == 0:
-            return out
+            return (out, free) if clear else out
         qkey, qown = _cells(qlo[live], qhi[live], self.w)
         qown = live[qown]
         if self.part is not None:  # a part does not cover itself: look up the other parts' keys
@@ -207,7 +220,7 @@ class Occluders:
         a, b = np.searchsorted(self.skey, qkey, "left"), np.searchsorted(self.skey, qkey, "right")
         n_pairs = b - a
         if not n_pairs.any():
-            return out
+            return (out, free) if clear else out
         qa = np.repeat(qown, n_pairs)
         oa_ = self.sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
         for i in range(0, len(qa), 1_000_000):  # bounded memory
@@ -218,9 +231,19 @@ class Occluders:
                     & (self.Pmax[oo, 0] >= Qmin[qq, 0]) & (self.Pmin[oo, 0] <= Qmax[qq, 0])
                     & (self.Pmax[oo, 1] >= Qmin[qq, 1]) & (self.Pmin[oo, 1] <= Qmax[qq, 1]))
             qq, oo = qq[span], oo[span]
+            if clear:
+                free[qq] = False
+                # the ray's own box, inside the prism's
+                ra, rb = o[qq] @ axis, end[qq] @ axis
+                ru = np.stack([o[qq] @ self.e1, end[qq] @ self.e1], 1)
+                rv = np.stack([o[qq] @ self.e2, end[qq] @ self.e2], 1)
+                near = ((self.t_hi[oo] >= np.minimum(ra, rb)) & (self.t_lo[oo] <= np.maximum(ra, rb))
+                        & (self.Pmax[oo, 0] >= ru.min(1)) & (self.Pmin[oo, 0] <= ru.max(1))
+                        & (self.Pmax[oo, 1] >= rv.min(1)) & (self.Pmin[oo, 1] <= rv.max(1)))
+                qq, oo = qq[near], oo[near]
             t = _mt(self.T[oo], o[qq], nq[qq])
             out[qq[(t > 0) & (t < max_dist)]] = True
-        return out
+        return (out, free) if clear else out
 
     def _rays(self, faces: np.ndarray, offset: float, geo) -> tuple[np.ndarray, np.ndarray]:
         """Origins (k, 3) and directions (k, 3) of the faces' cover rays."""
@@ -249,6 +272,7 @@ def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.
     item is exposed, so the cap is rarely reached)."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     n, a, _, _ = face_geometry(mesh)
+    grid = face_grid(mesh)
     w = a * (np.asarray(mask, bool) if mask is not None else 1.0)
     if w.sum() <= 0:
         w = a
@@ -258,7 +282,7 @@ def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.
     for _ in range(tries):
         f = int(min(np.searchsorted(cdf, rng.random()), len(F) - 1))
         o = V[F[f]].mean(0) + 1e-5 * n[f]
-        if len(ray_hits(V, F, o, n[f])) == 0:
+        if len(ray_hits(V, F[grid.ray(o, n[f])], o, n[f])) == 0:  # the grid: the faces near the ray
             return f
     return f
 

@@ -254,9 +254,9 @@ def _copy_mesh(m: trimesh.Trimesh) -> trimesh.Trimesh:
 GEOMETRY_KEY = "damagesim_face_geometry"
 #: the cached :class:`damage_ops.spatial.FaceGrid` of a mesh
 GRID_KEY = "damagesim_face_grid"
-#: per face, whether another opaque part covers it (superficial's cover test;
-#: -1 not measured yet): filled in as ops measure it and shared by copies,
-#: since the answer depends only on the mesh
+#: per face, whether another opaque part covers it (superficial's cover test:
+#: -1 not measured yet, 0 no, 1 yes, 2 nowhere on the face): filled in as ops
+#: measure it and shared by copies, since the answer depends only on the mesh
 COVER_KEY = "damagesim_face_cover"
 CARRIED_KEYS = (GEOMETRY_KEY, GRID_KEY, COVER_KEY)
 
@@ -314,6 +314,17 @@ def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.nda
     if GEOMETRY_KEY not in mesh._cache:
         _set_geometry(mesh, _geometry_of(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)))
     return mesh._cache[GEOMETRY_KEY]
+
+
+def prepare(mesh: trimesh.Trimesh) -> None:
+    """Compute what the damage ops read about a pristine mesh (face geometry,
+    the face grid, the shared cover record) once, for every copy to carry: the
+    catalog calls it per product."""
+    from .spatial import face_grid
+
+    face_geometry(mesh)
+    face_grid(mesh)
+    face_cover(mesh)
 
 
 def face_cover(mesh: trimesh.Trimesh) -> list:

@@ -46,7 +46,8 @@ def refine_once(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> tuple[trimesh.T
         # closure: a face with two or more split edges becomes red (all three split)
         while True:
             mk = np.unique(keys[marked])
-            marked = np.isin(keys, mk)
+            at = np.minimum(np.searchsorted(mk, keys), max(len(mk) - 1, 0))  # np.isin(keys, mk), mk sorted
+            marked = mk[at] == keys if len(mk) else np.zeros(keys.shape, bool)
             promote = marked.sum(1) == 2
             if not promote.any():
                 break

@@ -318,8 +318,9 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     opaque = np.isin(pid, opaque_parts)
     lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
-    # per mesh: occluder indexes per (part, occluder mask, scope), and every face's
-    # cover (-1 unknown) once measured against all opaque faces around it
+    # per mesh: occluder indexes per (occluder mask, scope), and every face's cover
+    # once measured against all opaque faces around it: -1 unknown, 0 not covered
+    # (its centroid's ray), 1 covered, 2 clear (no occluder near any of it)
     memo = {"mesh": None}
 
     def covered(query: np.ndarray, occ_mask: np.ndarray, scope: np.ndarray | None = None,
@@ -363,12 +364,18 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             cell = 2.0 * float(np.median(np.sqrt(geo[3][scope]))) if len(scope) else None
             index = memo[key] = S.Occluders(Vm, Fm, np.flatnonzero(occ_mask), n, COVER_M, scope=scope, geo=geo,
                                             part=pidm, cell=cell)
+        keep = known is not None and ball is not None
         if len(ask):
-            res[todo] = index.query(ask, geo=geo)
-        if known is not None and ball is not None:
+            got = index.query(ask, geo=geo, clear=keep)
+            res[todo], free = got if keep else (got, None)
+        if keep and len(ask):
             d = geo[2][ask] - c
-            inside = np.sqrt(S._dot(d, d)) + COVER_M + 1e-4 <= ball
+            dist = np.sqrt(S._dot(d, d)) + COVER_M + 1e-4
+            inside = dist <= ball
             known[ask[inside]] = res[todo[inside]]
+            # nothing near the prism the whole face sweeps: its children are clear too
+            whole = inside & free & (dist + np.sqrt(geo[3][ask]) <= ball)
+            known[ask[whole]] = 2
         return res
 
     def carry_cover(new_mesh: trimesh.Trimesh, new_from_old: np.ndarray) -> None:
@@ -379,7 +386,8 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             return
         nfo = np.asarray(new_from_old)
         only = np.bincount(nfo, minlength=len(memo["known"]))[nfo] == 1
-        known = np.where(only, memo["known"][nfo], -1).astype(np.int8)
+        was = memo["known"][nfo]
+        known = np.where(only | (was == 2), was, -1).astype(np.int8)
         memo.clear()
         memo["mesh"], memo["known"] = new_mesh, known
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from damage_ops import Product
-from damage_ops.product import face_cover, face_geometry
+from damage_ops.product import prepare
 
 from .errors import ConfigError, MeshError
 from .materials import Material, load_materials
@@ -109,8 +109,7 @@ class Catalog:
                 prod = build_product(spec.kind, spec.sku, spec.params, np.random.default_rng(spec.seed))
             if len(self._cache) >= CACHE_SIZE:  # bounded: a long run must not grow with the catalog
                 self._cache.pop(next(iter(self._cache)))
-            face_geometry(prod.mesh)  # once per product; every copy carries it to the damage ops
-            face_cover(prod.mesh)     # shared by the copies: cover one op measures, the next reads
+            prepare(prod.mesh)  # once per product; every copy carries it to the damage ops
             self._cache[spec.sku] = prod
         return prod.copy()
 
