@@ -200,6 +200,45 @@ def barycentric_uv(P: np.ndarray, tri: np.ndarray, uv: np.ndarray, return_weight
     return out
 
 
+class PartGrid:
+    """Grid queries (:class:`damage_ops.spatial.FaceGrid`) about one part of a
+    prepared product mesh, answered as faces of that part's mesh split off by
+    :func:`split_part` (same faces, same order)."""
+
+    def __init__(self, mesh: trimesh.Trimesh, part: int):
+        self.V, self.F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        self.pid = mesh.face_attributes["part_id"]
+        self.part = part
+        self.faces = np.flatnonzero(self.pid == part)   # part mesh face i = mesh face faces[i]
+        self.grid = face_grid(mesh)
+        _, _, self.cen, self.r2 = face_geometry(mesh)
+
+    def _own(self, f: np.ndarray) -> np.ndarray:
+        return f[self.pid[f] == self.part]
+
+    def near(self, c: np.ndarray, radius: float) -> np.ndarray:
+        """Part faces whose bounding ball comes within ``radius`` of c."""
+        return np.searchsorted(self.faces, self._own(self.grid.ball(c, radius)))
+
+    def ray(self, o: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Distances (inf: no hit) from o along unit d to the part's faces near the ray."""
+        f = self._own(self.grid.ray(o, d))
+        return ray_hits(o, d, self.V[self.F[f]], self.cen[f], self.r2[f])
+
+    def candidates(self, kept: np.ndarray | None, n_faces: int):
+        """``candidates`` for :func:`boolean_difference` on the part mesh after a
+        refinement that kept input faces ``kept`` first and appended n_faces -
+        len(kept) new ones (all counted near: they lie in the refined patch)."""
+        if kept is None:
+            return None
+
+        def fn(c, radius):
+            m = np.zeros(len(self.faces), bool)
+            m[self.near(c, radius)] = True
+            return np.concatenate([np.flatnonzero(m[kept]), np.arange(len(kept), n_faces)])
+        return fn
+
+
 def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
                        rng: np.random.Generator, fits, op: str, what: str,
                        bounds: tuple[np.ndarray, np.ndarray] | None = None, grid=None) -> tuple[int, np.ndarray, np.ndarray]:
@@ -745,13 +784,10 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     e1, e2 = tangent_frame(n)
 
     pm, rest = split_part(mesh, part)
-    part_faces = np.flatnonzero(pid == part)  # pm's faces, in order
+    pg = PartGrid(product.mesh, part)
     PV = np.asarray(pm.vertices)
-    # local thickness of the part along -n (the faces of the part near the ray
-    # down), and how far the surface curves away
-    down = grid.ray(p - n * 1e-7, -n)
-    down = down[pid[down] == part]
-    thick = ray_hits(p - n * 1e-7, -n, V[F[down]], cen[down], reach2[down])
+    # local thickness of the part along -n, and how far the surface curves away
+    thick = pg.ray(p - n * 1e-7, -n)
     thick = float(thick[thick > 1e-6].min()) if np.isfinite(thick).any() and (thick > 1e-6).any() else np.inf
     rel = PV - p
     tv = -(rel @ n)
@@ -775,25 +811,12 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         t_bot = t0 + max(0.5e-3, 0.5 * t_bot)
     levels = [(-h, 1.0), (t0, 1.0), (t_bot, taper)]
 
-    def part_near(c, radius):  # faces of pm (before refinement) whose bounding ball comes within radius of c
-        f = grid.ball(c, radius)
-        return np.searchsorted(part_faces, f[pid[f] == part])
-
     pm, kept = refine_near(pm, p, reach, max(width / 2.5, 1.2e-3),
-                           near=part_near(p, reach + 2.5 * float(np.sqrt(reach2.max()))))
-
-    def candidates(c, radius):  # the same, as faces of the refined pm (refined faces all count)
-        if kept is None:
-            return None
-        m = np.zeros(len(part_faces), bool)
-        m[part_near(c, radius)] = True
-        return np.concatenate([np.flatnonzero(m[kept]), np.arange(len(kept), len(pm.faces))])
-
-    up = grid.ray(p + n * 1e-7, n)
-    up = up[pid[up] == part]
-    clear = not np.isfinite(ray_hits(p + n * 1e-7, n, V[F[up]], cen[up], reach2[up])).any()
+                           near=pg.near(p, reach + 2.5 * float(np.sqrt(reach2.max()))))
+    clear = not np.isfinite(pg.ray(p + n * 1e-7, n)).any()
     CV, CF = _cutter(p, n, e1, e2, radii, levels)
-    NV, NF, src, fid = boolean_difference(pm, CV, CF, n, p, candidates=candidates, clear_above=clear)
+    NV, NF, src, fid = boolean_difference(pm, CV, CF, n, p, candidates=pg.candidates(kept, len(pm.faces)),
+                                          clear_above=clear)
 
     # labels: surface faces inherit from their source triangle, cutter faces from the punctured face
     attrs, retri = inherit_labels(pm, NV, NF, src, fid)

@@ -57,6 +57,7 @@ import trimesh
 
 from . import puncture as P
 from ._surface import tangent_frame
+from .spatial import face_grid
 from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas
 
@@ -307,7 +308,8 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
             box["site"] = place(f, q, nq)
             return box["site"] is not None
         P.draw_surface_point(V, F, normals, areas * allowed, pid, rng, fits, OP,
-                             f"a tear of length_mm={params.length_mm:g}", bounds=(cen, rad2))
+                             f"a tear of length_mm={params.length_mm:g}", bounds=(cen, rad2),
+                             grid=face_grid(product.mesh))
         site = box["site"]
 
     p, n, e1, e2 = site.p, site.n, site.e1, site.e2
@@ -322,8 +324,8 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
         pts2, hit, heights = site.pts, site.hits, site.heights
 
     pm, rest = P.split_part(mesh, part)
-    PV, PF = np.asarray(pm.vertices), np.asarray(pm.faces)
-    thick = P.ray_hits(p - n * 1e-7, -n, PV[PF])
+    pg = P.PartGrid(product.mesh, part)
+    thick = pg.ray(p - n * 1e-7, -n)
     thick = float(thick[thick > 1e-6].min()) if (np.isfinite(thick) & (thick > 1e-6)).any() else np.inf
     sag = float(max(-heights.min(), 0.0))
     bump = float(max(heights.max(), 0.0))
@@ -338,7 +340,10 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     h_top = bump + 2e-3
 
     CV, CF, _ = prism(pts2, p, e1, e2, n, h_top, -t_bot)
-    NV, NF, src, fid = P.boolean_difference(pm, CV, CF)
+    clear = not np.isfinite(pg.ray(p + n * 1e-7, n)).any()
+    NV, NF, src, fid = P.boolean_difference(pm, CV, CF, n, p, candidates=pg.candidates(np.arange(len(pm.faces)),
+                                                                                      len(pm.faces)),
+                                            clear_above=clear)
 
     # labels of the cut part: surface faces inherit from their source triangle
     attrs, retri = P.inherit_labels(pm, NV, NF, src, fid)
@@ -410,7 +415,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     ft = (tn * ta[:, None]).sum(0)
     opening = float(np.degrees(np.arccos(np.clip(ft @ n / np.linalg.norm(ft), -1.0, 1.0))))
     size = {"length_mm": length_mm, "opening_deg": opening, "depth_mm": 1e3 * depth}
-    extent = float(np.ptp(PV, axis=0).max())
+    extent = float(np.ptp(np.asarray(pm.vertices), axis=0).max())
     opens_item = params.opening_deg >= 45.0 and length_mm / 1e3 >= 0.4 * extent
     r_reg = float(np.linalg.norm(pts2, axis=1).max())
     region = {"center_m": p.tolist(), "radius_m": r_reg,

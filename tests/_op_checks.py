@@ -61,3 +61,23 @@ def assert_valid(p, referenced: bool = False, winding: bool = False, satellites:
     if satellites:
         for s in p.satellites:
             assert s.mesh.is_watertight and abs(s.mesh.vertices[:, 2].min()) < 1e-12
+
+
+def same_surface(a: trimesh.Trimesh, b: trimesh.Trimesh, tol: float = 1e-6) -> bool:
+    """Every triangle of a has one in b with the same corners (each within tol m,
+    same orientation), and the counts agree."""
+    from scipy.spatial import cKDTree
+
+    if len(a.faces) != len(b.faces):
+        return False
+    Ta, Tb = np.asarray(a.vertices)[a.faces], np.asarray(b.vertices)[b.faces]
+    tree = cKDTree(Tb.mean(1))
+    for i, t in enumerate(Ta):
+        ok = False
+        for j in tree.query_ball_point(t.mean(0), 3 * tol):
+            if any(np.abs(np.roll(Tb[j], s, axis=0) - t).max() <= tol for s in range(3)):
+                ok = True
+                break
+        if not ok:
+            return False
+    return True

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from damage_ops import FINISH_IDS
 from damage_ops.base import ParamError
+from tests._op_checks import same_surface
 
 puncture_mod = pytest.importorskip("damage_ops.puncture")
 PunctureParams = puncture_mod.PunctureParams
@@ -203,26 +204,6 @@ def test_puncture_bad_params(params, field):
         apply(product("carton", 0), "puncture", params, np.random.default_rng(0))
 
 
-def _same_surface(a: trimesh.Trimesh, b: trimesh.Trimesh, tol: float = 1e-6) -> bool:
-    """Every triangle of a has one in b with the same corners (each within tol m,
-    same orientation), and the counts agree."""
-    from scipy.spatial import cKDTree
-
-    if len(a.faces) != len(b.faces):
-        return False
-    Ta, Tb = np.asarray(a.vertices)[a.faces], np.asarray(b.vertices)[b.faces]
-    tree = cKDTree(Tb.mean(1))
-    for i, t in enumerate(Ta):
-        ok = False
-        for j in tree.query_ball_point(t.mean(0), 3 * tol):
-            if any(np.abs(np.roll(Tb[j], s, axis=0) - t).max() <= tol for s in range(3)):
-                ok = True
-                break
-        if not ok:
-            return False
-    return True
-
-
 def test_local_boolean_gives_the_whole_part_result(monkeypatch):
     """The cut on a closed local patch (fans to an apex) equals manifold3d's cut of
     the whole part: same triangles up to a micron (manifold3d may round an
@@ -249,7 +230,7 @@ def test_local_boolean_gives_the_whole_part_result(monkeypatch):
             monkeypatch.setattr(puncture_mod, "_local_difference", lambda *x, **k: None)
             b, rb = puncture(p, PunctureParams(diameter_mm=d), np.random.default_rng(seed))
             n_cases += 1
-            assert _same_surface(a.mesh, b.mesh), (kind, seed, d)
+            assert same_surface(a.mesh, b.mesh), (kind, seed, d)
             assert np.array_equal(np.sort(a.damage_id), np.sort(b.damage_id))
             assert ra.n_faces == rb.n_faces and abs(ra.size["diameter_mm"] - rb.size["diameter_mm"]) < 1e-4
     assert n_cases >= 12
@@ -275,7 +256,7 @@ def test_local_boolean_refuses_a_patch_whose_border_enters_the_cutter():
     good = puncture_mod._local_difference(pm, CV, CF, n, c)
     assert good is not None
     mk = lambda r: trimesh.Trimesh(r[0], r[1], process=False)  # noqa: E731
-    assert _same_surface(mk(good), mk(whole))
+    assert same_surface(mk(good), mk(whole))
     tris = np.asarray(pm.vertices)[pm.faces]
     reach = np.linalg.norm(puncture_mod.closest_point_on_triangles(tris, c) - c, axis=1)
     mid = np.linalg.norm(tris.mean(1) - c, axis=1)
