@@ -16,22 +16,32 @@ label follows the footprint.
 Film sag: shrink film (a part named ``film``) is held by the units under it,
 so where a unit is gone it collapses into the vacated slot; otherwise a depth
 camera could not see the damage at all. Film vertices move by one smooth
-displacement field (``film_sag``): down by up to ``SAG_FRAC`` of the unit
-height and inward toward the slot's axis by up to ``INWARD_FRAC`` of their
-distance from it, with amplitude ``s(d) * w(rho) * h(z)``:
+displacement field (:func:`sag_field`): down by up to ``SAG_FRAC`` of the
+unit height and inward toward the slot's axis by up to ``INWARD_FRAC`` of
+their distance from it, with amplitude ``s(x, y) * w(x, y) * h(z)``:
 
-- ``s``: smoothstep of the vertex's xy distance ``d`` to the nearest remaining
-  unit's footprint (radius from its bounding box), 0 within ``SUPPORT_CLEAR_M``
-  of a remaining unit (the film stays where units hold it), 1 from one unit
-  radius on;
-- ``w``: 1 within ``WINDOW`` [0] unit radii of a removed unit's axis, smooth
-  to 0 at ``WINDOW`` [1] radii, so film elsewhere (even over a slot emptied
-  by an earlier damage) does not move;
+- ``s``: the product over the remaining units of a smoothstep of the vertex's
+  xy distance ``d_i`` to unit ``i``'s footprint (radius from its bounding
+  box), each 0 within ``SUPPORT_CLEAR_M`` of its unit (the film stays where
+  units hold it) and 1 from one unit radius on. A product, not the fade of
+  the nearest distance: that min has a kink where two units are equally near
+  (an X-shaped crease along the slot's diagonals). The product is C1, never
+  above the nearest unit's fade (so 0 wherever that is) and equal to it
+  wherever only one unit is within a radius (over the slot's middle: 1);
+- ``w``: the union ``1 - prod(1 - w_j)`` of one window per removed unit,
+  ``w_j`` 1 within ``WINDOW`` [0] unit radii of its axis and smooth to 0 at
+  ``WINDOW`` [1] radii, so film elsewhere (even over a slot emptied by an
+  earlier damage) does not move; the inward pull is toward the ``w_j``-weighted
+  mean of the removed axes (the one axis where only one window reaches);
 - ``h``: smoothstep of height over the removed unit's span, 0 at its bottom
   (the film under the units rests on the tray), 1 at its top.
 
 Displacements below 1 um are dropped, so film elsewhere keeps its exact
-coordinates. The field is smooth and its vertical part is a monotone map of z
+coordinates. Apart from that the field is C1 (bounded second differences, no
+crease for the film's linear triangles to miss), and at every point it is the
+earlier nearest-unit field (``s`` of the nearest distance, ``min(sum w_j, 1)``)
+times a factor in [0, 1]: each film point moves along the same line as under
+that field, no further. Its vertical part is a monotone map of z
 (``SAG_FRAC`` < 2/3), the horizontal part a contraction: faces keep their
 orientation and the film stays one closed, non-self-intersecting surface
 that moves away from, never into, the remaining units. Film faces within
@@ -160,23 +170,28 @@ def sag_field(P: np.ndarray, gone_lo: np.ndarray, gone_hi: np.ndarray, keep_lo: 
     gc = 0.5 * (gone_lo + gone_hi)[:, :2]
     gr = 0.5 * np.min(gone_hi[:, :2] - gone_lo[:, :2], axis=1)
     R = float(gr.mean())
+    s = np.ones(len(P))
     if len(keep_lo):
         kc = 0.5 * (keep_lo + keep_hi)[:, :2]
         kr = 0.5 * np.min(keep_hi[:, :2] - keep_lo[:, :2], axis=1)
-        d = np.min(np.linalg.norm(xy[:, None, :] - kc[None], axis=2) - kr[None], axis=1)
-    else:
-        d = np.full(len(P), np.inf)
-    s = _smoothstep((d - SUPPORT_CLEAR_M) / max(R - SUPPORT_CLEAR_M, 1e-6))
+        d = np.linalg.norm(xy[:, None, :] - kc[None], axis=2) - kr[None]        # (k, n)
+        # a product of per-unit fades, not the fade of the nearest distance: that
+        # min creases where two units are equally near (the slot's diagonals)
+        s = np.prod(_smoothstep((d - SUPPORT_CLEAR_M) / max(R - SUPPORT_CLEAR_M, 1e-6)), axis=1)
     rel = xy[:, None, :] - gc[None]                                   # (k, g, 2)
     rho = np.linalg.norm(rel, axis=2) / gr[None]
     w = 1.0 - _smoothstep((rho - WINDOW[0]) / (WINDOW[1] - WINDOW[0]))  # (k, g)
+    # union of the windows (1 - prod(1 - w)), not min(sum w, 1): no crease where
+    # the sum of overlapping windows reaches 1
+    win = 1.0 - np.prod(1.0 - w, axis=1)
     wsum = w.sum(1)
+    pull = (w[:, :, None] * rel).sum(1) / np.where(wsum > 0, wsum, 1.0)[:, None]   # from the windows' mean axis
     z0, z1 = float(gone_lo[:, 2].min()), float(gone_hi[:, 2].max())
     hz = _smoothstep((P[:, 2] - z0) / max(z1 - z0, 1e-6))
-    amp = sag * s * hz
+    amp = sag * s * win * hz
     D = np.zeros_like(P)
-    D[:, 2] = -SAG_FRAC * (z1 - z0) * amp * np.minimum(wsum, 1.0)
-    D[:, :2] = -INWARD_FRAC * amp[:, None] * (w[:, :, None] * rel).sum(1) / np.maximum(wsum, 1.0)[:, None]
+    D[:, 2] = -SAG_FRAC * (z1 - z0) * amp
+    D[:, :2] = -INWARD_FRAC * amp[:, None] * pull
     D[np.linalg.norm(D, axis=1) < MIN_MOVE_M] = 0.0
     return D
 
