@@ -193,44 +193,13 @@ class Occluders:
             return (out, free) if clear else out
         axis, max_dist = self.axis, self.max_dist
         o, nq = self._rays(query, offset, geo)
-        qpart = None if self.part is None else self.part[query]
         end = o + max_dist * nq
         if clear:  # boxes of the swept prisms (they hold the rays' boxes)
             T = self.V[self.F[query]]
             P = np.concatenate([T, T + ((max_dist + offset) * nq)[:, None]], 1)  # (k, 6, 3)
         else:
             P = np.stack([o, end], 1)                                            # (k, 2, 3)
-        pa = P @ axis
-        q_lo, q_hi = pa.min(1), pa.max(1)
-        pu, pv = P @ self.e1, P @ self.e2
-        Qmin = np.stack([pu.min(1), pv.min(1)], 1)
-        Qmax = np.stack([pu.max(1), pv.max(1)], 1)
-        # query boxes in cells, clipped to the occluders' cells (none outside)
-        qlo = np.maximum(np.floor(Qmin / self.cell).astype(np.int64), self.base) - self.base
-        qhi = np.minimum(np.floor(Qmax / self.cell).astype(np.int64), self.top) - self.base
-        live = np.flatnonzero((qlo <= qhi).all(1))
-        if len(live) == 0:
-            return (out, free) if clear else out
-        qkey, qown = _cells(qlo[live], qhi[live], self.w)
-        qown = live[qown]
-        if self.part is not None:  # a part does not cover itself: look up the other parts' keys
-            other = [(p, qpart[qown] != p) for p in self.parts]
-            qown = np.concatenate([qown[m] for _, m in other])
-            qkey = np.concatenate([qkey[m] + int(p) * self.span for p, m in other])
-        a, b = np.searchsorted(self.skey, qkey, "left"), np.searchsorted(self.skey, qkey, "right")
-        n_pairs = b - a
-        if not n_pairs.any():
-            return (out, free) if clear else out
-        qa = np.repeat(qown, n_pairs)
-        oa_ = self.sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
-        for i in range(0, len(qa), 1_000_000):  # bounded memory
-            qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
-            # the boxes themselves must overlap, along ``axis`` and across it (a shared
-            # cell is not enough): cheap tests that leave few pairs for Moller-Trumbore
-            span = ((self.t_hi[oo] >= q_lo[qq]) & (self.t_lo[oo] <= q_hi[qq])
-                    & (self.Pmax[oo, 0] >= Qmin[qq, 0]) & (self.Pmin[oo, 0] <= Qmax[qq, 0])
-                    & (self.Pmax[oo, 1] >= Qmin[qq, 1]) & (self.Pmin[oo, 1] <= Qmax[qq, 1]))
-            qq, oo = qq[span], oo[span]
+        for qq, oo in self._pairs(P, None if self.part is None else self.part[query]):
             if clear:
                 free[qq] = False
                 # the ray's own box, inside the prism's
@@ -244,6 +213,62 @@ class Occluders:
             t = _mt(self.T[oo], o[qq], nq[qq])
             out[qq[(t > 0) & (t < max_dist)]] = True
         return (out, free) if clear else out
+
+    def nearest(self, origins: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """(k,) distance along ``direction`` (unit) from each origin (k, 3) to
+        the first occluder it meets within ``max_dist`` (inf: none). Rays
+        along ``axis`` are the cheap case: each is a point in the hash."""
+        origins = np.asarray(origins, np.float64)
+        best = np.full(len(origins), np.inf)
+        if len(origins) == 0 or self.n == 0:
+            return best
+        P = np.stack([origins, origins + self.max_dist * direction], 1)
+        for qq, oo in self._pairs(P, None):
+            t = _mt(self.T[oo], origins[qq], direction[None])
+            t = np.where((t > 0) & (t <= self.max_dist), t, np.inf)
+            np.minimum.at(best, qq, t)
+        return best
+
+    def _pairs(self, P: np.ndarray, qpart: np.ndarray | None):
+        """Yield (query, occluder) index pairs, in bounded chunks, whose boxes
+        overlap: query i's box holds the points P[i] (k, m, 3); pairs within
+        one part are left out when qpart (k,) is given."""
+        axis = self.axis
+        pa = P @ axis
+        q_lo, q_hi = pa.min(1), pa.max(1)
+        pu, pv = P @ self.e1, P @ self.e2
+        Qmin = np.stack([pu.min(1), pv.min(1)], 1)
+        Qmax = np.stack([pu.max(1), pv.max(1)], 1)
+        # query boxes in cells, clipped to the occluders' cells (none outside)
+        qlo = np.maximum(np.floor(Qmin / self.cell).astype(np.int64), self.base) - self.base
+        qhi = np.minimum(np.floor(Qmax / self.cell).astype(np.int64), self.top) - self.base
+        live = np.flatnonzero((qlo <= qhi).all(1))
+        if len(live) == 0:
+            return
+        qkey, qown = _cells(qlo[live], qhi[live], self.w)
+        qown = live[qown]
+        if self.part is not None:
+            if qpart is None:  # every part's keys
+                qown = np.tile(qown, len(self.parts))
+                qkey = np.concatenate([qkey + int(p) * self.span for p in self.parts])
+            else:  # a part does not cover itself: look up the other parts' keys
+                other = [(p, qpart[qown] != p) for p in self.parts]
+                qown = np.concatenate([qown[m] for _, m in other])
+                qkey = np.concatenate([qkey[m] + int(p) * self.span for p, m in other])
+        a, b = np.searchsorted(self.skey, qkey, "left"), np.searchsorted(self.skey, qkey, "right")
+        n_pairs = b - a
+        if not n_pairs.any():
+            return
+        qa = np.repeat(qown, n_pairs)
+        oa_ = self.sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
+        for i in range(0, len(qa), 1_000_000):  # bounded memory
+            qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
+            # the boxes themselves must overlap, along ``axis`` and across it (a shared
+            # cell is not enough): cheap tests that leave few pairs for Moller-Trumbore
+            span = ((self.t_hi[oo] >= q_lo[qq]) & (self.t_lo[oo] <= q_hi[qq])
+                    & (self.Pmax[oo, 0] >= Qmin[qq, 0]) & (self.Pmin[oo, 0] <= Qmax[qq, 0])
+                    & (self.Pmax[oo, 1] >= Qmin[qq, 1]) & (self.Pmin[oo, 1] <= Qmax[qq, 1]))
+            yield qq[span], oo[span]
 
     def _rays(self, faces: np.ndarray, offset: float, geo) -> tuple[np.ndarray, np.ndarray]:
         """Origins (k, 3) and directions (k, 3) of the faces' cover rays."""

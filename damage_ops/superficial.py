@@ -52,6 +52,7 @@ import trimesh
 from . import _surface as S
 from .remesh import grow
 from .base import ParamError, add_damage, check_range, register
+from .spatial import face_grid
 from .product import COVER_KEY, FINISH_IDS, Product, ensure_optional, face_cover, take_faces
 
 OP = "superficial"
@@ -151,8 +152,10 @@ def _walk_path(rng, mesh, c, n, length, cand):
     e1, e2 = S.tangent_frame(n)
     k = int(np.clip(length / 1.5e-3, 16, 160))
     tau = np.linspace(-0.5, 0.5, k) * length
-    T = V[F[cand]]
     nC, _ = S.normals_areas(V, F[cand])
+    # the path lands on the first facing face below each point: rays along -n,
+    # hashed in the plane normal to n (each ray is a point there)
+    land = S.Occluders(V, F, cand[nC @ n > FACING_MIN], n, 1.0)
     best, best_len = None, -1.0
     for _ in range(8):
         th0 = rng.uniform(0, 2 * np.pi)
@@ -165,10 +168,7 @@ def _walk_path(rng, mesh, c, n, length, cand):
         du -= du[k // 2]
         dv -= dv[k // 2]
         P = c + du[:, None] * e1 + dv[:, None] * e2 + n * 0.02
-        t = S._mt(T[None], P[:, None], -n[None, None])
-        t = np.where((t > 0) & (nC @ n > FACING_MIN)[None], t, np.inf)
-        j = np.argmin(t, axis=1)
-        tt = t[np.arange(k), j]
+        tt = land.nearest(P, -n)
         ok = np.isfinite(tt)
         # keep the contiguous on-surface stretch through the centre
         mid = k // 2
@@ -292,7 +292,9 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     if params.style == "scratch":
         w = params.width_mm * 1e-3
         Lm = params.scratch_length_mm * 1e-3
-        near = np.flatnonzero(np.linalg.norm(V[F].mean(1) - c, axis=1) < 0.5 * Lm + S.max_edge(V, F) + 0.01)
+        _, _, cen0, r20 = S.face_geometry(mesh)
+        near = face_grid(mesh).ball(c, 0.5 * Lm + 0.01 + 2.0 * float(np.sqrt(r20.max())))  # a face's edge < 2 radii
+        near = np.sort(near[np.linalg.norm(cen0[near] - c, axis=1) < 0.5 * Lm + S.max_edge(V, F[near]) + 0.01])
         path = _walk_path(rng, mesh, c, n, Lm, near)
 
         s_fn = _segment_distance(path)
@@ -504,7 +506,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         while start < len(q) and got < 1.25 * A:
             end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
             chunk = q[start:end]
-            ok = chunk[~covered(chunk, occ_mask, scope=q, ball=reach(cutoff + COVER_M))]
+            ok = chunk[~covered(chunk, occ_mask, scope=q)]  # (no later call reads what this one learns)
             parts.append(ok)
             got += float(area[ok].sum())
             start = end
