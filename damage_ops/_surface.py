@@ -125,7 +125,7 @@ class Occluders:
     occluders: face indices; axis: (3,) unit direction the region roughly
     faces; part: (n,) part id of every face, if a face is not to count as
     covered by its own part; scope: the faces later queries will ask about,
-    if known (occluders out of their reach are dropped up front). The
+    if known (occluders out of reach of their rays are dropped up front). The
     occluders are hashed on a 2-D grid in the plane normal to
     ``axis``: a query ray segment and an occluder meet only if their projected
     boxes share a cell, so a query costs ~ k x (occluders per cell)."""
@@ -141,7 +141,8 @@ class Occluders:
             # box (or bounding ball) misses the box of all their ray segments cannot be met
             o, nq = self._rays(np.asarray(scope, np.int64), offset, geo)
             end = o + max_dist * nq
-            blo, bhi = np.minimum(o, end).min(0, initial=np.inf), np.maximum(o, end).max(0, initial=-np.inf)
+            blo = np.minimum(o, end).min(0, initial=np.inf)
+            bhi = np.maximum(o, end).max(0, initial=-np.inf)
             if geo is None:
                 C = V[F[occ]]
                 keep = ((C.max(1) >= blo) & (C.min(1) <= bhi)).all(1)
@@ -152,17 +153,20 @@ class Occluders:
         self.n = len(occ)
         if self.n == 0:
             return
+        self.occ = occ
         self.occ_part = None if part is None else part[occ]
-        self.T = V[F[occ]]
         self.e1, self.e2 = tangent_frame(axis)
-        P = np.stack([self.T @ self.e1, self.T @ self.e2], -1)  # (m, 3, 2) occluders, projected
-        self.Pmin = np.minimum(np.minimum(P[:, 0], P[:, 1]), P[:, 2])
-        self.Pmax = np.maximum(np.maximum(P[:, 0], P[:, 1]), P[:, 2])
-        ta = self.T @ axis
-        self.t_lo = np.minimum(np.minimum(ta[:, 0], ta[:, 1]), ta[:, 2])
-        self.t_hi = np.maximum(np.maximum(ta[:, 0], ta[:, 1]), ta[:, 2])
+        # projections of the occluders' corners, through the vertices (each projected once)
+        Fo = F[occ]
+        W = V @ np.stack([self.e1, self.e2, axis], 1)             # (v, 3): e1, e2, axis coordinates
+
+        def lo_hi(x):
+            a, b, c = x[Fo[:, 0]], x[Fo[:, 1]], x[Fo[:, 2]]
+            return np.minimum(np.minimum(a, b), c), np.maximum(np.maximum(a, b), c)
+        (u0, u1), (v0, v1), (self.t_lo, self.t_hi) = lo_hi(W[:, 0]), lo_hi(W[:, 1]), lo_hi(W[:, 2])
+        self.Pmin, self.Pmax = np.stack([u0, v0], 1), np.stack([u1, v1], 1)
         # cells no smaller than a typical occluder, so coarse occluders span few cells
-        ext = (self.Pmax - self.Pmin).max(1)
+        ext = np.maximum(u1 - u0, v1 - v0)
         self.cell = max(float(np.median(ext)), cell or 0.0, 1e-4)
         olo = np.floor(self.Pmin / self.cell).astype(np.int64)
         ohi = np.floor(self.Pmax / self.cell).astype(np.int64)
@@ -176,43 +180,21 @@ class Occluders:
         order = np.argsort(okey, kind="stable")
         self.skey, self.sown = okey[order], oown[order]
 
-    def query(self, query: np.ndarray, offset: float = 1e-5, geo=None, clear: bool = False):
+    def query(self, query: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
         """(k,) bool for the faces ``query``: covered. The ray starts ``offset``
         m above the surface so coincident layers do not count as cover at
         distance zero. geo: :func:`damage_ops.product.face_geometry` of (V, F)
-        if the caller has it (saves recomputing normals and centroids).
-
-        clear: also return (k,) bool, True where no occluder comes near the
-        prism the whole face sweeps along its normal (``max_dist`` + offset):
-        then no part of the face is covered, nor any triangle inside it (a
-        refined child)."""
+        if the caller has it (saves recomputing normals and centroids)."""
         query = np.asarray(query, np.int64)
         out = np.zeros(len(query), bool)
-        free = np.ones(len(query), bool)
         if len(query) == 0 or self.n == 0:
-            return (out, free) if clear else out
-        axis, max_dist = self.axis, self.max_dist
+            return out
         o, nq = self._rays(query, offset, geo)
-        end = o + max_dist * nq
-        if clear:  # boxes of the swept prisms (they hold the rays' boxes)
-            T = self.V[self.F[query]]
-            P = np.concatenate([T, T + ((max_dist + offset) * nq)[:, None]], 1)  # (k, 6, 3)
-        else:
-            P = np.stack([o, end], 1)                                            # (k, 2, 3)
-        for qq, oo in self._pairs(P, None if self.part is None else self.part[query]):
-            if clear:
-                free[qq] = False
-                # the ray's own box, inside the prism's
-                ra, rb = o[qq] @ axis, end[qq] @ axis
-                ru = np.stack([o[qq] @ self.e1, end[qq] @ self.e1], 1)
-                rv = np.stack([o[qq] @ self.e2, end[qq] @ self.e2], 1)
-                near = ((self.t_hi[oo] >= np.minimum(ra, rb)) & (self.t_lo[oo] <= np.maximum(ra, rb))
-                        & (self.Pmax[oo, 0] >= ru.min(1)) & (self.Pmin[oo, 0] <= ru.max(1))
-                        & (self.Pmax[oo, 1] >= rv.min(1)) & (self.Pmin[oo, 1] <= rv.max(1)))
-                qq, oo = qq[near], oo[near]
-            t = _mt(self.T[oo], o[qq], nq[qq])
-            out[qq[(t > 0) & (t < max_dist)]] = True
-        return (out, free) if clear else out
+        for qq, oo in self._pairs(np.stack([o, o + self.max_dist * nq], 1),
+                                  None if self.part is None else self.part[query]):
+            t = _mt(self.V[self.F[self.occ[oo]]], o[qq], nq[qq])
+            out[qq[(t > 0) & (t < self.max_dist)]] = True
+        return out
 
     def nearest(self, origins: np.ndarray, direction: np.ndarray) -> np.ndarray:
         """(k,) distance along ``direction`` (unit) from each origin (k, 3) to
@@ -224,7 +206,7 @@ class Occluders:
             return best
         P = np.stack([origins, origins + self.max_dist * direction], 1)
         for qq, oo in self._pairs(P, None):
-            t = _mt(self.T[oo], origins[qq], direction[None])
+            t = _mt(self.V[self.F[self.occ[oo]]], origins[qq], direction[None])
             t = np.where((t > 0) & (t <= self.max_dist), t, np.inf)
             np.minimum.at(best, qq, t)
         return best

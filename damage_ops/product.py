@@ -255,8 +255,8 @@ GEOMETRY_KEY = "damagesim_face_geometry"
 #: the cached :class:`damage_ops.spatial.FaceGrid` of a mesh
 GRID_KEY = "damagesim_face_grid"
 #: per face, whether another opaque part covers it (superficial's cover test:
-#: -1 not measured yet, 0 no, 1 yes, 2 nowhere on the face): filled in as ops
-#: measure it and shared by copies, since the answer depends only on the mesh
+#: -1 not measured yet, 0 no, 1 yes): filled in as ops measure it and shared
+#: by copies, since the answer depends only on the mesh
 COVER_KEY = "damagesim_face_cover"
 CARRIED_KEYS = (GEOMETRY_KEY, GRID_KEY, COVER_KEY)
 

@@ -63,6 +63,10 @@ TRANSPARENT_MATERIALS = frozenset({"clear_plastic", "shrink_film"})
 FACING_MIN = 0.3
 #: cover searched within this distance above a face (m)
 COVER_M = 0.008
+#: half-width of the refined band around the estimated stain radius, as a
+#: fraction of it (plus one edge length h); a threshold that lands outside
+#: moves the band
+BAND_FRAC = 0.03
 DEFAULT_AREA_CM2 = 6.0
 DEFAULT_LENGTH_MM = 60.0
 STAIN_COLOURS = ((0.62, 0.48, 0.34), (0.70, 0.68, 0.58), (0.80, 0.80, 0.82))  # coffee, grease, water mark
@@ -321,8 +325,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
     lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
     # per mesh: occluder indexes per (occluder mask, scope), and every face's cover
-    # once measured against all opaque faces around it: -1 unknown, 0 not covered
-    # (its centroid's ray), 1 covered, 2 clear (no occluder near any of it)
+    # once measured against all opaque faces around it: -1 unknown, 0 no, 1 yes
     memo = {"mesh": None}
 
     def covered(query: np.ndarray, occ_mask: np.ndarray, scope: np.ndarray | None = None,
@@ -366,18 +369,12 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             cell = 2.0 * float(np.median(np.sqrt(geo[3][scope]))) if len(scope) else None
             index = memo[key] = S.Occluders(Vm, Fm, np.flatnonzero(occ_mask), n, COVER_M, scope=scope, geo=geo,
                                             part=pidm, cell=cell)
-        keep = known is not None and ball is not None
         if len(ask):
-            got = index.query(ask, geo=geo, clear=keep)
-            res[todo], free = got if keep else (got, None)
-        if keep and len(ask):
+            res[todo] = index.query(ask, geo=geo)
+        if known is not None and ball is not None and len(ask):
             d = geo[2][ask] - c
-            dist = np.sqrt(S._dot(d, d)) + COVER_M + 1e-4
-            inside = dist <= ball
+            inside = np.sqrt(S._dot(d, d)) + COVER_M + 1e-4 <= ball
             known[ask[inside]] = res[todo[inside]]
-            # nothing near the prism the whole face sweeps: its children are clear too
-            whole = inside & free & (dist + np.sqrt(geo[3][ask]) <= ball)
-            known[ask[whole]] = 2
         return res
 
     def carry_cover(new_mesh: trimesh.Trimesh, new_from_old: np.ndarray) -> None:
@@ -388,8 +385,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             return
         nfo = np.asarray(new_from_old)
         only = np.bincount(nfo, minlength=len(memo["known"]))[nfo] == 1
-        was = memo["known"][nfo]
-        known = np.where(only | (was == 2), was, -1).astype(np.int8)
+        known = np.where(only, memo["known"][nfo], -1).astype(np.int8)
         memo.clear()
         memo["mesh"], memo["known"] = new_mesh, known
 
@@ -432,86 +428,96 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             if s_next < reach_s:
                 break
         # the estimate on the coarse mesh is within a few % of the final radius
-        band_lo, band_hi = 0.9 * r_est - h, 1.1 * r_est + h
+        frac = 0.1 if peel else BAND_FRAC  # (a torn label is not re-banded below)
+        band_lo, band_hi = (1.0 - frac) * r_est - h, (1.0 + frac) * r_est + h
         R0 = r_est
+    stainable = np.zeros(len(F), bool)
+    stainable[cand] = True
 
-    def select(m, idx):
-        el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces)[idx])
-        # beyond band_hi + el / 2 a face is out whatever its exact value (inf is fine)
-        smin, smax, _ = _face_s(m, s_fn, idx, band_hi + 0.5 * float(el.max(initial=0.0)))
-        return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
+    # a narrow band around the estimated threshold is refined; should the
+    # threshold come out beyond it (a coarse mesh misjudged it), the band moves
+    # there and is refined too, so the stain's edge always lies on fine faces
+    for attempt in range(2):
+        def select(m, idx):
+            el = S.max_edge(np.asarray(m.vertices), np.asarray(m.faces)[idx])
+            # beyond band_hi + el / 2 a face is out whatever its exact value (inf is fine)
+            smin, smax, _ = _face_s(m, s_fn, idx, band_hi + 0.5 * float(el.max(initial=0.0)))
+            return (smin - 0.5 * el < band_hi) & (smax + 0.5 * el > band_lo)
 
-    region = _ball(mesh, c, reach(band_hi))
-    if not peel:
-        # only what can be stained: faces facing the viewer and not under another
-        # part on the coarse mesh, and a ring around them for cover that a finer
-        # mesh resolves (hidden layers and walls beside the stain stay coarse)
-        keep = np.zeros(len(F), bool)
-        keep[cand] = True
-        region &= grow(F, keep, len(V), 1)
-    refined, nfo = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
-    carry_cover(refined, nfo)
-    mesh = refined
-    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    pid = mesh.face_attributes["part_id"]
-    opaque = np.isin(pid, opaque_parts)
-    lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
+        region = _ball(mesh, c, reach(band_hi))
+        if not peel:
+            # only what can be stained: faces facing the viewer and not under another
+            # part on the coarse mesh, and a ring around them for cover that a finer
+            # mesh resolves (hidden layers and walls beside the stain stay coarse)
+            region &= grow(F, stainable, len(V), 1)
+        refined, nfo = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
+        carry_cover(refined, nfo)
+        mesh = refined
+        V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        pid = mesh.face_attributes["part_id"]
+        opaque = np.isin(pid, opaque_parts)
+        lab = np.isin(pid, label_parts) if peel else np.zeros(len(F), bool)
 
-    # -- eligible faces: facing the viewer of the centre, not under another opaque part
-    cutoff = max(1.6 * R0, 3.0 * R0 if params.style == "scratch" else 0.0) + 2 * h
-    zone = np.flatnonzero(_ball(mesh, c, reach(cutoff + COVER_M)))
-    nz_, az_ = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
-    nrm = np.zeros((len(F), 3))
-    nrm[zone] = nz_
-    area = np.zeros(len(F))
-    area[zone] = az_
-    sc = np.full(len(F), np.inf)
-    sc[zone] = s_fn((V[F[zone, 0]] + V[F[zone, 1]] + V[F[zone, 2]]) / 3.0, cutoff + COVER_M)  # only s < that is used
-    near = sc < cutoff + COVER_M
-    facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
+        # -- eligible faces: facing the viewer of the centre, not under another opaque part
+        cutoff = max(1.6 * R0, 3.0 * R0 if params.style == "scratch" else 0.0) + 2 * h
+        zone = np.flatnonzero(_ball(mesh, c, reach(cutoff + COVER_M)))
+        nz_, az_ = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
+        nrm = np.zeros((len(F), 3))
+        nrm[zone] = nz_
+        area = np.zeros(len(F))
+        area[zone] = az_
+        sc = np.full(len(F), np.inf)
+        sc[zone] = s_fn((V[F[zone, 0]] + V[F[zone, 1]] + V[F[zone, 2]]) / 3.0, cutoff + COVER_M)  # only s < that is used
+        near = sc < cutoff + COVER_M
+        facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
 
-    if peel:
-        body_q = np.flatnonzero(facing & ~lab & opaque)
-        under = body_q[covered(body_q, near & lab)]
-        # calibrate the tear radius on the revealed area (2 passes)
-        r = S.area_threshold(sc[under], area[under], A)
-        for _ in range(2):
+        if peel:
+            body_q = np.flatnonzero(facing & ~lab & opaque)
+            under = body_q[covered(body_q, near & lab)]
+            # calibrate the tear radius on the revealed area (2 passes)
+            r = S.area_threshold(sc[under], area[under], A)
+            for _ in range(2):
+                gone = lab & (sc < r)
+                still = covered(under, near & lab & ~gone)
+                rev = under[~still]
+                a_rev = float(area[rev].sum())
+                if a_rev <= 0 or abs(a_rev - A) < 0.03 * A:
+                    break
+                r *= np.sqrt(A / a_rev)
             gone = lab & (sc < r)
             still = covered(under, near & lab & ~gone)
             rev = under[~still]
-            a_rev = float(area[rev].sum())
-            if a_rev <= 0 or abs(a_rev - A) < 0.03 * A:
-                break
-            r *= np.sqrt(A / a_rev)
-        gone = lab & (sc < r)
-        still = covered(under, near & lab & ~gone)
-        rev = under[~still]
-        keep = ~gone
-        new_index = np.cumsum(keep) - 1
-        mesh = _drop_faces(mesh, keep)
-        faces = new_index[rev]
-        p.mesh = mesh
-        size = {"area_cm2": float(area[rev].sum()) * 1e4, "removed_faces": float(gone.sum())}
-    else:
-        q = np.flatnonzero(facing)
-        # the threshold only looks at eligible faces in order of s up to a little
-        # past the target area: test cover in that order, in chunks, and stop
-        # once 1.25 A is uncovered (the faces after it cannot change r)
-        q = q[np.argsort(sc[q], kind="stable")]
-        cum = np.cumsum(area[q])
-        parts, got, start = [], 0.0, 0
-        occ_mask = np.zeros(len(F), bool)  # every opaque face within COVER_M of a query's cover ray
-        occ_mask[zone] = True
-        occ_mask &= opaque
-        while start < len(q) and got < 1.25 * A:
-            end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
-            chunk = q[start:end]
-            ok = chunk[~covered(chunk, occ_mask, scope=q)]  # (no later call reads what this one learns)
-            parts.append(ok)
-            got += float(area[ok].sum())
-            start = end
-        elig = np.sort(np.concatenate(parts)) if parts else q[:0]
-        r = S.area_threshold(sc[elig], area[elig], A)
+            keep = ~gone
+            new_index = np.cumsum(keep) - 1
+            mesh = _drop_faces(mesh, keep)
+            faces = new_index[rev]
+            p.mesh = mesh
+            size = {"area_cm2": float(area[rev].sum()) * 1e4, "removed_faces": float(gone.sum())}
+        else:
+            q = np.flatnonzero(facing)
+            # the threshold only looks at eligible faces in order of s up to a little
+            # past the target area: test cover in that order, in chunks, and stop
+            # once 1.25 A is uncovered (the faces after it cannot change r)
+            q = q[np.argsort(sc[q], kind="stable")]
+            cum = np.cumsum(area[q])
+            parts, got, start = [], 0.0, 0
+            occ_mask = np.zeros(len(F), bool)  # every opaque face within COVER_M of a query's cover ray
+            occ_mask[zone] = True
+            occ_mask &= opaque
+            while start < len(q) and got < 1.25 * A:
+                end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
+                chunk = q[start:end]
+                ok = chunk[~covered(chunk, occ_mask, scope=q)]  # (no later call reads what this one learns)
+                parts.append(ok)
+                got += float(area[ok].sum())
+                start = end
+            elig = np.sort(np.concatenate(parts)) if parts else q[:0]
+            r = S.area_threshold(sc[elig], area[elig], A)
+        if peel or params.style == "scratch" or attempt or band_lo <= r <= band_hi:
+            break
+        band_lo, band_hi = (1.0 - BAND_FRAC) * r - h, (1.0 + BAND_FRAC) * r + h
+        stainable = facing
+    if not peel:
         faces = elig[sc[elig] < r]
         tint = mesh.face_attributes["tint"]
         finish = mesh.face_attributes["finish"]
