@@ -248,10 +248,14 @@ def _face_s(mesh, s_fn, idx, bound=None):
     """(min, max, centroid) of the field over each face ``idx`` (vertices and
     centroid); values above ``bound`` may come back as inf."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)[idx]
-    u, inv = np.unique(F, return_inverse=True)
-    sv = s_fn(V[u], bound)[inv.reshape(-1, 3)]
+    used = np.zeros(len(V), bool)  # each vertex once (a bitmap, not a sort)
+    used[F.ravel()] = True
+    u = np.flatnonzero(used)
+    at = np.cumsum(used) - 1
+    sv = s_fn(V[u], bound)[at[F]]
     sc = s_fn((V[F[:, 0]] + V[F[:, 1]] + V[F[:, 2]]) / 3.0, bound)
-    return np.minimum(sv.min(1), sc), np.maximum(sv.max(1), sc), sc
+    a, b, d = sv[:, 0], sv[:, 1], sv[:, 2]
+    return (np.minimum(np.minimum(np.minimum(a, b), d), sc), np.maximum(np.maximum(np.maximum(a, b), d), sc), sc)
 
 
 def _ball(mesh, c, radius):
