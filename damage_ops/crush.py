@@ -197,15 +197,28 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
         return (rho_min - S.max_edge(Vm, Fm) < r) & (t_min < L)
 
     h = target_edge_m(params.radius_mm)
-    # candidates: faces within (radius + their size) of the axis, found once
-    cand = support(mesh, np.arange(len(F)))
+    # candidates: faces within (radius + their size) of the axis, found once; a
+    # face's corners lie within its bounding radius of its centroid and its
+    # edges are at most twice that, so the balls narrow the exact test down
+    _, _, cen, r2 = S.face_geometry(product.mesh)  # same faces; cached
+    rad = np.sqrt(r2)
+    q = cen - c0
+    t_c = q @ b
+    rho_c = np.sqrt(np.maximum(np.einsum("ij,ij->i", q, q) - t_c * t_c, 0.0))
+    near = np.flatnonzero((rho_c - 3.0 * rad < r) & (t_c - rad < L))
+    cand = np.zeros(len(F), bool)
+    cand[near[support(mesh, near)]] = True
     face_part = int(mesh.face_attributes["part_id"][face])
     mesh, _ = S.refine_where(mesh, support, h, max_levels=6, candidates=cand, keep_geometry=False)
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     # snap: the peak lands on a vertex of the located part (the exposed layer, not
     # a hidden one beneath it), so the requested depth is reached exactly
-    cand = np.unique(F[mesh.face_attributes["part_id"] == face_part]) if params.mode in ("dent", "crumple", "bulge") \
-        else np.arange(len(V))
+    if params.mode in ("dent", "crumple", "bulge"):
+        on = np.zeros(len(V), bool)  # the part's vertices (a bitmap, not a sort)
+        on[F[mesh.face_attributes["part_id"] == face_part].ravel()] = True
+        cand = np.flatnonzero(on)
+    else:
+        cand = np.arange(len(V))
     c = V[cand[int(np.argmin(((V[cand] - c0) ** 2).sum(1)))]]
     T = float(max(((V - c) @ b).max(), 1e-4))  # again, from the snapped centre
     L = FALLOFF_PER_THICKNESS * T
