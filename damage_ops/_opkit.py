@@ -14,7 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .product import FINISH_IDS, Part, Product, ensure_optional, normals_areas, take_faces
-from .remesh import grow, on_patch, refine_levels  # noqa: F401  (grow: used by the ops)
+from .remesh import grow, grow_on, on_patch, refine_levels  # noqa: F401  (grow, grow_on: used by the ops)
 
 
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:

@@ -14,7 +14,7 @@ import trimesh
 from scipy.ndimage import map_coordinates
 
 from .product import carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
-from .remesh import grow, on_patch, refine_levels
+from .remesh import grow_on, on_patch, refine_levels
 from .spatial import face_grid
 
 
@@ -65,7 +65,7 @@ def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.nd
     if not cand.any():
         return mesh, np.arange(len(mesh.faces))
     # refine on a patch (the candidates and 3 rings) so the cost follows the region
-    patch = grow(np.asarray(mesh.faces), cand, len(mesh.vertices), 3)
+    patch = grow_on(mesh, cand, 3)
     out, nfo = on_patch(mesh, patch, lambda sub, idx: refine_levels(sub, select, max_edge_m, max_levels, cand[idx],
                                                                     slivers=True, drop_unselected=True))
     if keep_geometry:  # the caller reads the refined mesh's face geometry next

@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._opkit import drop_faces, face_components, grow, part_indices, refine_where
+from ._opkit import drop_faces, face_components, grow_on, part_indices, refine_where
 from .base import ParamError, add_damage, check_range, register
 from .product import DamageRecord, Product, take_faces
 
@@ -295,7 +295,7 @@ def remove_units(p: Product, ufaces: np.ndarray, comp: np.ndarray, n: int, which
     short = float(np.min(hi[:, :2] - lo[:, :2]))
     edge = float(np.clip(short / 3, 0.003, 0.012))
     sel = overlap(m)
-    m, nfo = refine_where(m, overlap, edge, patch=grow(np.asarray(m.faces), sel, len(m.vertices), 3), by_area=True)
+    m, nfo = refine_where(m, overlap, edge, patch=grow_on(m, sel, 3), by_area=True)
     cavity = cavity_faces(m, lo, hi, unit_ids)
     p.mesh = m
     removed = [drop_faces(pm0, np.isin(np.arange(len(F)), ufaces[comp == u])) for u in which] if want_meshes else []

@@ -258,7 +258,9 @@ GRID_KEY = "damagesim_face_grid"
 #: -1 not measured yet, 0 no, 1 yes): filled in as ops measure it and shared
 #: by copies, since the answer depends only on the mesh
 COVER_KEY = "damagesim_face_cover"
-CARRIED_KEYS = (GEOMETRY_KEY, GRID_KEY, COVER_KEY)
+#: vertex -> faces adjacency (CSR: start (v + 1,), faces) of a prepared mesh
+ADJACENCY_KEY = "damagesim_vertex_faces"
+CARRIED_KEYS = (GEOMETRY_KEY, GRID_KEY, COVER_KEY, ADJACENCY_KEY)
 
 
 def normals_areas(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -318,13 +320,28 @@ def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def prepare(mesh: trimesh.Trimesh) -> None:
     """Compute what the damage ops read about a pristine mesh (face geometry,
-    the face grid, the shared cover record) once, for every copy to carry: the
-    catalog calls it per product."""
+    the face grid, the shared cover record, vertex -> face adjacency) once, for
+    every copy to carry: the catalog calls it per product."""
     from .spatial import face_grid
 
     face_geometry(mesh)
     face_grid(mesh)
     face_cover(mesh)
+    vertex_faces(mesh)
+
+
+def vertex_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """(start (v + 1,), faces): the faces around vertex i are
+    faces[start[i]:start[i + 1]]. Cached like the face geometry."""
+    if ADJACENCY_KEY not in mesh._cache:
+        F = np.asarray(mesh.faces)
+        order = np.argsort(F.ravel(), kind="stable")
+        start = np.searchsorted(F.ravel()[order], np.arange(len(mesh.vertices) + 1))
+        faces = order // 3
+        for x in (start, faces):
+            x.flags.writeable = False
+        mesh._cache[ADJACENCY_KEY] = (start, faces)
+    return mesh._cache[ADJACENCY_KEY]
 
 
 def face_cover(mesh: trimesh.Trimesh) -> list:

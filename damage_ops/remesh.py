@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 import trimesh
 
-from .product import take_faces
+from .product import ADJACENCY_KEY, take_faces
 
 
 def _edge_keys(a: np.ndarray, b: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -121,13 +121,38 @@ def refine_once(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> tuple[trimesh.T
     return out, new_from_old
 
 
-def grow(faces: np.ndarray, mask: np.ndarray, n_vertices: int, rings: int) -> np.ndarray:
-    """``mask`` (n,) bool grown by ``rings`` rings of vertex-adjacent faces."""
+def grow(faces: np.ndarray, mask: np.ndarray, n_vertices: int, rings: int,
+         adjacency: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``mask`` (n,) bool grown by ``rings`` rings of vertex-adjacent faces.
+
+    adjacency: :func:`damage_ops.product.vertex_faces` of these faces, if
+    cached: each ring then visits only the faces around the last ring's
+    vertices (not every face)."""
+    if adjacency is None:
+        for _ in range(rings):
+            vm = np.zeros(n_vertices, bool)
+            vm[faces[mask].ravel()] = True
+            mask = vm[faces].any(1)
+        return mask
+    start, around = adjacency
+    out = np.array(mask, bool)
+    front = np.flatnonzero(out)
     for _ in range(rings):
         vm = np.zeros(n_vertices, bool)
-        vm[faces[mask].ravel()] = True
-        mask = vm[faces].any(1)
-    return mask
+        vm[faces[front].ravel()] = True
+        v = np.flatnonzero(vm)
+        cnt = start[v + 1] - start[v]
+        nb = around[np.repeat(start[v] - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))]
+        nb = nb[~out[nb]]
+        out[nb] = True
+        front = np.unique(nb)
+    return out
+
+
+def grow_on(mesh: trimesh.Trimesh, mask: np.ndarray, rings: int) -> np.ndarray:
+    """:func:`grow` over ``mesh``'s faces, through its cached vertex -> face
+    adjacency where it has one (a prepared mesh not changed since)."""
+    return grow(np.asarray(mesh.faces), mask, len(mesh.vertices), rings, mesh._cache[ADJACENCY_KEY])
 
 
 def boundary_keys(F: np.ndarray) -> np.ndarray:

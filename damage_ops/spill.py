@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from noise import pnoise2
 
-from ._opkit import add_part, face_normals_of, grow, paint, refine_where
+from ._opkit import add_part, face_normals_of, grow_on, paint, refine_where
 from .base import check_face_index, ParamError, add_damage, check_range, register
 from .product import FINISH_IDS, DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
 
@@ -176,7 +176,7 @@ def _stain(p: Product, prm: SpillParams, rng: np.random.Generator, center_face: 
     F0, V0 = np.asarray(m.faces), np.asarray(m.vertices)
     seed = (np.sum((V0 - c) ** 2, axis=1) < reach ** 2)[F0].any(1)
     seed[center_face] = True
-    patch = grow(F0, seed, len(V0), 3)
+    patch = grow_on(m, seed, 3)
     m, nfo = refine_where(m, select, edge, patch=patch)
     p.mesh = m
     cand = np.flatnonzero(patch[nfo])             # faces refined from the patch

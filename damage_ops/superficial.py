@@ -50,7 +50,7 @@ from scipy.spatial import cKDTree
 import trimesh
 
 from . import _surface as S
-from .remesh import grow
+from .remesh import grow_on
 from .base import ParamError, add_damage, check_range, register
 from .spatial import face_grid
 from .product import COVER_KEY, FINISH_IDS, Product, ensure_optional, face_cover, take_faces
@@ -453,7 +453,7 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             # only what can be stained: faces facing the viewer and not under another
             # part on the coarse mesh, and a ring around them for cover that a finer
             # mesh resolves (hidden layers and walls beside the stain stay coarse)
-            region &= grow(F, stainable, len(V), 1)
+            region &= grow_on(mesh, stainable, 1)
         refined, nfo = S.refine_where(mesh, select, h, max_levels=7, candidates=region)
         carry_cover(refined, nfo)
         mesh = refined

@@ -110,3 +110,24 @@ def test_on_patch_nothing_to_do_returns_input():
 
 if __name__ == "__main__":
     pytest.main([__file__, "-q"])
+
+
+def test_grow_through_adjacency_equals_the_full_scan():
+    """grow() over a cached vertex -> face adjacency visits only the rings'
+    neighbourhoods but must give exactly the full scan's answer."""
+    from damage_ops.product import vertex_faces
+    from damage_ops.remesh import grow
+    from tests._op_checks import product
+
+    rng = np.random.default_rng(0)
+    for kind in ("carton", "pouch", "multipack", "blister"):
+        m = product(kind, 1).mesh
+        F = np.asarray(m.faces)
+        adj = vertex_faces(m)
+        for rings in (1, 3):
+            for frac in (0.001, 0.02, 0.3):
+                mask = rng.random(len(F)) < frac
+                assert np.array_equal(grow(F, mask, len(m.vertices), rings, adj), grow(F, mask, len(m.vertices), rings))
+        start, faces = adj
+        v = int(rng.integers(len(m.vertices)))
+        assert set(faces[start[v]:start[v + 1]].tolist()) == set(np.flatnonzero((F == v).any(1)).tolist())
