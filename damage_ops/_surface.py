@@ -13,9 +13,8 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
-from .product import carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
+from .product import GRID_KEY, carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
 from .remesh import grow_on, on_patch, refine_levels
-from .spatial import face_grid
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -279,7 +278,7 @@ def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.
     item is exposed, so the cap is rarely reached)."""
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     n, a, _, _ = face_geometry(mesh)
-    grid = face_grid(mesh)
+    grid = mesh._cache[GRID_KEY]  # a prepared mesh's; a few rays do not pay for building one
     w = a * (np.asarray(mask, bool) if mask is not None else 1.0)
     if w.sum() <= 0:
         w = a
@@ -289,7 +288,8 @@ def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.
     for _ in range(tries):
         f = int(min(np.searchsorted(cdf, rng.random()), len(F) - 1))
         o = V[F[f]].mean(0) + 1e-5 * n[f]
-        if len(ray_hits(V, F[grid.ray(o, n[f])], o, n[f])) == 0:  # the grid: the faces near the ray
+        near = F if grid is None else F[grid.ray(o, n[f])]  # the grid: the faces near the ray
+        if len(ray_hits(V, near, o, n[f])) == 0:
             return f
     return f
 
