@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from damage_ops import FINISH_IDS
 from damage_ops.base import ParamError
-from tests._op_checks import same_surface
+from tests._op_checks import compare_local_and_whole_cut, same_surface
 
 puncture_mod = pytest.importorskip("damage_ops.puncture")
 PunctureParams = puncture_mod.PunctureParams
@@ -206,33 +206,11 @@ def test_puncture_bad_params(params, field):
 
 def test_local_boolean_gives_the_whole_part_result(monkeypatch):
     """The cut on a closed local patch (fans to an apex) equals manifold3d's cut of
-    the whole part: same triangles up to a micron (manifold3d may round an
-    intersection vertex by ~1e-8 m differently), same labels; and it really ran
-    (the fallback is not what passes the comparison)."""
-    ran = []
-    real = puncture_mod._local_difference
-
-    def spy(*a, **k):
-        out = real(*a, **k)
-        ran.append(out is not None)
-        return out
-
-    n_cases = 0
-    for kind in ("carton", "mailer", "pouch", "multipack", "blister"):
-        for seed, d in ((0, 5.0), (1, 11.0), (2, 20.0)):
-            d = min(d, MAX_D.get(kind, 25.0))
-            p = product(kind, seed)
-            monkeypatch.setattr(puncture_mod, "_local_difference", spy)
-            try:
-                a, ra = puncture(p, PunctureParams(diameter_mm=d), np.random.default_rng(seed))
-            except ParamError:
-                continue
-            monkeypatch.setattr(puncture_mod, "_local_difference", lambda *x, **k: None)
-            b, rb = puncture(p, PunctureParams(diameter_mm=d), np.random.default_rng(seed))
-            n_cases += 1
-            assert same_surface(a.mesh, b.mesh), (kind, seed, d)
-            assert np.array_equal(np.sort(a.damage_id), np.sort(b.damage_id))
-            assert ra.n_faces == rb.n_faces and abs(ra.size["diameter_mm"] - rb.size["diameter_mm"]) < 1e-4
+    the whole part, and it really ran (the fallback is not what passes)."""
+    cases = [(product(kind, seed), {"diameter_mm": min(d, MAX_D.get(kind, 25.0))}, seed)
+             for kind in ("carton", "mailer", "pouch", "multipack", "blister")
+             for seed, d in ((0, 5.0), (1, 11.0), (2, 20.0))]
+    n_cases, ran = compare_local_and_whole_cut(monkeypatch, "puncture", cases, "diameter_mm", 1e-4)
     assert n_cases >= 12
     assert sum(ran) >= 0.8 * len(ran), f"local cut ran in {sum(ran)} of {len(ran)} cases"
 

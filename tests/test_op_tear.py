@@ -166,34 +166,12 @@ def test_tear_bad_params(params, field):
 
 def test_local_cut_gives_the_whole_part_result(monkeypatch):
     """The tear's prism is cut on a closed local patch of the part (as the
-    puncture's cutter is); the result equals manifold3d's cut of the whole part
-    (same triangles within a micron, same labels), and the local cut really ran."""
-    import damage_ops.puncture as P
-    from damage_ops.base import apply
-    from tests._op_checks import product, same_surface
+    puncture's cutter is); the result equals manifold3d's cut of the whole part,
+    and the local cut really ran."""
+    from tests._op_checks import compare_local_and_whole_cut, product as fresh
 
-    ran = []
-    real = P._local_difference
-
-    def spy(*a, **k):
-        out = real(*a, **k)
-        ran.append(out is not None)
-        return out
-
-    n = 0
-    for kind in ("carton", "mailer", "pouch"):
-        for seed, (length, deg) in enumerate(((30.0, 10.0), (80.0, 40.0), (120.0, 70.0))):
-            params = {"length_mm": length, "opening_deg": deg}
-            p = product(kind, seed)
-            monkeypatch.setattr(P, "_local_difference", spy)
-            try:
-                a, ra = apply(p, "tear", params, np.random.default_rng(seed))
-            except ParamError:
-                continue
-            monkeypatch.setattr(P, "_local_difference", lambda *x, **k: None)
-            b, rb = apply(p, "tear", params, np.random.default_rng(seed))
-            n += 1
-            assert same_surface(a.mesh, b.mesh), (kind, seed, params)
-            assert np.array_equal(np.sort(a.damage_id), np.sort(b.damage_id))
-            assert ra.n_faces == rb.n_faces and abs(ra.size["length_mm"] - rb.size["length_mm"]) < 1e-3
+    cases = [(fresh(kind, seed), {"length_mm": length, "opening_deg": deg}, seed)
+             for kind in ("carton", "mailer", "pouch")
+             for seed, (length, deg) in enumerate(((30.0, 10.0), (80.0, 40.0), (120.0, 70.0)))]
+    n, ran = compare_local_and_whole_cut(monkeypatch, "tear", cases, "length_mm", 1e-3)
     assert n >= 6 and sum(ran) >= 0.8 * len(ran), (n, ran)
