@@ -145,6 +145,7 @@ def _blob_field(rng, c, n, radius, aspect, amp):
         u, v, z = q @ a1, q @ a2, q @ n
         d = np.sqrt((u / k) ** 2 + (v * k) ** 2 + z ** 2)
         return d * (1.0 + amp * nz(u, v))
+    s.noise_min = float(nz.grid.min())
     return s
 
 
@@ -317,8 +318,12 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         R0 = np.sqrt(A / np.pi)
         s_fn = _blob_field(rng, c, n, R0, aspect, amp)
 
-        def reach(smax, k=np.sqrt(aspect), amp=amp):  # |q| / k <= d and |noise| < 0.9
-            return k * smax / (1.0 - 0.9 * amp)
+        # |q| / k <= d and s = d (1 + amp noise) with noise >= the noise grid's least
+        # value (bilinear interpolation of the grid never goes below it)
+        gain = max(np.sqrt(aspect) / (1.0 + amp * min(s_fn.noise_min, 0.0)), 1.0)
+
+        def reach(smax, gain=gain):
+            return gain * smax
         h = float(np.clip(np.sqrt(params.target_area_mm2) / 8.0, 0.7, 3.5)) * 1e-3
         if params.style == "torn_label":
             h = float(np.clip(np.sqrt(params.target_area_mm2) / 12.0, 0.5, 2.5)) * 1e-3
