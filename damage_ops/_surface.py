@@ -137,17 +137,26 @@ class Occluders:
         occ = np.asarray(occluders, np.int64)
         if scope is not None and len(occ):
             # only the query faces ``scope`` will be asked about: an occluder whose
-            # box (or bounding ball) misses the box of all their ray segments cannot be met
-            o, nq = self._rays(np.asarray(scope, np.int64), offset, geo)
+            # box (or bounding ball) misses the box of all their ray segments cannot be
+            # met, nor, with parts, the box of the rays of the other parts' faces
+            scope = np.asarray(scope, np.int64)
+            o, nq = self._rays(scope, offset, geo)
             end = o + max_dist * nq
-            blo = np.minimum(o, end).min(0, initial=np.inf)
-            bhi = np.maximum(o, end).max(0, initial=-np.inf)
+            lo_r, hi_r = np.minimum(o, end), np.maximum(o, end)
             if geo is None:
                 C = V[F[occ]]
-                keep = ((C.max(1) >= blo) & (C.min(1) <= bhi)).all(1)
+                clo, chi = C.min(1), C.max(1)
             else:
                 co, ro = geo[2][occ], np.sqrt(geo[3][occ])[:, None]
-                keep = ((co + ro >= blo) & (co - ro <= bhi)).all(1)
+                clo, chi = co - ro, co + ro
+            keep = np.zeros(len(occ), bool)
+            groups = [(None, np.ones(len(occ), bool), np.ones(len(scope), bool))] if part is None else \
+                [(p, part[occ] == p, part[scope] != p) for p in np.unique(part[occ])]
+            for _, mine, theirs in groups:
+                if not theirs.any():
+                    continue
+                blo, bhi = lo_r[theirs].min(0), hi_r[theirs].max(0)
+                keep[mine] = ((chi[mine] >= blo) & (clo[mine] <= bhi)).all(1)
             occ = occ[keep]
         self.n = len(occ)
         if self.n == 0:
