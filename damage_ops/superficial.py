@@ -532,7 +532,8 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         finish = mesh.face_attributes["finish"]
         e1, e2 = S.tangent_frame(n)
         cen = V[F[faces]].mean(1) - c
-        nz = S.Noise2(rng, max(4.0 * R0, 0.5 * params.scratch_length_mm * 1e-3), max(R0, 2e-3), octaves=2)
+        # a gentle tint variation (2 octaves): 32 samples a side resolve it
+        nz = S.Noise2(rng, max(4.0 * R0, 0.5 * params.scratch_length_mm * 1e-3), max(R0, 2e-3), octaves=2, resolution=32)
         var = nz(cen @ e1, cen @ e2)  # ~[-0.7, 0.7]
         size = {}
         if params.style == "scuff":
