@@ -298,7 +298,7 @@ def carry_face_geometry(old: trimesh.Trimesh, new: trimesh.Trimesh, new_from_old
         return
     nfo = np.asarray(new_from_old, np.int64)
     redo = np.flatnonzero(np.bincount(nfo, minlength=len(old.faces))[nfo] != 1)
-    geo = [np.array(x[nfo]) for x in old._cache[GEOMETRY_KEY]]
+    geo = [x[nfo] for x in old._cache[GEOMETRY_KEY]]  # (fancy indexing copies)
     if len(redo):
         for g, x in zip(geo, _geometry_of(np.asarray(new.vertices, np.float64), np.asarray(new.faces)[redo])):
             g[redo] = x
@@ -408,5 +408,5 @@ def take_faces(mesh: trimesh.Trimesh, new_from_old: np.ndarray, vertices: np.nda
     if len(new_from_old) != len(faces):
         raise ValueError(f"new_from_old has {len(new_from_old)} entries for {len(faces)} faces")
     out = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    out.face_attributes = {k: np.asarray(v)[new_from_old].copy() for k, v in mesh.face_attributes.items()}
+    out.face_attributes = {k: np.asarray(v)[new_from_old] for k, v in mesh.face_attributes.items()}  # (a copy)
     return out

@@ -881,7 +881,7 @@ def inherit_labels(part: trimesh.Trimesh, NV: np.ndarray, NF: np.ndarray, src: n
     re-triangulate beside the cut), i.e. changed geometry."""
     fa = part.face_attributes
     sfid = np.where(src, fid, 0)
-    attrs = {k: np.asarray(v)[sfid].copy() for k, v in fa.items()}
+    attrs = {k: np.asarray(v)[sfid] for k, v in fa.items()}  # (fancy indexing copies)
     PV, PF = np.asarray(part.vertices), np.asarray(part.faces)
     # untouched: the source triangle, same corner order; same vertex indices
     # settle most faces of a local cut without comparing coordinates
