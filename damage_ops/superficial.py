@@ -514,7 +514,10 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
             occ_mask[zone] = True
             occ_mask &= opaque
             while start < len(q) and got < 1.25 * A:
-                end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + 1.3 * A - got)) + 1)
+                # enough area that, at the uncovered share seen so far, 1.3 A comes out uncovered
+                share = got / float(cum[start - 1]) if start else 1.0
+                want = (1.3 * A - got) / max(share, 0.1)
+                end = max(start + 16, int(np.searchsorted(cum, cum[start] - area[q[start]] + want)) + 1)
                 chunk = q[start:end]
                 ok = chunk[~covered(chunk, occ_mask, scope=q)]  # (no later call reads what this one learns)
                 parts.append(ok)
