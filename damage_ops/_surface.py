@@ -327,8 +327,10 @@ class Noise2:
         base = int(rng.integers(0, 256))
         ox, oy = rng.uniform(0.0, 64.0, size=2)
         g = np.linspace(-self.h, self.h, self.res) / scale
-        self.grid = np.array([[noise.pnoise2(float(x + ox), float(y + oy), octaves=octaves, base=base)
-                               for y in g] for x in g], np.float64)
+        gx, gy = (g + ox).tolist(), (g + oy).tolist()  # Python floats, positional arguments: the
+        p2 = noise.pnoise2                             # per-call overhead is most of the cost
+        # (octaves, persistence, lacunarity, repeatx, repeaty, base): pnoise2's defaults but octaves and base
+        self.grid = np.array([[p2(x, y, octaves, 0.5, 2.0, 1024, 1024, base) for y in gy] for x in gx], np.float64)
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         k = (self.res - 1) / (2 * self.h)
