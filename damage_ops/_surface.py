@@ -149,15 +149,22 @@ class Occluders:
             else:
                 co, ro = geo[2][occ], np.sqrt(geo[3][occ])[:, None]
                 clo, chi = co - ro, co + ro
-            keep = np.zeros(len(occ), bool)
-            groups = [(None, np.ones(len(occ), bool), np.ones(len(scope), bool))] if part is None else \
-                [(p, part[occ] == p, part[scope] != p) for p in np.unique(part[occ])]
-            for _, mine, theirs in groups:
-                if not theirs.any():
-                    continue
-                blo, bhi = lo_r[theirs].min(0), hi_r[theirs].max(0)
-                keep[mine] = ((chi[mine] >= blo) & (clo[mine] <= bhi)).all(1)
-            occ = occ[keep]
+            if part is None:
+                blo, bhi = lo_r.min(0, initial=np.inf), hi_r.max(0, initial=-np.inf)
+            else:  # per occluder, the box of the rays of the scope faces of the other parts
+                parts, at = np.unique(part[occ], return_inverse=True)
+                sp = part[scope]
+                own_lo = np.array([lo_r[sp == p].min(0, initial=np.inf) for p in parts]).reshape(-1, 3)
+                own_hi = np.array([hi_r[sp == p].max(0, initial=-np.inf) for p in parts]).reshape(-1, 3)
+                other = ~np.isin(sp, parts)  # scope faces of parts with no occluder here
+                o_lo, o_hi = lo_r[other].min(0, initial=np.inf), hi_r[other].max(0, initial=-np.inf)
+                box_lo = np.array([np.minimum(np.delete(own_lo, i, 0).min(0, initial=np.inf), o_lo)
+                                   for i in range(len(parts))]).reshape(-1, 3)
+                box_hi = np.array([np.maximum(np.delete(own_hi, i, 0).max(0, initial=-np.inf), o_hi)
+                                   for i in range(len(parts))]).reshape(-1, 3)
+                blo, bhi = box_lo[at], box_hi[at]
+            a = (chi >= blo) & (clo <= bhi)
+            occ = occ[a[:, 0] & a[:, 1] & a[:, 2]]
         self.n = len(occ)
         if self.n == 0:
             return
