@@ -192,8 +192,16 @@ class Occluders:
             self.span = int(okey.max()) + 1
             self.parts = np.unique(self.occ_part)
             okey = okey + self.occ_part[oown].astype(np.int64) * self.span
-        order = np.argsort(okey, kind="stable")
-        self.skey, self.sown = okey[order], oown[order]
+        # within a cell, occluders sorted by their top along ``axis`` (the fraction
+        # after the key), so a query skips those wholly below its ray
+        self.t0, self.t1 = float(self.t_hi.min()), float(self.t_hi.max())
+        fkey = okey + self._frac(self.t_hi[oown])
+        order = np.argsort(fkey, kind="stable")
+        self.skey, self.sown = fkey[order], oown[order]
+
+    def _frac(self, t: np.ndarray) -> np.ndarray:
+        """Axis coordinates mapped monotonically into [0, 0.999]."""
+        return np.clip((t - self.t0) / (self.t1 - self.t0 + 1e-12), 0.0, 1.0) * 0.999
 
     def query(self, query: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
         """(k,) bool for the faces ``query``: covered. The ray starts ``offset``
@@ -252,7 +260,9 @@ class Occluders:
                 other = [(p, qpart[qown] != p) for p in self.parts]
                 qown = np.concatenate([qown[m] for _, m in other])
                 qkey = np.concatenate([qkey[m] + int(p) * self.span for p, m in other])
-        a, b = np.searchsorted(self.skey, qkey, "left"), np.searchsorted(self.skey, qkey, "right")
+        # in each cell, from the first occluder whose top reaches the ray's bottom
+        a = np.searchsorted(self.skey, qkey + np.maximum(self._frac(q_lo[qown]) - 1e-9, 0.0), "left")
+        b = np.searchsorted(self.skey, qkey + 0.9995, "right")
         n_pairs = b - a
         if not n_pairs.any():
             return
