@@ -152,7 +152,11 @@ class Occluders:
             if part is None:
                 blo, bhi = lo_r.min(0, initial=np.inf), hi_r.max(0, initial=-np.inf)
             else:  # per occluder, the box of the rays of the scope faces of the other parts
-                parts, at = np.unique(part[occ], return_inverse=True)
+                po = part[occ]
+                parts = np.flatnonzero(np.bincount(po))  # (a bincount, not a sort)
+                at = np.zeros(int(parts.max()) + 1, np.int64)
+                at[parts] = np.arange(len(parts))
+                at = at[po]
                 sp = part[scope]
                 own_lo = np.array([lo_r[sp == p].min(0, initial=np.inf) for p in parts]).reshape(-1, 3)
                 own_hi = np.array([hi_r[sp == p].max(0, initial=-np.inf) for p in parts]).reshape(-1, 3)
@@ -190,13 +194,13 @@ class Occluders:
         okey, oown = _cells(olo - self.base, ohi - self.base, self.w)
         if part is not None:  # one key range per part: a query looks up the other parts' cells only
             self.span = int(okey.max()) + 1
-            self.parts = np.unique(self.occ_part)
+            self.parts = np.flatnonzero(np.bincount(self.occ_part))
             okey = okey + self.occ_part[oown].astype(np.int64) * self.span
         # within a cell, occluders sorted by their top along ``axis`` (the fraction
         # after the key), so a query skips those wholly below its ray
         self.t0, self.t1 = float(self.t_hi.min()), float(self.t_hi.max())
         fkey = okey + self._frac(self.t_hi[oown])
-        order = np.argsort(fkey, kind="stable")
+        order = np.argsort(fkey)  # (pair order does not matter)
         self.skey, self.sown = fkey[order], oown[order]
 
     def _frac(self, t: np.ndarray) -> np.ndarray:
