@@ -416,15 +416,16 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         # lower bound of s on a face, as in the candidate test); else look to 3 R0
         for reach_s in (2.0 * R0, 3.0 * R0):
             zone = np.flatnonzero(_ball(mesh, c, reach(reach_s + COVER_M)))
-            nrm, area = S.face_geometry(mesh)[0][zone], S.face_geometry(mesh)[1][zone]
-            el = S.max_edge(V, F[zone])
-            smin, _, _ = _face_s(mesh, s_fn, zone)
-            cand = zone[(nrm @ n > FACING_MIN) & (smin - el < reach_s) & ~lab[zone] & opaque[zone]]
+            geo0 = S.face_geometry(mesh)
+            cand = zone[(geo0[0][zone] @ n > FACING_MIN) & ~lab[zone] & opaque[zone]]
+            smin, _, _ = _face_s(mesh, s_fn, cand)  # (the field only where a face may be stained)
+            cand = cand[smin - S.max_edge(V, F[cand]) < reach_s]
             # every face within COVER_M of a candidate's cover ray lies in the ball: all may cover
             zmask = np.zeros(len(F), bool)
             zmask[zone] = True
             occ_mask = zmask & (lab if peel else opaque)
-            area = np.bincount(zone, weights=area, minlength=len(F))
+            area = np.zeros(len(F))
+            area[cand] = geo0[1][cand]
             if peel:
                 cand = cand[covered(cand, occ_mask)]
             else:
@@ -476,7 +477,8 @@ def superficial(product: Product, params: SuperficialParams, rng: np.random.Gene
         area = np.zeros(len(F))
         area[zone] = az_
         sc = np.full(len(F), np.inf)
-        sc[zone] = s_fn((V[F[zone, 0]] + V[F[zone, 1]] + V[F[zone, 2]]) / 3.0, cutoff + COVER_M)  # only s < that is used
+        need = zone if peel else zone[nz_ @ n > FACING_MIN]  # (unfacing faces are never stained)
+        sc[need] = s_fn((V[F[need, 0]] + V[F[need, 1]] + V[F[need, 2]]) / 3.0, cutoff + COVER_M)  # only s < that is used
         near = sc < cutoff + COVER_M
         facing = near & (nrm @ n > FACING_MIN) & (sc < cutoff)
 
