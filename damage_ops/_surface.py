@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates
 
-from .product import GRID_KEY, carry_face_geometry, face_geometry, normals_areas  # noqa: F401  (for the ops)
+from .product import GRID_KEY, carry_face_geometry, face_geometry, index_ranges, normals_areas  # noqa: F401  (for the ops)
 from .remesh import grow_on, on_patch, refine_levels
 
 
@@ -111,7 +111,7 @@ def _cells(lo: np.ndarray, hi: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarr
     ni, nj = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
     cnt = ni * nj
     owner = np.repeat(np.arange(len(lo)), cnt)
-    k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    k = index_ranges(np.zeros(len(cnt), np.int64), cnt)  # position within its box
     return (lo[owner, 0] + k // nj[owner]) * w + lo[owner, 1] + k % nj[owner], owner
 
 
@@ -154,19 +154,13 @@ class Occluders:
             else:  # per occluder, the box of the rays of the scope faces of the other parts
                 po = part[occ]
                 parts = np.flatnonzero(np.bincount(po))  # (a bincount, not a sort)
-                at = np.zeros(int(parts.max()) + 1, np.int64)
-                at[parts] = np.arange(len(parts))
-                at = at[po]
                 sp = part[scope]
-                own_lo = np.array([lo_r[sp == p].min(0, initial=np.inf) for p in parts]).reshape(-1, 3)
-                own_hi = np.array([hi_r[sp == p].max(0, initial=-np.inf) for p in parts]).reshape(-1, 3)
-                other = ~np.isin(sp, parts)  # scope faces of parts with no occluder here
-                o_lo, o_hi = lo_r[other].min(0, initial=np.inf), hi_r[other].max(0, initial=-np.inf)
-                box_lo = np.array([np.minimum(np.delete(own_lo, i, 0).min(0, initial=np.inf), o_lo)
-                                   for i in range(len(parts))]).reshape(-1, 3)
-                box_hi = np.array([np.maximum(np.delete(own_hi, i, 0).max(0, initial=-np.inf), o_hi)
-                                   for i in range(len(parts))]).reshape(-1, 3)
-                blo, bhi = box_lo[at], box_hi[at]
+                box_lo = np.full((int(parts.max()) + 1, 3), np.inf)
+                box_hi = np.full((int(parts.max()) + 1, 3), -np.inf)
+                for p in parts:
+                    box_lo[p] = lo_r[sp != p].min(0, initial=np.inf)
+                    box_hi[p] = hi_r[sp != p].max(0, initial=-np.inf)
+                blo, bhi = box_lo[po], box_hi[po]
             a = (chi >= blo) & (clo <= bhi)
             occ = occ[a[:, 0] & a[:, 1] & a[:, 2]]
         self.n = len(occ)
@@ -271,7 +265,7 @@ class Occluders:
         if not n_pairs.any():
             return
         qa = np.repeat(qown, n_pairs)
-        oa_ = self.sown[np.repeat(a - (np.cumsum(n_pairs) - n_pairs), n_pairs) + np.arange(int(n_pairs.sum()))]
+        oa_ = self.sown[index_ranges(a, n_pairs)]
         for i in range(0, len(qa), 1_000_000):  # bounded memory
             qq, oo = qa[i:i + 1_000_000], oa_[i:i + 1_000_000]
             # the boxes themselves must overlap, along ``axis`` and across it (a shared
@@ -288,15 +282,6 @@ class Occluders:
             nq, _ = normals_areas(V, F[faces])
             return (V[F[faces, 0]] + V[F[faces, 1]] + V[F[faces, 2]]) / 3.0 + offset * nq, nq
         return geo[2][faces] + offset * geo[0][faces], geo[0][faces]
-
-
-def occluded(V: np.ndarray, F: np.ndarray, query: np.ndarray, occluders: np.ndarray, max_dist: float,
-             axis: np.ndarray, offset: float = 1e-5, geo=None) -> np.ndarray:
-    """(k,) bool: whether the ray from each ``query`` face's centroid along its
-    own outward normal meets one of the ``occluders`` faces within ``max_dist``
-    m. One-off form of :class:`Occluders` (build the index once where the same
-    occluders answer many queries)."""
-    return Occluders(V, F, occluders, axis, max_dist, scope=query, offset=offset, geo=geo).query(query, offset, geo)
 
 
 def pick_exposed_face(mesh: trimesh.Trimesh, rng: np.random.Generator, mask: np.ndarray | None = None,

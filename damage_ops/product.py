@@ -280,6 +280,13 @@ def tri_bounds(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cen, np.maximum(np.maximum(r2[0], r2[1]), r2[2])
 
 
+def index_ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The indices start[i], ..., start[i] + count[i] - 1 of every range i, one
+    after the other (a vectorised concatenation of aranges)."""
+    count = np.asarray(count, np.int64)
+    return np.repeat(np.asarray(start, np.int64) - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+
+
 def _geometry_of(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return (*normals_areas(V, F), *tri_bounds(V[F]))
 

@@ -78,35 +78,23 @@ class PunctureParams:
 # -- small geometry helpers (shared with tear) --------------------------------------
 
 def ray_hits(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray, cen: np.ndarray | None = None,
-             reach2: np.ndarray | None = None, pre=None) -> np.ndarray:
+             reach2: np.ndarray | None = None) -> np.ndarray:
     """Möller-Trumbore: distance along ``direction`` (3,) from ``origin`` (3,) to each
     triangle of tris (n, 3, 3); inf where the ray misses (or hits behind).
     cen (n, 3) / reach2 (n,): optional precomputed centroids and squared
-    centroid-to-corner radii (a cheap prefilter); pre: :func:`ray_prefilter`
-    of (cen, reach2), for many rays against the same triangles."""
+    centroid-to-corner radii (a cheap prefilter)."""
     if cen is None or reach2 is None:
         cen, reach2 = tri_bounds(tris)
-    if pre is None:
-        rel = cen - origin
-        along = rel @ direction
-        dist2 = np.einsum("ij,ij->i", rel, rel)
-        reach = np.sqrt(reach2)
-    else:  # |cen - o|^2 = |cen|^2 - 2 cen.o + |o|^2, (cen - o).d = cen.d - o.d
-        (cx, cy, cz), cen2, reach = pre
-        along = cx * direction[0] + cy * direction[1] + cz * direction[2] - origin @ direction
-        dist2 = cen2 - 2.0 * (cx * origin[0] + cy * origin[1] + cz * origin[2]) + origin @ origin
+    rel = cen - origin
+    along = rel @ direction
+    dist2 = np.einsum("ij,ij->i", rel, rel)
+    reach = np.sqrt(reach2)
     out = np.full(len(tris), np.inf)
     cand = np.flatnonzero((dist2 - along * along <= reach2 * 1.0001 + 1e-15) & (along > -reach - 1e-9))
     if len(cand) == 0:
         return out
     out[cand] = _mt(origin, direction, tris[cand])
     return out
-
-
-def ray_prefilter(cen: np.ndarray, reach2: np.ndarray):
-    """Per-triangle terms :func:`ray_hits` reuses across rays: centroid columns,
-    |centroid|^2, bounding radius."""
-    return tuple(np.ascontiguousarray(cen.T)), np.einsum("ij,ij->i", cen, cen), np.sqrt(reach2)
 
 
 def _mt(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -240,17 +228,16 @@ class PartGrid:
 
 
 def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
-                       rng: np.random.Generator, fits, op: str, what: str,
-                       bounds: tuple[np.ndarray, np.ndarray] | None = None, grid=None) -> tuple[int, np.ndarray, np.ndarray]:
+                       rng: np.random.Generator, fits, op: str, what: str, bounds: tuple[np.ndarray, np.ndarray],
+                       grid) -> tuple[int, np.ndarray, np.ndarray]:
     """An area-weighted random surface point that is exposed (a ray along its
     normal leaves the product) and accepted by ``fits(face, point, normal)``.
     Returns (face index, point (3,) m, unit normal (3,)); raises ParamError after
-    MAX_TRIALS tries. bounds: :func:`tri_bounds` of (V, F) if the caller has them;
-    grid: the :class:`damage_ops.spatial.FaceGrid` of (V, F), which narrows each
-    ray test to the faces near the ray."""
+    MAX_TRIALS tries. bounds: :func:`tri_bounds` of (V, F); grid: the
+    :class:`damage_ops.spatial.FaceGrid` of (V, F), which narrows each ray test
+    to the faces near the ray."""
     cdf = np.cumsum(areas)
-    cen, reach2 = tri_bounds(V[F]) if bounds is None else bounds
-    pre = ray_prefilter(cen, reach2) if grid is None else None
+    cen, reach2 = bounds
     for _ in range(MAX_TRIALS):
         fi = int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(F) - 1))
         r1, r2 = rng.random(2)
@@ -261,13 +248,9 @@ def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas:
         if areas[fi] <= 0:
             continue
         o = p + n * 1e-6
-        if grid is None:
-            t = ray_hits(o, n, V[F], cen, reach2, pre)
-            t[fi] = np.inf
-        else:
-            near = grid.ray(o, n)
-            near = near[near != fi]
-            t = ray_hits(o, n, V[F[near]], cen[near], reach2[near])
+        near = grid.ray(o, n)
+        near = near[near != fi]
+        t = ray_hits(o, n, V[F[near]], cen[near], reach2[near])
         if np.isfinite(t).any():
             continue  # covered by another part (a flap over the body, a label over a bottle)
         if fits(fi, p, n):
@@ -546,10 +529,7 @@ def _local_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray, n: 
         loc = np.cumsum(used) - 1
         PF = loc[F[psel]]
         nv = len(gidx)
-        # border: directed edges whose reverse is not in P; it must form simple loops
-        e = np.concatenate([PF[:, [0, 1]], PF[:, [1, 2]], PF[:, [2, 0]]])
-        key = e[:, 0] * nv + e[:, 1]
-        border = e[~np.isin(e[:, 1] * nv + e[:, 0], key)]
+        border = _directed_border(PF, nv)  # it must form simple loops
         pinch = np.flatnonzero(np.bincount(border[:, 0], minlength=nv) > 1)
         if len(pinch) == 0:
             break
@@ -624,18 +604,22 @@ def _local_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray, n: 
     if (GF < 0).any():
         return None
     # the cut patch has exactly the patch's border
-    gb = gidx[border]
-    ge = np.concatenate([GF[:, [0, 1]], GF[:, [1, 2]], GF[:, [2, 0]]])
     nvg = len(V) + int(newv.sum())
-    gk = ge[:, 0] * nvg + ge[:, 1]
-    ob = np.sort(gk[~np.isin(ge[:, 1] * nvg + ge[:, 0], gk)])
-    if not np.array_equal(ob, np.sort(gb[:, 0] * nvg + gb[:, 1])):
+    ob, gb = _directed_border(GF, nvg), gidx[border]
+    if not np.array_equal(np.sort(ob[:, 0] * nvg + ob[:, 1]), np.sort(gb[:, 0] * nvg + gb[:, 1])):
         return None
     rest = np.flatnonzero(~sel)
     NV = np.concatenate([V, OV[newv]])
     NF = np.concatenate([F[rest], GF])
     fid = np.where(src, psel[np.where(src, fid, 0)], fid)
     return NV, NF, np.concatenate([np.ones(len(rest), bool), src]), np.concatenate([rest, fid])
+
+
+def _directed_border(F: np.ndarray, nv: int) -> np.ndarray:
+    """(k, 2) the directed edges of faces F (over nv vertices) whose reverse no
+    face has: an open surface's border loops."""
+    e = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
+    return e[~np.isin(e[:, 1] * nv + e[:, 0], e[:, 0] * nv + e[:, 1])]
 
 
 def _match_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 import trimesh
 
-from .product import ADJACENCY_KEY, take_faces
+from .product import ADJACENCY_KEY, index_ranges, take_faces
 
 
 def _edge_keys(a: np.ndarray, b: np.ndarray, n_vertices: int) -> np.ndarray:
@@ -141,8 +141,7 @@ def grow(faces: np.ndarray, mask: np.ndarray, n_vertices: int, rings: int,
         vm = np.zeros(n_vertices, bool)
         vm[faces[front].ravel()] = True
         v = np.flatnonzero(vm)
-        cnt = start[v + 1] - start[v]
-        nb = around[np.repeat(start[v] - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))]
+        nb = around[index_ranges(start[v], start[v + 1] - start[v])]
         nb = nb[~out[nb]]
         out[nb] = True
         front = np.unique(nb)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from .product import GRID_KEY, face_geometry
+from .product import GRID_KEY, face_geometry, index_ranges
 
 #: faces per occupied cell the cell size aims at
 FACES_PER_CELL = 8
@@ -60,12 +60,7 @@ class FaceGrid:
 
     def _faces_of(self, cells: np.ndarray) -> np.ndarray:
         """Face indices in the given cells, in grid order."""
-        cnt = self.count[cells]
-        tot = int(cnt.sum())
-        if tot == 0:
-            return np.zeros(0, np.int64)
-        first = np.repeat(self.start[cells] - (np.cumsum(cnt) - cnt), cnt)
-        return self.order[first + np.arange(tot)]
+        return self.order[index_ranges(self.start[cells], self.count[cells])]
 
     def ray(self, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
         """Faces that the ray origin + t * direction, t >= 0 (direction a unit
