@@ -17,6 +17,22 @@ def _fail(e: Exception) -> None:
     sys.exit(2)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, Slurm, systemd, Kubernetes), handled like Ctrl-C."""
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop a run as cleanly as Ctrl-C: raise in the main thread,
+    once (a second SIGTERM during the clean-up is ignored)."""
+    import signal
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="damagesim")
 def main() -> None:
@@ -72,6 +88,7 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
     worker died (completed captures are kept: rerun with --resume)."""
     from .glenv import configure
 
+    _stop_on_sigterm()
     try:
         gl_platform = configure(None if gl == "auto" else gl)
         from .corpus import parse_weights
@@ -102,6 +119,11 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
     except GenerationError as e:
         click.echo(f"damagesim: error: {e}", err=True)
         sys.exit(3)
+    except KeyboardInterrupt as e:
+        how = "SIGTERM" if isinstance(e, _Terminated) else "an interrupt"
+        click.echo(f"\ndamagesim: stopped by {how}; completed captures in {out} are kept: "
+                   f"rerun the same command with --resume to finish", err=True)
+        sys.exit(143 if isinstance(e, _Terminated) else 130)
     except DamagesimError as e:
         _fail(e)
     c = card["counts"]

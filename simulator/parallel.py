@@ -34,6 +34,12 @@ Errors
   (``failed_captures``) and goes on; a later ``--resume`` retries it.
 - a worker process that dies (crash, OOM kill): the run stops with
   :class:`GenerationError`; completed captures are kept; rerun with ``--resume``.
+- the run itself stopped (Ctrl-C, SIGTERM from ``timeout``, Slurm, systemd,
+  Kubernetes): the parent kills its worker processes and removes their
+  temporaries; a parent killed outright (SIGKILL, OOM) takes its workers with
+  it (``PR_SET_PDEATHSIG`` on Linux, and every worker polls that its parent is
+  alive). Captures a worker had finished but the parent not yet logged are
+  added to the manifest by ``--resume``.
 - the output folder unwritable or full: :class:`OutputError` with the path and
   the OS error, whether a worker or this process (manifest, shard packing, COCO,
   card) hits it, and also with ``on_error="skip"`` (every later capture would
@@ -194,6 +200,11 @@ class Manifest:
             os.close(fd)
 
 
+def logged_captures(entries: list[dict[str, Any]]) -> set[int]:
+    """Indices the manifest ``entries`` record as completed."""
+    return {int(e["capture"]) for e in entries if isinstance(e, dict) and isinstance(e.get("capture"), int)}
+
+
 def clean_stale(out: Path) -> list[Path]:
     """Remove temporary and half-deleted folders/files left by a killed run."""
     gone = []
@@ -222,6 +233,38 @@ def _rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Initializer of every local worker process: die with the run.
+
+    SIGINT/SIGTERM are ignored here: the parent gets them too (a terminal's
+    Ctrl-C, or a job manager signalling the whole group) and stops its workers
+    itself, so a worker never dies mid-capture and gets reported as a crash.
+    If the parent disappears without that (SIGKILL, OOM kill), the kernel kills
+    this process (PR_SET_PDEATHSIG), and a watcher thread exits it as soon as
+    its parent is gone (other systems; and the gap before prctl took effect)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.uname().sysname == "Linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass  # the watcher below still ends this process
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="damagesim-parent-watch", daemon=True).start()
 
 
 def _maker(spec, gl: str | None, threads: int | None = None):
@@ -349,7 +392,7 @@ def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
 
     recycle = opts.recycle or DEFAULT_RECYCLE
     ex = ProcessPoolExecutor(max_workers=opts.workers, mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=recycle)
+                             max_tasks_per_child=recycle, initializer=_worker_init, initargs=(os.getpid(),))
     pending: dict[Any, int] = {}
 
     def wait_one():
@@ -376,8 +419,22 @@ def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
         # bounded window: a 10^7 run never holds 10^7 futures
         yield from _windowed(todo, 2 * opts.workers, pending, lambda i: ex.submit(_task, spec, i, opts.gl, threads),
                              wait_one, result)
-    finally:
+    except BaseException:
+        # stopped from outside (Ctrl-C, SIGTERM, an error in this process): the
+        # captures in flight are dropped, not waited for; their workers ignore
+        # SIGINT/SIGTERM, so they are killed here
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            try:
+                p.kill()
+            except (OSError, ValueError):
+                pass
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            p.join(5)
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
         ex.shutdown(wait=True, cancel_futures=True)
+    finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -502,10 +559,14 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
     try:
         if opts.resume:
             clean_stale(out)
-            manifest.repair()
+            logged = logged_captures(manifest.repair())
             if packer is not None:
                 packer.recover()
             done = completed_on_disk(out, spec.n, opts.shard_size if opts.shards else None)
+            # captures a worker wrote after its run was killed, before the parent
+            # logged them: on disk, so complete; the manifest says so from now on
+            for i in sorted(done - logged):
+                manifest.append({"capture": i})
         else:
             done = set()
             if len(indices) == spec.n:
@@ -556,6 +617,15 @@ def run_captures(spec, indices: list[int], opts: RunOptions,
             packer.flush(manifest, final=True)
     except OSError as e:
         raise output_error(out, e) from None
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: stop the workers first, then remove what they left
+        # half-written (for local workers only: a Ray cluster may still be writing)
+        if gen is not None:
+            gen.close()
+            gen = None
+        if opts.backend == "local":
+            clean_stale(out)
+        raise
     finally:
         if gen is not None:
             gen.close()  # an error here (manifest, shard) stops the workers too: queued tasks cancelled

@@ -11,7 +11,8 @@ Checks
   shard with the right keys, size and sha256; every tar reads to the end;
 - COCO per camera loads with pycocotools and its annotations are those of the
   captures' annotations.json (same masks, boxes, areas, categories);
-- the card's counts and capture list match what is on disk; references are whole.
+- the card's counts and capture list match what is on disk; references are whole;
+- manifest.jsonl lists exactly the captures on disk (what --resume trusts).
 Stale temporary folders (a killed run not yet resumed) are warnings.
 """
 from __future__ import annotations
@@ -149,6 +150,30 @@ def _check_shards(root: Path, rep: ValidationReport) -> None:
         rep.problems.append(f"{SHARD_DIR}/{INDEX} lists {name}, which is missing")
 
 
+def _check_manifest(root: Path, n: int, on_disk: set[str], rep: ValidationReport) -> None:
+    """manifest.jsonl (what resume trusts) must list exactly the captures on disk."""
+    from .parallel import MANIFEST, logged_captures
+
+    path = root / MANIFEST
+    if not path.is_file():
+        rep.warnings.append(f"{MANIFEST}: missing (a dataset not made by generate, or copied without it)")
+        return
+    entries = []
+    for k, line in enumerate(path.read_bytes().splitlines()):
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            rep.problems.append(f"{MANIFEST}: line {k + 1} is not JSON (a torn line: rerun generate with --resume)")
+            break
+    logged = {f"{i:06d}" for i in logged_captures(entries) if i < n}
+    if on_disk - logged:
+        rep.problems.append(f"{MANIFEST}: captures on disk not in the manifest: {sorted(on_disk - logged)[:8]} "
+                            f"({len(on_disk - logged)}; rerun generate with --resume to record them)")
+    if logged - on_disk:
+        rep.problems.append(f"{MANIFEST}: lists captures that are not on disk: {sorted(logged - on_disk)[:8]} "
+                            f"({len(logged - on_disk)})")
+
+
 def _ann_key(a: dict[str, Any]) -> tuple:
     seg = a["segmentation"]
     return (a["category_id"], seg["counts"] if isinstance(seg, dict) else json.dumps(seg),
@@ -245,6 +270,8 @@ def validate(root: Path) -> ValidationReport:
         if f"{k:06d}" not in seen and str(k) not in card.get("failed_captures", {}):
             P(f"capture {k:06d} missing (spec n = {n})")
             break
+
+    _check_manifest(root, n, {k for k in seen if k.isdigit() and int(k) < n}, rep)
 
     # COCO
     from pycocotools.coco import COCO
