@@ -240,7 +240,13 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
     from .randomization import parse as parse_randomization
 
+    try:
+        randomization = parse_randomization(path, data.get("randomization"))
+    except ConfigError as e:  # a preset name is checked without the file: name it
+        if e.file is not None:
+            raise
+        raise ConfigError(path, e.key, e.value, e.problem) from None
     cat = Catalog(path=path, seed=seed_v, skus=tuple(skus), materials=materials, damage=parse_damage(path, data.get("damage")),
-                  randomization=parse_randomization(path, data.get("randomization")))
+                  randomization=randomization)
     cat._meshes = meshes
     return cat

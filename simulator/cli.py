@@ -17,6 +17,16 @@ def _fail(e: Exception) -> None:
     sys.exit(2)
 
 
+def _warnings_as_lines() -> None:
+    """Warnings (e.g. a rig with very many cameras) as one line each on stderr."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"damagesim: warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (timeout, Slurm, systemd, Kubernetes), handled like Ctrl-C."""
 
@@ -89,6 +99,7 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
     from .glenv import configure
 
     _stop_on_sigterm()
+    _warnings_as_lines()
     try:
         gl_platform = configure(None if gl == "auto" else gl)
         from .corpus import parse_weights

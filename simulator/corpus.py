@@ -54,31 +54,44 @@ class DamageMix:
         if "per_item" in kw:
             kw["per_item"] = tuple(kw["per_item"])
         out = replace(self, **kw)
-        validate(out, None, "command line")
+        validate(out, None, "command line", flags=FLAGS)
         return out
 
 
-def validate(mix: DamageMix, file, where: str) -> DamageMix:
-    number(file, f"{where}.rate", mix.rate, 0.0, 1.0)
+#: the generate flag that overrides each field (errors in overrides name the flag)
+FLAGS = {"rate": "--damage-rate", "per_item": "--damages-per-item", "category_weights": "--categories",
+         "major_fraction": "--major-fraction", "mess_rate": "--mess-rate", "variant_rate": "--variant-rate",
+         "variants_per_sku": "--variants-per-sku", "pairs": "--pairs", "reference_poses": "--reference-poses"}
+
+
+def validate(mix: DamageMix, file, where: str, flags: dict[str, str] | None = None) -> DamageMix:
+    """Check every field; a bad one raises ConfigError keyed ``where.field`` (or
+    by its command-line flag, ``flags[field]``)."""
+    def key(name: str, sub: str = "") -> str:
+        if flags:
+            return flags[name] + (f" {sub}" if sub else "")
+        return f"{where}.{name}" + (f".{sub}" if sub else "")
+
+    number(file, key("rate"), mix.rate, 0.0, 1.0)
     lo, hi = mix.per_item
     if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 8):
-        raise ConfigError(file, f"{where}.per_item", list(mix.per_item), "must be [min, max] integers with 1 <= min <= max <= 8")
+        raise ConfigError(file, key("per_item"), list(mix.per_item), "must be [min, max] integers with 1 <= min <= max <= 8")
     for c, w in mix.category_weights.items():
         if c not in CATEGORIES:
-            raise ConfigError(file, f"{where}.category_weights.{c}", w, f"unknown category; expected one of {list(CATEGORIES)}")
-        number(file, f"{where}.category_weights.{c}", w, 0.0, 1e6)
+            raise ConfigError(file, key("category_weights", c), w, f"unknown category; expected one of {list(CATEGORIES)}")
+        number(file, key("category_weights", c), w, 0.0, 1e6)
     if mix.rate > 0 and not any(w > 0 for w in mix.category_weights.values()):
-        raise ConfigError(file, f"{where}.category_weights", mix.category_weights, "all weights are 0 but rate > 0")
-    number(file, f"{where}.major_fraction", mix.major_fraction, 0.0, 1.0)
-    number(file, f"{where}.mess_rate", mix.mess_rate, 0.0, 1.0)
-    number(file, f"{where}.variant_rate", mix.variant_rate, 0.0, 1.0)
+        raise ConfigError(file, key("category_weights"), mix.category_weights, "all weights are 0 but rate > 0")
+    number(file, key("major_fraction"), mix.major_fraction, 0.0, 1.0)
+    number(file, key("mess_rate"), mix.mess_rate, 0.0, 1.0)
+    number(file, key("variant_rate"), mix.variant_rate, 0.0, 1.0)
     v = mix.variants_per_sku
     if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_VARIANTS:
-        raise ConfigError(file, f"{where}.variants_per_sku", v, f"must be an integer in 1..{MAX_VARIANTS}")
+        raise ConfigError(file, key("variants_per_sku"), v, f"must be an integer in 1..{MAX_VARIANTS}")
     if not isinstance(mix.pairs, bool):
-        raise ConfigError(file, f"{where}.pairs", mix.pairs, "must be true or false")
+        raise ConfigError(file, key("pairs"), mix.pairs, "must be true or false")
     if isinstance(mix.reference_poses, bool) or not isinstance(mix.reference_poses, int) or not 0 <= mix.reference_poses <= 32:
-        raise ConfigError(file, f"{where}.reference_poses", mix.reference_poses, "must be an integer in 0..32")
+        raise ConfigError(file, key("reference_poses"), mix.reference_poses, "must be an integer in 0..32")
     return mix
 
 

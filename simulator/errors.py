@@ -5,6 +5,25 @@ from pathlib import Path
 from typing import Any
 
 
+#: longest excerpt of a bad value quoted in a message, in characters
+EXCERPT_CHARS = 120
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A short repr of ``value`` for a message: nested containers and long
+    strings cut (a 200k-element list must not make a megabyte message)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 8, 8, 6, 6
+    r.maxstring, r.maxother, r.maxlong = limit, limit, 40
+    try:
+        s = r.repr(value)
+    except Exception:  # a repr that fails (a huge int) must not hide the error
+        s = f"<{type(value).__name__}>"
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
 class DamagesimError(Exception):
     """Base class: the CLI prints the message and exits with status 2."""
 
@@ -15,7 +34,7 @@ class ConfigError(DamagesimError):
     def __init__(self, file: str | Path | None, key: str, value: Any, problem: str):
         self.file, self.key, self.value, self.problem = (str(file) if file else None), key, value, problem
         where = f"{file}: " if file else ""
-        super().__init__(f"{where}{key}: {problem} (got {value!r})")
+        super().__init__(f"{where}{key}: {problem} (got {excerpt(value)})")
 
 
 class MeshError(DamagesimError):

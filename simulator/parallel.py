@@ -66,6 +66,9 @@ ON_ERROR = ("stop", "skip")
 #: test hook: "crash:I" kills the worker process at capture I, "raise:I" makes
 #: capture I fail with an exception (read in the worker, never in the parent)
 FAULT_ENV = "DAMAGESIM_FAULT"
+#: most worker processes (or Ray tasks in flight per window): each holds a GL
+#: context and ~0.4 GB
+MAX_WORKERS = 1024
 
 
 class GenerationError(DamagesimError):
@@ -93,8 +96,8 @@ class RunOptions:
     gl: str | None = None
 
     def validate(self) -> None:
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError(None, "--workers", self.workers, "must be an integer >= 1")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(None, "--workers", self.workers, f"must be an integer in 1..{MAX_WORKERS}")
         if self.backend not in BACKENDS:
             raise ConfigError(None, "--backend", self.backend, f"must be one of {BACKENDS}")
         if self.address is not None and self.backend != "ray":

@@ -25,6 +25,9 @@ from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture,
 #: named random streams of one capture, in spawn order (append only: reordering
 #: would change every existing dataset)
 STREAMS = ("scene", "damage", "physics", "render", "placement", "randomize", "variant")
+#: most captures in one dataset (the manifest, the COCO files and the card are
+#: built in memory; 10^7 is the top of the corpus sizes researchers ask for)
+MAX_CAPTURES = 10 ** 7
 #: scenes drawn again when physics cannot place an item (then the capture fails)
 PLACEMENT_REDRAWS = 3
 
@@ -45,8 +48,9 @@ class GenerateSpec:
     randomization: Any = None
 
     def validate(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(None, "--n", self.n, "must be an integer >= 1")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_CAPTURES:
+            raise ConfigError(None, "--n", self.n, f"must be an integer in 1..{MAX_CAPTURES:,} (a larger corpus: "
+                                                   f"several datasets with different --seed)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(None, "--seed", self.seed, "must be an integer >= 0")
         if not isinstance(self.items_per_tray, int) or not 1 <= self.items_per_tray <= 8:
@@ -460,14 +464,111 @@ def prepare(spec: GenerateSpec):
     card = out / "dataset.json"
     if card.is_file():
         try:
-            old = json.loads(card.read_text())["spec"]
-        except (ValueError, KeyError):
+            old = json.loads(card.read_text())
+        except (OSError, ValueError):
             old = None
-        mine = spec.to_json()
-        if old is not None and {k: old.get(k) for k in mine if k != "n"} != {k: v for k, v in mine.items() if k != "n"}:
-            raise ConfigError(None, "--out", str(out),
-                              "holds a dataset generated with another spec; choose another --out or delete it")
+        if isinstance(old, dict) and isinstance(old.get("spec"), dict):
+            diff = spec_differences(old, spec, rig)
+            if diff:
+                raise ConfigError(None, "--out", str(out),
+                                  f"holds a dataset generated with another spec ({'; '.join(diff)}); "
+                                  f"choose another --out or delete it")
+    check_render_limits(rig)
+    from .rig import rig_warnings
+    import warnings
+
+    for w in rig_warnings(rig):
+        warnings.warn(w, stacklevel=2)
     return rig, catalog
+
+
+#: render sides every GL context we run on holds (llvmpipe and GPU drivers
+#: allow 16384); only a rig that renders larger pays for asking the context
+GL_SAFE_SIDE = 4096
+
+
+def check_render_limits(rig) -> None:
+    """Every camera's render (the wider pinhole view of a distorted lens
+    included) must fit the GL context's largest renderbuffer and viewport;
+    checked here, before any output, not as a raw GL error in a worker."""
+    sizes = {i: (_wide_size(cam) if any(cam.distortion) else cam.resolution) for i, cam in enumerate(rig.cameras)}
+    if max(max(s) for s in sizes.values()) <= GL_SAFE_SIDE:
+        return
+    limit = gl_max_render_size()
+    for i, (w, h) in sizes.items():
+        cam = rig.cameras[i]
+        if max(w, h) > limit:
+            wide = "" if (w, h) == cam.resolution else f" (its lens distortion needs a {w}x{h} pinhole render)"
+            raise ConfigError(rig.path, f"cameras[{i}]({cam.name}).resolution", list(cam.resolution),
+                              f"is larger than this GL context renders{wide}: at most {limit} pixels a side")
+
+
+def _wide_size(cam) -> tuple[int, int]:
+    """(w, h) of the pinhole render a distorted camera needs (what
+    render.LensRemap computes from every pixel), from the image border and a
+    coarse grid: cheap enough for every generate, a few pixels generous."""
+    from .conventions import undistort_normalized
+
+    w, h = cam.resolution
+    K = cam.K
+    us = np.unique(np.r_[np.linspace(0, w - 1, 65), [0, w - 1]])
+    vs = np.unique(np.r_[np.linspace(0, h - 1, 65), [0, h - 1]])
+    u, v = np.meshgrid(us, vs)
+    xu, yu = undistort_normalized((u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], cam.distortion)
+    return (int(np.ceil(K[0, 0] * (xu.max() - xu.min()))) + 9, int(np.ceil(K[1, 1] * (yu.max() - yu.min()))) + 9)
+
+
+def gl_max_render_size() -> int:
+    """min(GL_MAX_RENDERBUFFER_SIZE, GL_MAX_VIEWPORT_DIMS) of a fresh offscreen context."""
+    import pyrender
+    from OpenGL import GL
+
+    r = pyrender.OffscreenRenderer(16, 16)
+    try:
+        return int(min(int(GL.glGetIntegerv(GL.GL_MAX_RENDERBUFFER_SIZE)), *[int(x) for x in
+                                                                            GL.glGetIntegerv(GL.GL_MAX_VIEWPORT_DIMS)]))
+    finally:
+        r.delete()
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Two spellings of one file, or two files with the same bytes (a copy)."""
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.resolve() == pb.resolve() or (pa.is_file() and pb.is_file() and pa.read_bytes() == pb.read_bytes())
+    except OSError:
+        return False
+
+
+def spec_differences(card: dict[str, Any], spec: GenerateSpec, rig) -> list[str]:
+    """What differs between the spec a dataset was made with (its card) and
+    ``spec``, as short "field: there X, here Y" strings; empty when the same
+    dataset would come out. The output path (the dataset may have been moved,
+    copied, or named by another path spelling) and ``n`` (a run may be grown)
+    are not compared; the rig is compared by content, the catalog as a file."""
+    from .errors import excerpt
+
+    old, mine = card["spec"], spec.to_json()
+    out = []
+    for k, v in mine.items():
+        if k in ("n", "out"):
+            continue
+        was = old.get(k)
+        if k == "rig":
+            if isinstance(card.get("rig"), dict):
+                a = {x: y for x, y in card["rig"].items() if x != "path"}
+                b = {x: y for x, y in rig.to_json().items() if x != "path"}
+                if json.loads(json.dumps(a)) != json.loads(json.dumps(b)):
+                    out.append(f"rig: {excerpt(was, 60)} there, {excerpt(v, 60)} here, with other content")
+                continue
+            same = isinstance(was, str) and _same_file(was, v)
+        elif k == "catalog":
+            same = isinstance(was, str) and _same_file(was, v)
+        else:
+            same = json.loads(json.dumps(was)) == json.loads(json.dumps(v))
+        if not same:
+            out.append(f"{k}: {excerpt(was, 60)} there, {excerpt(v, 60)} here")
+    return out
 
 
 def generate(spec: GenerateSpec, only: int | None = None,

@@ -35,6 +35,12 @@ from .paths import default_rig
 from .yamlio import check_keys, load_yaml, number, vector
 
 MODALITIES = ("rgb", "depth", "rgbd")
+#: most pixels of one camera: its 4x MSAA colour + depth framebuffer is then
+#: 2 GiB (8192 x 8192); GL contexts fail with a bare GL error beyond what they hold
+MAX_CAMERA_PIXELS = 8192 * 8192
+#: a rig with more cameras than this runs, with a warning (each camera is a
+#: colour and a label pass per capture)
+MANY_CAMERAS = 32
 MAX_LIGHTS_PER_KIND = 4
 LIGHT_TYPES = ("area", "spot", "point", "directional")
 
@@ -299,6 +305,9 @@ def _parse_camera(path, key, c, tray: Tray) -> Camera:
             or not all(isinstance(x, int) and not isinstance(x, bool) and 16 <= x <= 16384 for x in res)):
         raise ConfigError(path, f"{key}.resolution", res, "must be [width, height], integers in 16..16384")
     w, h = res
+    if w * h > MAX_CAMERA_PIXELS:
+        raise ConfigError(path, f"{key}.resolution", res, f"has {w * h:,} pixels; at most {MAX_CAMERA_PIXELS:,} "
+                                                          f"(8192 x 8192) can be rendered per camera")
     if ("intrinsics" in c) == ("hfov_deg" in c):
         raise ConfigError(path, f"{key}.intrinsics", c.get("intrinsics"), "give exactly one of intrinsics {fx, fy, cx, cy} or hfov_deg")
     if "intrinsics" in c:
@@ -352,8 +361,33 @@ def _parse_camera(path, key, c, tray: Tray) -> Camera:
     cam = Camera(name=name, modality=c["modality"], resolution=(w, h), K=K, distortion=dist,
                  T_world_from_cam=T, range_m=(near / 1000.0, far / 1000.0), device=str(c.get("device", "generic")),
                  sensor=sensor)
+    _check_outside_tray(path, key, c, cam, tray)
     _check_sees_tray(path, key, cam, tray)
     return cam
+
+
+def _check_outside_tray(path, key, c, cam: Camera, tray: Tray) -> None:
+    """A camera in or under the tray's floor slab would see the items through
+    the floor (and label them there): refuse it."""
+    x, y, z = cam.T_world_from_cam[:3, 3]
+    sx, sy = tray.size_m
+    rw = tray.rim_width_m
+    if abs(x) <= sx / 2 + rw and abs(y) <= sy / 2 + rw and z <= 0.001:
+        shown = c.get("position_mm", c.get("T_world_from_cam"))
+        raise ConfigError(path, f"{key}.position_mm" if "position_mm" in c else f"{key}.T_world_from_cam", shown,
+                          f"puts the camera in or under the tray floor (z = {z * 1000:.0f} mm, floor slab "
+                          f"{-tray.thickness_m * 1000:.0f}..0 mm, x within ±{(sx / 2 + rw) * 1000:.0f} mm, y within "
+                          f"±{(sy / 2 + rw) * 1000:.0f} mm); it would see the items through the floor")
+
+
+def rig_warnings(rig: BoothRig) -> list[str]:
+    """Things a rig may do but that are rarely meant (one line each)."""
+    out = []
+    if len(rig.cameras) > MANY_CAMERAS:
+        px = sum(c.width * c.height for c in rig.cameras)
+        out.append(f"{rig.path}: cameras: {len(rig.cameras)} cameras ({px / 1e6:.0f} Mpx per capture, each rendered "
+                   f"twice); more than {MANY_CAMERAS} is slow: is that meant?")
+    return out
 
 
 def tray_visibility(cam: Camera, tray: Tray, n: int = 21) -> float:
