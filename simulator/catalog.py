@@ -165,7 +165,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         if not isinstance(e, dict):
             raise ConfigError(path, where, e, "must be a mapping")
         kind = e.get("kind")
-        if kind != "mesh" and kind not in MODULES:
+        if kind != "mesh" and (not isinstance(kind, str) or kind not in MODULES):
             raise ConfigError(path, f"{where}.kind", kind, f"unknown kind; expected one of {list(MODULES) + ['mesh']}")
         check_keys(path, where, e, _MESH_KEYS if kind == "mesh" else _ENTRY_KEYS,
                    required=("kind", "path", "units", "material") if kind == "mesh" else ("kind",))
@@ -176,9 +176,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
         if kind == "mesh":
             units, mat = e["units"], e["material"]
-            if units not in UNITS_M:
+            if not isinstance(units, str) or units not in UNITS_M:
                 raise ConfigError(path, f"{where}.units", units, f"must be one of {list(UNITS_M)}")
-            if mat not in materials:
+            if not isinstance(mat, str) or mat not in materials:
                 raise ConfigError(path, f"{where}.material", mat, f"unknown material; known: {sorted(materials)}")
             if not isinstance(e["path"], str):
                 raise ConfigError(path, f"{where}.path", e["path"], "must be a path relative to the catalog file")
@@ -215,7 +215,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
                 value = params.get(pname, spec.default)
                 try:
                     resolved[pname] = draw(pname, spec, value, rng)
-                except ValueError as err:
+                except (ValueError, TypeError) as err:
                     raise ConfigError(path, f"{where}.params.{pname}", value, str(err)) from None
             for pname, v in resolved.items():
                 if isinstance(v, str) and ("material" in pname) and v != "auto" and v not in materials:

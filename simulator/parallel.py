@@ -186,7 +186,7 @@ class Manifest:
         back to its previous length and ENOSPC raised, so no torn line is ever
         followed by another one."""
         line = (json.dumps(entry, sort_keys=True) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides
         try:
             size = os.fstat(fd).st_size
             try:

@@ -278,7 +278,7 @@ def _parse_camera(path, key, c, tray: Tray) -> Camera:
         from .sensors import load_presets
 
         presets = load_presets()
-        if c["preset"] not in presets:
+        if not isinstance(c["preset"], str) or c["preset"] not in presets:
             raise ConfigError(path, f"{key}.preset", c["preset"], f"unknown device preset; known: {sorted(presets)}")
         pre = presets[c["preset"]]
         merged = {k: pre[k] for k in _PRESET_CAM_KEYS if k in pre}

@@ -384,7 +384,7 @@ def parse_sensor(file, key: str, d: Any, presets: dict[str, dict[str, Any]] | No
     base_depth, base_rgb, name = {}, {}, "custom"
     if "preset" in d:
         presets = presets if presets is not None else load_presets()
-        if d["preset"] not in presets:
+        if not isinstance(d["preset"], str) or d["preset"] not in presets:
             raise ConfigError(file, f"{key}.preset", d["preset"], f"unknown sensor preset; known: {sorted(presets)}")
         name = d["preset"]
         ps = presets[name].get("sensor", {})

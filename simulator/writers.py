@@ -77,6 +77,36 @@ def code_version() -> dict[str, Any]:
 
 
 # -- atomic writes ------------------------------------------------------------
+def umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc; elsewhere
+    the set-and-restore dance)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _mkstemp(**kw) -> tuple[int, str]:
+    """tempfile.mkstemp with the mode a plain open() would give (mkstemp makes
+    0600 whatever the umask: a dataset on a shared disk must be readable)."""
+    fd, tmp = tempfile.mkstemp(**kw)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
+def _mkdtemp(**kw) -> Path:
+    """tempfile.mkdtemp with the mode a plain mkdir would give (not 0700)."""
+    d = tempfile.mkdtemp(**kw)
+    os.chmod(d, 0o777 & ~umask())
+    return Path(d)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
@@ -84,7 +114,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, fsync, rename over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     done = False
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -193,7 +223,7 @@ def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str
     final = Path(root_dir) if root_dir is not None else Path(root) / "captures" / capture_id(index)
     captures = final.parent
     captures.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=captures, prefix=f".tmp-{final.name}-"))
+    tmp = _mkdtemp(dir=captures, prefix=f".tmp-{final.name}-")
     done = False
     try:
         annotations = {}
@@ -207,7 +237,7 @@ def write_capture(root: Path, index: int, meta: dict[str, Any], frames: dict[str
         write_json_atomic(tmp / "capture.json", meta)
         write_json_atomic(tmp / "annotations.json", annotations)
         if final.exists():
-            old = Path(tempfile.mkdtemp(dir=captures, prefix=f".old-{final.name}-"))
+            old = _mkdtemp(dir=captures, prefix=f".old-{final.name}-")
             os.replace(final, old / "c")
             os.replace(tmp, final)
             shutil.rmtree(old)

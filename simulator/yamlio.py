@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, excerpt
 
 
 #: a rig or catalog is a few kB: bigger files are refused before parsing
@@ -110,7 +110,8 @@ def check_keys(file: Path | str, where: str, d: Any, allowed: Iterable[str], req
     allowed = set(allowed)
     for k in d:
         if k not in allowed:
-            raise ConfigError(file, f"{where}.{k}" if where else str(k), d[k],
+            name = k if isinstance(k, str) and k.isprintable() and len(k) <= 40 else excerpt(k, 40)
+            raise ConfigError(file, f"{where}.{name}" if where else str(name), d[k],
                               f"unknown key; allowed keys are {sorted(allowed)}")
     for k in required:
         if k not in d:
