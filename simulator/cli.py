@@ -320,12 +320,14 @@ def rig_report_cmd(rig_file, compare, catalog, n, px_per_mm, min_pixels, min_dep
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--limit", default=500, show_default=True, type=int, help="At most this many captures in the grid.")
 @click.option("--per-page", default=12, show_default=True, type=int, help="Captures per page of the grid.")
-def report_cmd(dataset, limit, per_page) -> None:
-    """Write a static HTML report of a dataset to DATASET/report/index.html."""
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for index.html and its images (default DATASET/report; give one for a read-only dataset).")
+def report_cmd(dataset, limit, per_page, out_dir) -> None:
+    """Write a static HTML report of a dataset to DATASET/report/index.html (or --out)."""
     try:
         from .report import build_report
 
-        click.echo(str(build_report(dataset, limit=limit, per_page=per_page)))
+        click.echo(str(build_report(dataset, out_dir, limit=limit, per_page=per_page)))
     except DamagesimError as e:
         _fail(e)
 

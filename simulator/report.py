@@ -102,30 +102,41 @@ def _load_json(path: Path) -> Any:
         raise DamagesimError(f"{path}: not valid JSON ({e})") from None
 
 
-def _camera_views(cap_dir: Path, cap_id: str, name: str, cam: dict[str, Any], anns: list[dict[str, Any]],
+def _camera_views(cap, cap_id: str, name: str, cam: dict[str, Any], anns: list[dict[str, Any]],
                   pristine: bool, img_dir: Path, report_dir: Path) -> dict[str, Any]:
-    """Write one camera's overlays and depth views; return its entry in the page data."""
+    """Write one camera's overlays and depth views; return its entry in the page
+    data. cap: a simulator.shards.Capture (a folder, or a sample in a shard)."""
+    from .shards import FolderCapture
+
     files = cam["files"]
     scale = cam.get("depth_scale_m", DEPTH_SCALE_M)
     w, h = cam["resolution"]
     out: dict[str, Any] = {"w": w, "h": h, "modality": cam["modality"]}
-    rgb = cap_dir / files["rgb"]
-    out["rgb"] = _rel(rgb, report_dir)
     stem = img_dir / cap_id
     stem.mkdir(parents=True, exist_ok=True)
 
+    def original(key: str, tag: str) -> str:
+        """The dataset's own file by relative path; a shard member is copied out."""
+        if isinstance(cap, FolderCapture):
+            return _rel(cap.path / files[key], report_dir)
+        p = stem / f"{name}-{tag}.png"
+        p.write_bytes(cap.read(files[key]))
+        return _rel(p, report_dir)
+
+    out["rgb"] = original("rgb", "rgb")
+
     def depth_view(key: str, tag: str) -> str:
-        d = np.asarray(Image.open(cap_dir / files[key]), dtype=np.float64) * scale
+        d = cap.image(files[key]).astype(np.float64) * scale
         p = stem / f"{name}-{tag}.png"
         _shrink(colorize_depth(d), nearest=True).save(p, optimize=True)
         return _rel(p, report_dir)
 
     out["depth"] = depth_view("depth", "depth")
-    inst = np.asarray(Image.open(cap_dir / files["instance"]))
+    inst = cap.image(files["instance"])
     p = stem / f"{name}-instance.png"
     _shrink(mask_overlay(inst), nearest=True).save(p, optimize=True)
     out["instance"] = _rel(p, report_dir)
-    dmg = np.asarray(Image.open(cap_dir / files["damage_category"]))
+    dmg = cap.image(files["damage_category"])
     out["damage_pixels"] = int((dmg > 0).sum())
     if out["damage_pixels"]:
         p = stem / f"{name}-damage.png"
@@ -136,7 +147,7 @@ def _camera_views(cap_dir: Path, cap_id: str, name: str, cam: dict[str, Any], an
                      "label": a.get("attributes", {}).get("sku") or a.get("attributes", {}).get("op", ""),
                      "cat": int(a.get("category_id", 0))} for a in anns]
     if pristine and "pristine/rgb" in files:
-        out["pristine_rgb"] = _rel(cap_dir / files["pristine/rgb"], report_dir)
+        out["pristine_rgb"] = original("pristine/rgb", "pristine-rgb")
         out["pristine_depth"] = depth_view("pristine/depth", "pristine-depth")
     return out
 
@@ -154,19 +165,35 @@ def build_report(dataset: str | Path, out: str | Path | None = None, limit: int 
         raise DamagesimError(f"{root}: not a dataset folder (no dataset.json)")
     card = _load_json(card_path)
     report_dir = Path(out) if out is not None else root / "report"
+    try:
+        return _build(root, card, report_dir, limit, per_page)
+    except OSError as e:
+        if e.filename is not None and Path(e.filename).resolve().is_relative_to(report_dir.resolve()):
+            raise DamagesimError(f"cannot write the report to {report_dir} ({e.strerror or e}); give --out DIR "
+                                 f"(e.g. for a read-only dataset)") from None
+        raise DamagesimError(f"{root}: cannot read {e.filename or ''} ({e.strerror or e})") from None
+
+
+def _build(root: Path, card: dict[str, Any], report_dir: Path, limit: int, per_page: int) -> Path:
+    from itertools import islice
+
+    from .shards import iter_dataset
+
     report_dir.mkdir(parents=True, exist_ok=True)
     img_dir = report_dir / "img"
-    caps_rel = card.get("files", {}).get("captures", [])
-    if not isinstance(caps_rel, list):
-        raise DamagesimError(f"{card_path}: files.captures must be a list, got {type(caps_rel).__name__}")
+    n = card.get("spec", {}).get("n")
+    n = n if isinstance(n, int) else None
+    total = card.get("counts", {}).get("captures")
     captures = []
-    for rel in caps_rel[:limit]:
-        cap_dir = root / rel
-        meta = _load_json(cap_dir / "capture.json")
-        ann_path = cap_dir / "annotations.json"
-        anns = _load_json(ann_path) if ann_path.is_file() else {}
-        cid = meta.get("capture_id", cap_dir.name)
-        cams = {name: _camera_views(cap_dir, cid, name, cam, anns.get(name, []), bool(meta.get("pristine_pair")),
+    # folders and shard samples alike (a sharded dataset lists no capture folders)
+    for cap in islice(iter_dataset(root, n), limit):
+        try:
+            meta = cap.meta
+            anns = cap.json("annotations.json") if cap.has("annotations.json") else {}
+        except ValueError as e:
+            raise DamagesimError(f"{cap.where}: not valid JSON ({e})") from None
+        cid = meta.get("capture_id", cap.name)
+        cams = {name: _camera_views(cap, cid, name, cam, anns.get(name, []), bool(meta.get("pristine_pair")),
                                     img_dir, report_dir)
                 for name, cam in meta["cameras"].items()}
         captures.append({
@@ -180,7 +207,7 @@ def build_report(dataset: str | Path, out: str | Path | None = None, limit: int 
             "cameras": cams,
         })
     page = report_dir / "index.html"
-    page.write_text(_page(root, card, captures, per_page, len(caps_rel)))
+    page.write_text(_page(root, card, captures, per_page, total if isinstance(total, int) else len(captures)))
     return page
 
 

@@ -27,9 +27,18 @@ Reading with a plain WebDataset pipeline::
     for s in ds:
         s["__key__"], s["capture.json"], s["top.rgb.png"], s["top.depth.png"]  # dict, uint8 (h,w,3), uint16 (h,w)
 
-(``.decode("pil")`` works too but makes every PNG 8-bit RGB, depth included.)
+(``.decode("pil")`` silently makes every PNG 8-bit RGB, uint16 depth and ids
+included: use :func:`png_as_array`.)
 
 or without webdataset: :func:`iter_dataset` (folders and shards alike).
+
+COCO files of a sharded dataset: an image in a shard has ``file_name =
+"shards/<file>#<member>"`` (plus ``shard`` and ``member``); pycocotools loads
+the file as it is, and :func:`open_coco_image` reads any image entry, in a
+folder or in a shard::
+
+    coco = COCO("DATASET/coco/top.json")
+    rgb = open_coco_image("DATASET", coco.loadImgs(coco.getImgIds())[0])  # uint8 (h, w, 3)
 """
 from __future__ import annotations
 
@@ -143,6 +152,55 @@ def png_as_array(key: str, data: bytes):
         return None
     from PIL import Image
 
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im)
+
+
+class _Members:
+    """Byte offsets of a shard's members, read once per shard file (a tar has
+    no index: finding one member means walking its headers)."""
+
+    def __init__(self):
+        self._cache: dict[tuple[str, float], dict[str, tuple[int, int]]] = {}
+
+    def get(self, path: Path) -> dict[str, tuple[int, int]]:
+        key = (str(Path(path).resolve()), Path(path).stat().st_mtime)
+        if key not in self._cache:
+            with tarfile.open(path, mode="r:") as tar:
+                self._cache[key] = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            while len(self._cache) > 64:
+                self._cache.pop(next(iter(self._cache)))
+        return self._cache[key]
+
+
+_MEMBERS = _Members()
+
+
+def read_member(shard: Path, member: str) -> bytes:
+    """Bytes of one member of a shard (random access, no extraction)."""
+    members = _MEMBERS.get(shard)
+    if member not in members:
+        raise FileNotFoundError(f"{shard}: no member {member}")
+    off, size = members[member]
+    with open(shard, "rb") as f:
+        f.seek(off)
+        return f.read(size)
+
+
+def open_coco_image(root: str | Path, image: dict[str, Any]) -> np.ndarray:
+    """The pixels of a COCO ``images[]`` entry of a damagesim dataset at
+    ``root``: a file of a capture folder, or a member of a shard
+    (``file_name = "shards/<file>#<member>"``). (h, w, 3) uint8 for RGB."""
+    from PIL import Image
+
+    root = Path(root)
+    name = image["file_name"]
+    if "#" in name:
+        shard, _, member = name.partition("#")
+        data = read_member(root / shard, member)
+    else:
+        data = (root / name).read_bytes()
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         return np.asarray(im)
@@ -398,7 +456,8 @@ def finalize_with_shards(out: Path, spec_json: dict[str, Any], rig_json: dict[st
             for img in doc["images"]:
                 if img["capture"] in where:
                     img["shard"] = where[img["capture"]]
-                    img["file_name"] = f"{img['shard']}#{member_name(img['capture'], f'{cam}/rgb.png')}"
+                    img["member"] = member_name(img["capture"], f"{cam}/rgb.png")
+                    img["file_name"] = f"{img['shard']}#{img['member']}"
             write_json_atomic(out / rel, doc)
         card = write_card(out, spec_json, rig_json, caps, coco)
         card["files"]["captures"] = [f"captures/{c.name}" for c in caps if c.name not in where]

@@ -90,5 +90,9 @@ def contact_sheet(capture_dir: str | Path, out_png: str | Path | None = None) ->
             d.text((j * TILE_W + 6, y + 4), f"{name} [{cam['modality']}] {c}" if j == 0 else c, fill=(220, 220, 220))
         y += h
     out = Path(out_png) if out_png else cap / "contact_sheet.png"
-    sheet.save(out)
+    try:
+        sheet.save(out)
+    except OSError as e:
+        hint = "" if out_png else "; give --out PNG (e.g. for a read-only dataset)"
+        raise DamagesimError(f"cannot write the contact sheet {out} ({e.strerror or e}){hint}") from None
     return out
