@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
 import trimesh
 from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, HalfspaceIntersection
@@ -34,6 +33,45 @@ from damage_ops.product import Product
 from .errors import PlacementError
 from .materials import Material
 from .rig import Tray
+
+
+
+def _quiet_import_pybullet():
+    """``import pybullet`` without its "pybullet build time" banner, which the C
+    module writes to stderr on import (even under --quiet, in the middle of
+    the progress bar). fds 1 and 2 point at /dev/null during the import only
+    (C stdio flushed before they are restored, for a banner on stdout)."""
+    import ctypes
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+    except OSError:  # no such fd: nothing to protect
+        import pybullet
+        return pybullet
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in saved:
+            os.dup2(null, fd)
+        os.close(null)
+        import pybullet
+        try:
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):
+            pass
+    finally:
+        for fd, orig in saved.items():
+            os.dup2(orig, fd)
+            os.close(orig)
+    return pybullet
+
+
+p = _quiet_import_pybullet()
 
 GRAVITY_M_S2 = 9.81
 
