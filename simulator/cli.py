@@ -73,7 +73,9 @@ def main() -> None:
 @click.option("--variants-per-sku", type=int, default=None, help="Design variants per SKU.")
 @click.option("--pairs/--no-pairs", default=None, help="Render pristine counterfactuals of damaged captures.")
 @click.option("--reference-poses", type=int, default=None, help="Pristine reference captures per SKU.")
-@click.option("--randomization", type=click.Choice(["off", "booth", "wild"]), default=None,
+@click.option("--damage-where", type=click.Choice(["seen", "anywhere"]), default=None,
+              help="seen: damage lands on surfaces some camera sees (catalog default); anywhere: the resting face too.")
+@click.option("--randomization", type=click.Choice(["off", "booth", "wild", "closeup"]), default=None,
               help="Domain randomization preset (default: the catalog's randomization section).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--workers", default=1, show_default=True, type=int,
@@ -89,7 +91,7 @@ def main() -> None:
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="A capture that fails: stop the run (after the captures in flight), or skip it and go on.")
 def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_per_item, categories,
-             major_fraction, mess_rate, variant_rate, variants_per_sku, pairs, reference_poses, randomization, quiet, workers, backend, address, recycle,
+             major_fraction, mess_rate, variant_rate, variants_per_sku, pairs, reference_poses, damage_where, randomization, quiet, workers, backend, address, recycle,
              resume, shards, shard_size, on_error) -> None:
     """Generate a labelled corpus into OUT (one folder per capture, COCO, dataset card).
 
@@ -108,7 +110,7 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
 
         damage = {"rate": damage_rate, "major_fraction": major_fraction, "mess_rate": mess_rate,
                   "variant_rate": variant_rate, "variants_per_sku": variants_per_sku,
-                  "pairs": pairs, "reference_poses": reference_poses}
+                  "pairs": pairs, "reference_poses": reference_poses, "where": damage_where}
         if damages_per_item is not None:
             lo, _, hi = damages_per_item.partition("-")
             try:

@@ -12,7 +12,12 @@ from .errors import ConfigError
 from .yamlio import check_keys, number
 
 _KEYS = {"rate", "per_item", "category_weights", "major_fraction", "mess_rate", "variant_rate", "variants_per_sku",
-         "pairs", "reference_poses"}
+         "pairs", "reference_poses", "where"}
+#: where damage may land: ``seen`` (on surfaces some camera of the rig can see:
+#: the item is settled first and damage sites are drawn among its faces that face
+#: a camera and do not touch the tray) or ``anywhere`` (any exposed face, the
+#: resting face included; the item is damaged first, then settled)
+WHERE = ("seen", "anywhere")
 #: most design variants a SKU may have
 MAX_VARIANTS = 64
 
@@ -32,7 +37,8 @@ class DamageMix:
     variants_per_sku: how many design variants each SKU has (variant k in
         1..variants_per_sku, drawn uniformly; each a fixed design for the run);
     pairs: render a pristine counterfactual of every damaged capture;
-    reference_poses: pristine reference captures per SKU in the dataset (0 = none)."""
+    reference_poses: pristine reference captures per SKU in the dataset (0 = none);
+    where: ``seen`` or ``anywhere`` (see :data:`WHERE`)."""
 
     rate: float = 0.5
     per_item: tuple[int, int] = (1, 2)
@@ -43,6 +49,7 @@ class DamageMix:
     variants_per_sku: int = 3
     pairs: bool = True
     reference_poses: int = 2
+    where: str = "seen"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -61,7 +68,8 @@ class DamageMix:
 #: the generate flag that overrides each field (errors in overrides name the flag)
 FLAGS = {"rate": "--damage-rate", "per_item": "--damages-per-item", "category_weights": "--categories",
          "major_fraction": "--major-fraction", "mess_rate": "--mess-rate", "variant_rate": "--variant-rate",
-         "variants_per_sku": "--variants-per-sku", "pairs": "--pairs", "reference_poses": "--reference-poses"}
+         "variants_per_sku": "--variants-per-sku", "pairs": "--pairs", "reference_poses": "--reference-poses",
+         "where": "--damage-where"}
 
 
 def validate(mix: DamageMix, file, where: str, flags: dict[str, str] | None = None) -> DamageMix:
@@ -92,6 +100,8 @@ def validate(mix: DamageMix, file, where: str, flags: dict[str, str] | None = No
         raise ConfigError(file, key("pairs"), mix.pairs, "must be true or false")
     if isinstance(mix.reference_poses, bool) or not isinstance(mix.reference_poses, int) or not 0 <= mix.reference_poses <= 32:
         raise ConfigError(file, key("reference_poses"), mix.reference_poses, "must be an integer in 0..32")
+    if mix.where not in WHERE:
+        raise ConfigError(file, key("where"), mix.where, f"must be one of {list(WHERE)}")
     return mix
 
 

@@ -109,12 +109,24 @@ def reference_streams(seed: int, sku: str, pose: int) -> dict[str, np.random.Gen
     return {name: np.random.default_rng(ss) for name, ss in zip(STREAMS, children)}
 
 
-def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6):
+#: ops whose site is a face index parameter ``center`` (the others pick their own site)
+CENTERED_OPS = ("crush", "puncture", "spill", "tear")
+
+
+def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6, seen=None):
     """Apply the corpus damage mix to one pristine product.
+
+    seen: None (damage anywhere), or a function mesh -> (n_faces,) bool of the
+    faces some camera can see (the product at its resting pose). Then ops that
+    take a site are given one drawn among the seen exposed faces, and a damage
+    none of whose faces is seen (an op that picks its own site, e.g. a flap that
+    opens on the resting face) is rejected and drawn again; a damage that lives
+    only on satellites (a puddle beside the item) is always seen.
 
     Returns (product, log): the damaged product (or the input when the draw says
     intact) and a list of what was tried, including ops that could not apply
     (capped at ``max_tries`` draws per damage)."""
+    from damage_ops._surface import pick_exposed_face
     from damage_ops.base import ParamError, apply
     from damage_ops.sampling import applicable_ops, sample_params
     from damage_ops.taxonomy import CATEGORIES
@@ -133,16 +145,111 @@ def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6):
             op = str(rng.choice(applicable_ops(product, cat)))
             sev = "major" if rng.random() < mix.major_fraction else "minor"
             params = sample_params(op, sev, product, rng)
+            if seen is not None and op in CENTERED_OPS and "center" not in params:
+                mask = seen(product.mesh)
+                if not mask.any():
+                    log.append({"op": op, "severity": sev, "params": params, "error": "no seen face to damage"})
+                    continue
+                params = {**params, "center": int(pick_exposed_face(product.mesh, rng, mask))}
             try:
-                product, rec = apply(product, op, params, rng)
+                damaged, rec = apply(product, op, params, rng)
             except (ParamError, ValueError, RuntimeError) as e:
                 # an op that cannot apply here (no room, a boolean the geometry
                 # kernel rejects): logged, and another damage is drawn
                 log.append({"op": op, "severity": sev, "params": params, "error": f"{type(e).__name__}: {e}"})
                 continue
+            if seen is not None and not _damage_seen(damaged, seen):
+                log.append({"op": op, "severity": sev, "params": params, "error": "damage on no face a camera sees"})
+                continue
+            product = damaged
             log.append({"op": op, "severity": sev, "params": params, "applied": rec.severity})
             break
     return product, log
+
+
+def _damage_seen(product, seen) -> bool:
+    """The newest damage of ``product`` has a face in ``seen(mesh)``, or lives only
+    on satellites (they lie on the tray beside the item, in view)."""
+    did = len(product.damages)
+    faces = np.asarray(product.mesh.face_attributes["damage_id"]) == did
+    if not faces.any():
+        return any((np.asarray(s.mesh.face_attributes["damage_id"]) == did).any() for s in product.satellites)
+    return bool((faces & seen(product.mesh)).any())
+
+
+def seen_faces(T_world_from_item: np.ndarray, cameras: np.ndarray | None, tray_clearance_m: float = 0.004):
+    """A function mesh -> (n_faces,) bool: faces of an item resting at
+    ``T_world_from_item`` that some camera can see: facing a camera position
+    (``cameras``: (c, 3) world meters; None = cameras anywhere above the tray,
+    as with random or close-up viewpoints: facing up or sideways) and not lying
+    within ``tray_clearance_m`` of the item's lowest point (the face it rests on).
+    Occlusion by other parts is left to the ops' exposed-face tests."""
+    T = np.asarray(T_world_from_item, float)
+    R, t = T[:3, :3], T[:3, 3]
+
+    def mask(mesh) -> np.ndarray:
+        n = np.asarray(mesh.face_normals) @ R.T
+        c = np.asarray(mesh.triangles_center) @ R.T + t
+        z0 = float((np.asarray(mesh.vertices) @ R[2]).min() + t[2])
+        off_floor = c[:, 2] > z0 + tray_clearance_m
+        if cameras is None:
+            facing = n[:, 2] > -0.3
+        else:
+            facing = np.zeros(len(c), bool)
+            for p in np.asarray(cameras, float):
+                v = p - c
+                facing |= np.einsum("ij,ij->i", v, n) > 0.05 * np.linalg.norm(v, axis=1)
+        return off_floor & facing
+
+    return mask
+
+
+def rest_like(product, pristine, placement):
+    """The placement of a damaged product that takes its pristine twin's resting
+    pose: the same pose, lowered or raised so its lowest point is where the
+    pristine one's was (damage on seen faces leaves the resting face in place;
+    this removes the millimetres a crushed or opened item gains or loses)."""
+    from dataclasses import replace
+
+    T = np.array(placement.T_world_from_item, float)
+    z = lambda m: float((np.asarray(m.vertices) @ T[2, :3]).min() + T[2, 3])  # noqa: E731
+    T[2, 3] += z(pristine.mesh) - z(product.mesh)
+    return replace(placement, T_world_from_item=T, min_z_m=float(placement.min_z_m))
+
+
+def item_target(product, T: np.ndarray):
+    """The close-up target of one placed item: its world bounding sphere and the
+    outward normals of its damages (area-weighted mean over each damage's faces)."""
+    from .randomization import Target
+
+    T = np.asarray(T, float)
+    V = np.asarray(product.mesh.vertices) @ T[:3, :3].T + T[:3, 3]
+    lo, hi = V.min(0), V.max(0)
+    normals = []
+    did = np.asarray(product.mesh.face_attributes["damage_id"])
+    if product.damages:
+        fn = np.asarray(product.mesh.face_normals) * np.asarray(product.mesh.area_faces)[:, None]
+        for j in range(1, len(product.damages) + 1):
+            sel = did == j
+            if sel.any():
+                v = fn[sel].sum(0) @ T[:3, :3].T
+                if np.linalg.norm(v) > 1e-12:
+                    normals.append(v / np.linalg.norm(v))
+    return Target(center=(lo + hi) / 2, radius=float(np.linalg.norm(hi - lo) / 2),
+                  damage_normals=np.array(normals).reshape(-1, 3))
+
+
+def visible_pixels(frames: dict) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
+    """Per camera, how many pixels show each damage instance and each item:
+    ({damage id: {camera: px}}, {instance id: {camera: px}}), zero counts left out."""
+    dmg: dict[int, dict[str, int]] = {}
+    inst: dict[int, dict[str, int]] = {}
+    for cam, fr in frames.items():
+        for table, img in ((dmg, fr.damage_instance), (inst, fr.instance)):
+            counts = np.bincount(np.asarray(img, np.int64).ravel())
+            for i in np.flatnonzero(counts[1:]) + 1:
+                table.setdefault(int(i), {})[cam] = int(counts[i])
+    return dmg, inst
 
 
 def hard_negative_kind(product) -> str | None:
@@ -240,17 +347,11 @@ class CaptureMaker:
         for _draw in range(PLACEMENT_REDRAWS + 1):
             skus = [self.catalog.sample(streams["scene"]) for _ in range(self.spec.items_per_tray)]
             pristine = [self.catalog.build(s) for s in skus]
-            products, logs = [], []
-            for p in pristine:
-                d, log = damage_item(p, self.mix, streams["damage"])
-                products.append(d)
-                logs.append(log)
-            for k, s in enumerate(skus):
-                v = self._design_variant(s, products[k], streams["variant"])
-                if v is not None:  # the counterfactual shows the same design
-                    products[k] = pristine[k] = v
             try:
-                placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
+                if self.mix.where == "seen":
+                    placements, products, logs = self._damage_where_seen(skus, pristine, streams)
+                else:
+                    placements, products, logs = self._damage_anywhere(skus, pristine, streams)
                 break
             except PlacementError as e:
                 # an item that will not come to rest on this tray (too big, rolls off):
@@ -263,6 +364,41 @@ class CaptureMaker:
         sc["sensor_seed"] = int(streams["render"].integers(0, 2 ** 63 - 1))
         self._randomize(sc, streams["randomize"])
         return sc
+
+    def _damage_anywhere(self, skus, pristine, streams):
+        """Damage the items, then drop them: damage may land on the face an item
+        comes to rest on (``where: anywhere``; the draws of earlier versions)."""
+        products, logs = [], []
+        for p in pristine:
+            d, log = damage_item(p, self.mix, streams["damage"])
+            products.append(d)
+            logs.append(log)
+        self._variants(skus, products, pristine, streams["variant"])
+        placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
+        return placements, products, logs
+
+    def _damage_where_seen(self, skus, pristine, streams):
+        """Drop the pristine items, then damage each on faces a camera sees at its
+        resting pose (``where: seen``); a damaged item keeps its pristine twin's
+        pose (see :func:`rest_like`), so the counterfactual pair is exact."""
+        placements = self.world.settle(pristine, self.rig.tray, streams["physics"], self.catalog.materials)
+        cams = None if self.dr.viewpoints != "rig" else np.array([c.T_world_from_cam[:3, 3] for c in self.rig.cameras])
+        products, logs = [], []
+        for p, pl in zip(pristine, placements):
+            d, log = damage_item(p, self.mix, streams["damage"], seen=seen_faces(pl.T_world_from_item, cams))
+            products.append(d)
+            logs.append(log)
+        self._variants(skus, products, pristine, streams["variant"])
+        on_floor = [abs(pl.min_z_m) < 2e-3 for pl in placements]
+        placements = [rest_like(d, p, pl) if (d is not p and floor) else pl
+                      for d, p, pl, floor in zip(products, pristine, placements, on_floor)]
+        return placements, products, logs
+
+    def _variants(self, skus, products, pristine, rng: np.random.Generator) -> None:
+        for k, s in enumerate(skus):
+            v = self._design_variant(s, products[k], rng)
+            if v is not None:  # the counterfactual shows the same design
+                products[k] = pristine[k] = v
 
     def _design_variant(self, sku, product, rng: np.random.Generator):
         """A packaging design variant of an intact item with artwork, drawn at
@@ -277,7 +413,8 @@ class CaptureMaker:
         """Draw this capture's domain randomization and its clutter."""
         from .randomization import clutter_products, sample
 
-        sc["randomization"] = sample(self.dr, self.rig, rng)
+        targets = [item_target(p, pl.T_world_from_item) for p, pl in zip(sc["products"], sc["placements"])]
+        sc["randomization"] = sample(self.dr, self.rig, rng, targets)
         n = sc["randomization"].get("clutter", 0)
         if n:
             occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(sc["products"], sc["placements"])]
@@ -347,6 +484,7 @@ class CaptureMaker:
         self.renderer.configure(sc["randomization"])
         frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc["sensor_seed"])
         self._record_sensor(meta, draws, sc["sensor_seed"])
+        self._record_visibility(meta, frames)
         pair = None
         if self.mix.pairs and meta["damages"]:
             # same poses, lights and sensor noise seed: only the damage differs
@@ -356,6 +494,17 @@ class CaptureMaker:
         self.renderer.configure(None)
         _release_freed_memory()
         return meta, frames, pair
+
+    @staticmethod
+    def _record_visibility(meta: dict, frames: dict) -> None:
+        """Which cameras see each damage and each item, with how many pixels."""
+        dmg, inst = visible_pixels(frames)
+        for d in meta["damages"]:
+            px = dmg.get(d["damage_instance_id"], {})
+            d["visible_px"] = px
+            d["seen_by"] = sorted(px)
+        for it in meta["items"]:
+            it["visible_px"] = inst.get(it["instance_id"], {})
 
     @staticmethod
     def _record_sensor(meta: dict, draws: dict, sensor_seed: int) -> None:

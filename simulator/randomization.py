@@ -11,7 +11,7 @@ not taken in a booth).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,8 @@ from .conventions import kelvin_to_rgb, look_at
 from .errors import ConfigError
 from .yamlio import check_keys, number
 
-PRESETS = ("off", "booth", "wild")
+PRESETS = ("off", "booth", "wild", "closeup")
+VIEWPOINTS = ("rig", "random", "closeup")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,20 @@ class Randomization:
     focal_error: relative sigma of the true focal length (pinhole cameras);
     material_shade: multiplier of product base colours (cardboard shade...);
     material_roughness: added to roughness; clutter: (min, max) distractor objects;
-    viewpoints: ``rig`` or ``random`` (wild: cameras re-aimed from random points on
-    a hemisphere around the tray)."""
+    viewpoints: ``rig``, ``random`` (wild: cameras re-aimed from random points on
+    a hemisphere around the tray) or ``closeup`` (each camera re-aimed at the item
+    from a random direction above the tray, at the distance where the item's
+    bounding sphere fills ``closeup_fill`` of the narrower half field of view; on a
+    damaged item the first camera looks within ``closeup_damage_cone_deg`` of the
+    damage's outward normal, so crops have pixels and the damage is in view);
+    closeup_elevation_deg: (lo, hi) camera elevation above the tray plane;
+    fill_light: (lo, hi) total intensity of a sky / fill hemisphere of
+    ``fill_lights`` directional lights at random directions above the tray (no
+    shadow maps: soft, shadowless fill, like light bouncing off walls and
+    ceiling); exposure: (lo, hi) gain on every light and the ambient term (a
+    camera's exposure, in linear light); white_balance: sigma of a per-channel
+    log gain on the light colours (an uncorrected white balance); tray_jitter:
+    max change of each tray colour channel (linear RGB)."""
 
     preset: str = "off"
     light_intensity_scale: tuple[float, float] = (1.0, 1.0)
@@ -54,10 +67,18 @@ class Randomization:
     material_roughness: float = 0.0
     clutter: tuple[int, int] = (0, 0)
     viewpoints: str = "rig"
+    closeup_fill: tuple[float, float] = (0.55, 0.9)
+    closeup_elevation_deg: tuple[float, float] = (25.0, 80.0)
+    closeup_damage_cone_deg: float = 40.0
+    fill_light: tuple[float, float] = (0.0, 0.0)
+    fill_lights: int = 6
+    exposure: tuple[float, float] = (1.0, 1.0)
+    white_balance: float = 0.0
+    tray_jitter: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self != Randomization(preset=self.preset) or self.preset == "wild"
+        return self != Randomization(preset=self.preset) or self.preset in ("wild", "closeup")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +97,15 @@ def preset(name: str) -> Randomization:
                              light_position_mm=300.0, light_dropout=0.3, background_jitter=0.6, tray_shade=(0.3, 3.0),
                              camera_rotation_deg=1.0, camera_translation_mm=10.0, focal_error=0.02,
                              material_shade=(0.6, 1.4), material_roughness=0.3, clutter=(0, 4), viewpoints="random")
+    if name == "closeup":
+        # for studies against close-up photos of parcels: cameras framed on the item
+        # (its damage in view of the first), wild light with a sky / fill hemisphere,
+        # exposure and white balance as an uncontrolled camera has them
+        return Randomization(preset="closeup", light_intensity_scale=(0.5, 1.8), light_temperature_k=(3000, 8000),
+                             light_position_mm=300.0, light_dropout=0.3, background_jitter=0.5, tray_shade=(0.4, 3.5),
+                             camera_rotation_deg=1.0, camera_translation_mm=5.0, focal_error=0.02,
+                             material_shade=(0.75, 1.25), material_roughness=0.2, clutter=(0, 2), viewpoints="closeup",
+                             fill_light=(0.5, 3.0), exposure=(0.7, 1.6), white_balance=0.06, tray_jitter=0.15)
     raise ConfigError(None, "randomization.preset", name, f"must be one of {list(PRESETS)}")
 
 
@@ -98,8 +128,12 @@ def parse(file, d: Any) -> Randomization:
         key = f"randomization.{k}"
         cur = getattr(base, k)
         if k == "viewpoints":
-            if v not in ("rig", "random"):
-                raise ConfigError(file, key, v, "must be 'rig' or 'random'")
+            if v not in VIEWPOINTS:
+                raise ConfigError(file, key, v, f"must be one of {list(VIEWPOINTS)}")
+            kw[k] = v
+        elif k == "fill_lights":
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
+                raise ConfigError(file, key, v, "must be an integer in 1..32")
             kw[k] = v
         elif k == "clutter":
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
@@ -121,6 +155,17 @@ def parse(file, d: Any) -> Randomization:
     out = replace(base, **kw)
     if out.light_dropout >= 1.0:
         raise ConfigError(file, "randomization.light_dropout", out.light_dropout, "must be < 1")
+    if not 0.05 <= out.closeup_fill[0] <= out.closeup_fill[1] <= 1.0:
+        raise ConfigError(file, "randomization.closeup_fill", list(out.closeup_fill), "must be [lo, hi] in 0.05..1")
+    if not 5.0 <= out.closeup_elevation_deg[0] <= out.closeup_elevation_deg[1] <= 90.0:
+        raise ConfigError(file, "randomization.closeup_elevation_deg", list(out.closeup_elevation_deg),
+                          "must be [lo, hi] in 5..90 degrees")
+    if out.closeup_damage_cone_deg > 90.0:
+        raise ConfigError(file, "randomization.closeup_damage_cone_deg", out.closeup_damage_cone_deg, "must be <= 90")
+    if out.exposure[0] <= 0.0:
+        raise ConfigError(file, "randomization.exposure", list(out.exposure), "must be > 0")
+    if out.white_balance > 1.0:
+        raise ConfigError(file, "randomization.white_balance", out.white_balance, "must be <= 1 (a log gain sigma)")
     return out
 
 
@@ -137,9 +182,64 @@ def _small_rotation(rng, sigma_deg: float) -> np.ndarray:
     return Rotation.from_rotvec(np.radians(rng.normal(0.0, sigma_deg, 3))).as_matrix()
 
 
-def sample(r: Randomization, rig, rng: np.random.Generator) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Target:
+    """What a close-up camera aims at: an item's bounding sphere (world meters)
+    and, for a damaged item, the outward unit normals (k, 3) of its damage sites
+    in world axes (empty when intact)."""
+
+    center: np.ndarray
+    radius: float
+    damage_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _closeup_direction(rng: np.random.Generator, r: Randomization, toward: np.ndarray | None) -> np.ndarray:
+    """Unit vector from the target to the camera: uniform in azimuth with an
+    elevation in ``closeup_elevation_deg``, or within ``closeup_damage_cone_deg``
+    of ``toward`` (then clamped into the elevation range)."""
+    lo, hi = np.radians(r.closeup_elevation_deg)
+    if toward is None:
+        az = rng.uniform(0, 2 * np.pi)
+        el = rng.uniform(lo, hi)
+    else:
+        # a random direction in the cone about the damage normal
+        t = _unit(np.asarray(toward, float))
+        a = np.radians(r.closeup_damage_cone_deg) * np.sqrt(rng.uniform())
+        phi = rng.uniform(0, 2 * np.pi)
+        e1 = _unit(np.cross(t, [0.0, 0.0, 1.0] if abs(t[2]) < 0.9 else [1.0, 0.0, 0.0]))
+        e2 = np.cross(t, e1)
+        d = np.cos(a) * t + np.sin(a) * (np.cos(phi) * e1 + np.sin(phi) * e2)
+        az = float(np.arctan2(d[1], d[0]))
+        el = float(np.clip(np.arcsin(np.clip(d[2], -1, 1)), lo, hi))
+    return np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+
+
+def closeup_pose(cam, target: Target, direction: np.ndarray, fill: float) -> np.ndarray:
+    """T_world_from_cam (OpenCV axes) of ``cam`` looking at ``target`` from
+    ``direction`` at the distance where the bounding sphere spans ``fill`` of the
+    narrower half field of view (never nearer than the camera's near range)."""
+    w, h = cam.resolution
+    K = cam.K
+    half = min(np.arctan2(w / 2, K[0, 0]), np.arctan2(h / 2, K[1, 1]))
+    dist = target.radius / np.sin(half * fill)
+    dist = max(dist, cam.range_m[0] + target.radius + 0.02)
+    pos = np.asarray(target.center) + dist * direction
+    up = (0, 0, 1) if direction[2] < np.sin(np.radians(84)) else (0, 1, 0)
+    return look_at(pos, np.asarray(target.center), up=up)
+
+
+def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target] | None = None) -> dict[str, Any]:
     """Draw one capture's values. Returns a JSON-able dict (with numpy arrays
-    for poses) that BoothRenderer.configure applies and capture.json records."""
+    for poses) that BoothRenderer.configure applies and capture.json records.
+
+    targets: the items of the scene (first = the item close-up cameras aim at);
+    needed by ``viewpoints: closeup``. Draws of the fields added later (fill
+    light, exposure, white balance, tray jitter, close-up) are made only where
+    they vary, so the draws of older settings are unchanged."""
     draws: dict[str, Any] = {"preset": r.preset}
     if not r.active:
         return draws
@@ -159,8 +259,10 @@ def sample(r: Randomization, rig, rng: np.random.Generator) -> dict[str, Any]:
     draws["background_color"] = np.clip(np.array(rig.background_color) + rng.uniform(-r.background_jitter, r.background_jitter, 3), 0, 1).tolist()
     draws["tray_shade"] = _uniform(rng, r.tray_shade)
     # cameras: the true pose and focal differ from the calibrated (nominal) ones
+    if r.viewpoints == "closeup" and not targets:
+        raise ValueError("viewpoints 'closeup' needs the scene's targets")
     cams = {}
-    for cam in rig.cameras:
+    for k, cam in enumerate(rig.cameras):
         T = cam.T_world_from_cam.copy()
         if r.viewpoints == "random":
             az = rng.uniform(0, 2 * np.pi)
@@ -169,6 +271,12 @@ def sample(r: Randomization, rig, rng: np.random.Generator) -> dict[str, Any]:
             pos = dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
             T = look_at(pos, rng.uniform(-0.05, 0.05, 3) * [1, 1, 0] + [0, 0, 0.04],
                         up=(0, 0, 1) if el < np.radians(80) else (0, 1, 0))
+        elif r.viewpoints == "closeup":
+            tgt = targets[0]
+            normals = tgt.damage_normals
+            toward = normals[int(rng.integers(len(normals)))] if (k == 0 and len(normals)) else None
+            d = _closeup_direction(rng, r, toward)
+            T = closeup_pose(cam, tgt, d, _uniform(rng, r.closeup_fill))
         T[:3, :3] = T[:3, :3] @ _small_rotation(rng, r.camera_rotation_deg)
         T[:3, 3] += rng.normal(0.0, r.camera_translation_mm / 1000.0, 3)
         focal = float(1.0 + rng.normal(0.0, r.focal_error)) if not any(cam.distortion) else 1.0
@@ -178,6 +286,22 @@ def sample(r: Randomization, rig, rng: np.random.Generator) -> dict[str, Any]:
     draws["material_roughness_delta"] = float(rng.uniform(-r.material_roughness, r.material_roughness))
     lo, hi = r.clutter
     draws["clutter"] = int(rng.integers(lo, hi + 1)) if hi > 0 else 0
+    if r.fill_light[1] > 0:
+        total = _uniform(rng, r.fill_light)
+        dirs = []
+        for _ in range(r.fill_lights):
+            az, z = rng.uniform(0, 2 * np.pi), rng.uniform(0.15, 1.0)  # uniform on the upper cap
+            s = np.sqrt(1 - z * z)
+            dirs.append([s * np.cos(az), s * np.sin(az), z])
+        tint = kelvin_to_rgb(_uniform(rng, (6500.0, 12000.0)))  # sky / wall bounce: bluish to neutral
+        draws["fill"] = {"intensity": total, "directions": dirs, "color": list(tint)}
+    if r.exposure != (1.0, 1.0):
+        draws["exposure"] = _uniform(rng, r.exposure)
+    if r.white_balance > 0:
+        g = np.exp(rng.normal(0.0, r.white_balance, 3))
+        draws["white_balance"] = (g / g.max()).tolist()
+    if r.tray_jitter > 0:
+        draws["tray_color_delta"] = rng.uniform(-r.tray_jitter, r.tray_jitter, 3).tolist()
     return draws
 
 

@@ -26,7 +26,7 @@ import trimesh
 from damage_ops import FINISHES, Product
 from damage_ops.taxonomy import CATEGORY_IDS
 
-from .conventions import cv_principal_point_to_gl, cv_to_gl, undistort_normalized
+from .conventions import cv_principal_point_to_gl, cv_to_gl, look_at, undistort_normalized
 from .materials import Material
 from .rig import BoothRig, Camera
 
@@ -432,12 +432,29 @@ class BoothRenderer:
             lights = [replace(l, intensity=l.intensity * d["intensity_scale"], color=tuple(d["color"]),
                               position_m=tuple(d["position_m"]))
                       for l, d in zip(rig.lights, draws["lights"]) if d["on"]]
+        # exposure and white balance act on the light reaching the sensor: a gain on
+        # every light and the ambient term, a per-channel gain on the light colours
+        gain = float(draws.get("exposure", 1.0))
+        wb = np.asarray(draws.get("white_balance", (1.0, 1.0, 1.0)), float)
+        if gain != 1.0 or "white_balance" in draws:
+            lights = [replace(l, intensity=l.intensity * gain, color=tuple(np.asarray(l.color) * wb)) for l in lights]
         self._add_lights(lights)
+        if "fill" in draws:
+            f = draws["fill"]
+            dirs = np.asarray(f["directions"], float)
+            color = np.asarray(f["color"], float) * wb
+            for j, d in enumerate(dirs):
+                # a directional light shines along its -z (GL): point -z from the sky down to the tray
+                T = look_at(d, np.zeros(3), up=(0, 1, 0) if abs(d[2]) > 0.999 else (0, 0, 1)) @ np.diag([1.0, -1.0, -1.0, 1.0])
+                obj = pyrender.DirectionalLight(color=color, intensity=f["intensity"] * gain / len(dirs))
+                self._light_nodes.append(self.scene.add(obj, pose=T, name=f"light-fill-{j:02d}"))
+        self.scene.ambient_light = np.array([rig.ambient * gain] * 3) * wb
         self.scene.bg_color = np.array(list(draws.get("background_color", rig.background_color)) + [1.0])
         shade = draws.get("tray_shade", 1.0)
-        base = self._base_materials[rig.tray.material].color
+        base = np.asarray(self._base_materials[rig.tray.material].color, float) * shade
+        base = np.clip(base + np.asarray(draws.get("tray_color_delta", (0.0, 0.0, 0.0))), 0.0, 1.0)
         for prim in self._tray_visual.mesh.primitives:
-            prim.material.baseColorFactor = np.array([min(c * shade, 1.0) for c in base] + [1.0])
+            prim.material.baseColorFactor = np.array([min(c, 1.0) for c in base] + [1.0])
         for cam in rig.cameras:
             node = self._cam_nodes[cam.name]
             d = draws.get("cameras", {}).get(cam.name)
