@@ -66,9 +66,10 @@ def lift() -> None:
 
 
 @lift.command("study")
-@click.option("--real", "real_dir", required=True, type=click.Path(exists=True),
-              help="Real data: damaged/+intact/ folders, MVTec folder or COCO json.")
-@click.option("--real-test", default=None, type=click.Path(exists=True),
+@click.option("--real", "real_dir", required=True,
+              help="Real data: damaged/+intact/ folders, MVTec folder, COCO json, or "
+                   "kaputt:ROOT[?split=train&defect_rate=0.01] (tested on Kaputt's test split).")
+@click.option("--real-test", default=None,
               help="Separate real test set (then all of --real is the training pool).")
 @click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="damagesim dataset folder(s) for pretraining (repeatable).")
@@ -101,6 +102,10 @@ def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px
     try:
         if size % 16:
             raise ValueError(f"--size must be a multiple of 16, got {size}")
+        if real_test is None and real_dir.startswith("kaputt:"):  # Kaputt's own splits
+            from .kaputt import kaputt_test_spec
+
+            real_test = kaputt_test_spec(real_dir)
         real = load_real(real_dir, size=size, progress=True)
         test = load_real(real_test, size=size, progress=True) if real_test else None
         synth = (_load_synth(synth_dirs, size, synthetic_limit, cache, min_damage_px=min_damage_px)
