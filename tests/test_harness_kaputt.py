@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests._harness_helpers import assert_same_views, draw, fake_synthetic
+from tests._harness_helpers import assert_same_views, draw, fake_synthetic, one_torch_thread  # noqa: F401
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -212,9 +212,20 @@ def test_reference_scores_rank_damage_above_intact():
 
 
 def test_reference_comparison_on_damagesim_references(tmp_path):
-    res = synthetic_reference_comparison(fake_synthetic(tmp_path / "syn", n=12, references=2), size=32, n_boot=50)
+    syn = fake_synthetic(tmp_path / "syn", n=12, references=2)
+    res = synthetic_reference_comparison(syn, size=32, n_boot=50)
     assert res["queries"]["damaged"] == 12 and res["references"] == 8
     assert res["auroc"]["value"] > 0.9  # the dark blob is far from every pristine view
+    from click.testing import CliRunner
+
+    from harness.cli import lift
+
+    r = CliRunner().invoke(lift, ["reference", "--synthetic", str(syn), "--size", "32", "--n-boot", "50",
+                                  "--out", str(tmp_path / "ref.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "ref.json").read_text())["auroc"] == res["auroc"]
+    r = CliRunner().invoke(lift, ["reference"])
+    assert r.exit_code == 2 and "give one of --real kaputt:ROOT or --synthetic DIR" in r.output
 
 
 # ----------------------------------------------------------------------------- export, read back
@@ -383,3 +394,24 @@ def test_export_read_back_by_the_study_loader(tmp_path):
     assert a.meta["split"] == "train" and b.meta["split"] == "test"
     assert not set(a.items) & set(b.items)
     assert_same_views(a, load_kaputt(out, "train", 16))
+
+
+def test_lift_study_runs_on_kaputt_splits(tmp_path):
+    """``lift study --real kaputt:ROOT?defect_rate=..`` trains on the cut train
+    split and tests on Kaputt's whole test split."""
+    pytest.importorskip("torch")
+    from click.testing import CliRunner
+
+    from harness.cli import lift
+
+    root = tmp_path / "k"
+    write_kaputt(root, n=24)
+    out = tmp_path / "study"
+    r = CliRunner().invoke(lift, ["study", "--real", f"kaputt:{root}?defect_rate=0.2", "--budgets", "4,all",
+                                  "--seeds", "1", "--pretrain-steps", "2", "--finetune-steps", "2", "--n-boot", "10",
+                                  "--size", "16", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["real"]["pool"] == {"n": 20, "damaged": 4, "intact": 16}
+    assert res["real"]["test"] == {"n": 24, "damaged": 8, "intact": 16}
+    assert all("query-data/crop/te" in s for s in res["test_sources"])
