@@ -464,8 +464,8 @@ def kaputt_reference_comparison(root: str | Path, split: str = "test", size: int
                          r_cams if cams else None, progress=progress)
     ok = ~np.isnan(s)
     if not ok.any() or len(set(q.labels[ok].tolist())) < 2:
-        raise DatasetError(f"{root}: split {split}: too few queries with a reference to score "
-                           f"({int(ok.sum())} of {len(q)})")
+        raise DatasetError(f"{root}: split {split}: the queries with a reference ({int(ok.sum())} of {len(q)}; "
+                           f"{int(q.labels[ok].sum())} defective) are not of both classes: nothing to rank")
     res = _summary(q.labels[ok], s[ok], [q.categories[i] for i in np.nonzero(ok)[0]], seed, n_boot)
     res.update({"queries": q.subset(np.nonzero(ok)[0]).counts(), "queries_without_reference": int((~ok).sum()),
                 "references": len(ref), "features": getattr(features, "__name__", "pixel_features")})
