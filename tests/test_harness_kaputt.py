@@ -415,3 +415,40 @@ def test_lift_study_runs_on_kaputt_splits(tmp_path):
     assert res["real"]["pool"] == {"n": 20, "damaged": 4, "intact": 16}
     assert res["real"]["test"] == {"n": 24, "damaged": 8, "intact": 16}
     assert all("query-data/crop/te" in s for s in res["test_sources"])
+
+
+def test_export_writes_one_query_per_item_of_a_multi_item_tray(tmp_path):
+    """Two items on the tray, the second damaged: two rows per view, each
+    item's own crop, mask, label and damage pixels."""
+    root = tmp_path / "ds"
+    d = root / "captures" / "000000"
+    (d / "top").mkdir(parents=True)
+    rgb = np.full((40, 60, 3), 120, np.uint8)
+    inst = np.zeros((40, 60), np.uint16)
+    inst[5:20, 5:25], inst[22:38, 30:55] = 1, 2
+    dinst = np.zeros((40, 60), np.uint16)
+    dinst[25:30, 35:40] = 1
+    for name, a in (("rgb", rgb), ("instance", inst), ("damage_category", (dinst > 0).astype(np.uint8) * 2),
+                    ("damage_instance", dinst)):
+        Image.fromarray(a).save(d / "top" / f"{name}.png")
+    files = {k: f"top/{k}.png" for k in ("rgb", "instance", "damage_category", "damage_instance")}
+    items = [{"instance_id": k, "sku": f"s{k}", "kind": "carton", "damaged": k == 2,
+              "parts": [{"name": "body", "material": "cardboard"}]} for k in (1, 2)]
+    dmg = [{"damage_instance_id": 1, "instance_id": 2, "category": "penetration", "severity": "major"}]
+    (d / "capture.json").write_text(json.dumps({"cameras": {"top": {"modality": "rgb", "files": files}},
+                                                "items": items, "damages": dmg}))
+    (root / "dataset.json").write_text(json.dumps({"seed": 0, "files": {"captures": ["captures/000000"]}}))
+    out = tmp_path / "k"
+    export_kaputt(root, out, split_by="capture")
+    rows = [r for s in ("train", "validation", "test")
+            for r in pq.read_table(out / "datasets" / f"query-{s}.parquet").to_pylist()]
+    assert sorted((r["capture_id"], r["defect"], r["major_defect"], r["defect_types"]) for r in rows) == \
+        [("000000_top_i1", False, False, ""), ("000000_top_i2", True, True, "penetration")]
+    for r in rows:
+        k = r["instance_id"]
+        m = np.asarray(Image.open(out / "query-mask" / r["query_mask"])) > 0
+        dm = np.asarray(Image.open(out / "query-damage" / r["query_damage"]))
+        assert np.array_equal(m, inst == k) and np.array_equal(dm > 0, (dinst > 0) & (k == 2))
+        x0, y0, x1, y1 = r["crop_box"]
+        ys, xs = np.nonzero(inst == k)
+        assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1 and x1 - x0 == y1 - y0
