@@ -273,8 +273,8 @@ def _need_pyarrow():
 class _KaputtWriter:
     """Files and parquet rows of one export, under a temporary root."""
 
-    def __init__(self, root: Path, fmt: str, pad: float):
-        self.root, self.fmt, self.pad = root, fmt, pad
+    def __init__(self, root: Path, fmt: str):
+        self.root, self.fmt = root, fmt
         self.ext = "png" if fmt == "png" else "jpg"
         self.queries: dict[str, list[dict[str, Any]]] = {s: [] for s in KAPUTT_SPLITS}
         self.references: dict[str, list[dict[str, Any]]] = {s: [] for s in KAPUTT_SPLITS}
@@ -446,7 +446,9 @@ def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
     pa, pq = _need_pyarrow()
     dataset, out_dir = Path(dataset), Path(out_dir)
     card = _load_card(dataset)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / KAPUTT_MARKER).is_file())):
+    # never replace what this command did not write
+    replaceable = out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / KAPUTT_MARKER).is_file())
+    if out_dir.exists() and not replaceable:
         raise DamagesimError(f"{out_dir}: exists and is not an empty folder or an earlier Kaputt export; "
                              "choose a new --out")
     seed = int(card.get("seed", 0))
@@ -455,7 +457,7 @@ def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
     shutil.rmtree(tmp, ignore_errors=True)
     done = False
     try:
-        w = _KaputtWriter(tmp, image_format, pad)
+        w = _KaputtWriter(tmp, image_format)
         counts = {"not_visible": 0, "hidden_damage": 0}
         split_skus: dict[str, set[str]] = {s: set() for s in KAPUTT_SPLITS}
         for cap in iter_dataset(dataset, (card.get("spec") or {}).get("n")):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests._harness_helpers import assert_same_views, draw, fake_synthetic, one_torch_thread  # noqa: F401
+from tests._harness_helpers import assert_same_views, draw, fake_synthetic
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -399,17 +399,19 @@ def test_export_read_back_by_the_study_loader(tmp_path):
 def test_lift_study_runs_on_kaputt_splits(tmp_path):
     """``lift study --real kaputt:ROOT?defect_rate=..`` trains on the cut train
     split and tests on Kaputt's whole test split."""
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from click.testing import CliRunner
 
     from harness.cli import lift
 
+    threads = torch.get_num_threads()  # the study sets --threads 1 (default); restore for other tests
     root = tmp_path / "k"
     write_kaputt(root, n=24)
     out = tmp_path / "study"
     r = CliRunner().invoke(lift, ["study", "--real", f"kaputt:{root}?defect_rate=0.2", "--budgets", "4,all",
                                   "--seeds", "1", "--pretrain-steps", "2", "--finetune-steps", "2", "--n-boot", "10",
                                   "--size", "16", "--out", str(out)])
+    torch.set_num_threads(threads)
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert res["real"]["pool"] == {"n": 20, "damaged": 4, "intact": 16}
