@@ -193,7 +193,9 @@ def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
               help="train,validation,test shares (summing to 1).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="png copies the RGB unchanged; jpg re-encodes (quality 95) as Kaputt ships.")
-def export_kaputt(dataset, out_dir, split_by, fractions, image_format) -> None:
+@click.option("--query-mask", type=click.Choice(["item", "damage"]), default="item", show_default=True,
+              help="query_mask column: the item mask (as Kaputt) or the damage mask (anomalib pixel metrics).")
+def export_kaputt(dataset, out_dir, split_by, fractions, image_format, query_mask) -> None:
     """Kaputt layout as anomalib reads it: datasets/query-*.parquet and
     reference-*.parquet, query-{image,crop,mask}/ and reference-{image,crop,mask}/."""
     try:
@@ -201,7 +203,7 @@ def export_kaputt(dataset, out_dir, split_by, fractions, image_format) -> None:
     except ValueError:
         _fail(DamagesimError(f"export kaputt: --fractions must be three numbers like 0.7,0.1,0.2, got {fractions!r}"))
     summary = _call("exports", "export_kaputt", dataset, out_dir, split_by=split_by, fractions=fr,
-                    image_format=image_format)
+                    image_format=image_format, query_mask=query_mask)
     click.echo(f"wrote {out_dir}: {summary}")
 
 

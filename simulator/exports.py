@@ -42,8 +42,12 @@ a deconstruction that opens a flap is ``actuation``), ``item_material``
 (Kaputt's ten materials, from the item's outer part) and ``query_image``,
 ``query_crop``, ``query_mask``: paths relative to ``query-image/``,
 ``query-crop/``, ``query-mask/`` (anomalib joins them so). As in Kaputt,
-``query_mask`` is the *item* segmentation mask; the damage mask is in the extra
-column ``query_damage``. Other extra columns (anomalib ignores them): capture,
+``query_mask`` is the *item* segmentation mask (anomalib takes it as the
+defect mask of a defective query; ``query_mask="damage"`` writes the 0/255
+damage mask there instead, for anomalib's pixel metrics); the damage mask is
+always in the extra column ``query_damage``. anomalib's ``Kaputt`` datamodule
+filters ``item_material`` by ``category="book_other"`` unless told otherwise:
+pass ``category=None`` (or a material) for an export. Other extra columns (anomalib ignores them): capture,
 camera, instance_id, kind, hard_negative, design_variant, crop_box
 (``x0 y0 x1 y1`` pixels of the crop in the full image). Reference rows carry
 ``item_identifier``, ``reference_image``, ``reference_crop``,
@@ -273,8 +277,8 @@ def _need_pyarrow():
 class _KaputtWriter:
     """Files and parquet rows of one export, under a temporary root."""
 
-    def __init__(self, root: Path, fmt: str):
-        self.root, self.fmt = root, fmt
+    def __init__(self, root: Path, fmt: str, query_mask: str = "item"):
+        self.root, self.fmt, self.query_mask = root, fmt, query_mask
         self.ext = "png" if fmt == "png" else "jpg"
         self.queries: dict[str, list[dict[str, Any]]] = {s: [] for s in KAPUTT_SPLITS}
         self.references: dict[str, list[dict[str, Any]]] = {s: [] for s in KAPUTT_SPLITS}
@@ -288,7 +292,8 @@ class _KaputtWriter:
 
     def view(self, side: str, split: str, name: str, rgb_bytes: bytes, rgb: np.ndarray, item: np.ndarray,
              box: tuple[int, int, int, int]) -> dict[str, Any]:
-        """Write image, crop (``box``) and item mask (``item``: (H, W) bool) of one view."""
+        """Write image, crop (``box``) and mask (``item``: (H, W) bool, 0/255 in
+        the file) of one view."""
         x0, y0, x1, y1 = box
         img = rgb_bytes if self.fmt == "png" and rgb_bytes[:8] == b"\x89PNG\r\n\x1a\n" else _encode(rgb, self.fmt)
         return {f"{side}_image": self._put(side, "image", split, f"{name}.{self.ext}", img),
@@ -377,7 +382,8 @@ def _export_capture(w: _KaputtWriter, cap, meta: dict[str, Any], split_by: str, 
                 counts["hidden_damage"] += 1  # nothing in these pixels says damaged, nor intact
                 continue
             split = kaputt_split(sku if split_by == "item" else cap.name, seed, fr)
-            row = w.view("query", split, name, rgb_bytes, rgb, inst == k, box)
+            mask = cat > 0 if w.query_mask == "damage" else inst == k
+            row = w.view("query", split, name, rgb_bytes, rgb, mask, box)
             row.update({
                 "capture_id": name, "item_identifier": sku, "defect": bool(seen),
                 "major_defect": any(d["severity"] == "major" for d in seen),
@@ -418,16 +424,17 @@ def _export_reference(w: _KaputtWriter, rcap, pose: str, seed: int, fr: tuple[fl
 
 def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
                   fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), pad: float = 0.15,
-                  image_format: str = "png") -> dict[str, Any]:
+                  image_format: str = "png", query_mask: str = "item") -> dict[str, Any]:
     """Write the Kaputt layout of ``dataset`` to ``out_dir`` (see the module doc).
 
     split_by: ``item`` (hash of the SKU: no item in two splits, as in Kaputt) or
     ``capture`` (hash of the capture id); fractions: train, validation, test
     shares, summing to 1; pad: crop margin as a fraction of the item box's longer
     side; image_format: ``png`` (RGB bytes copied unchanged) or ``jpg`` (quality
-    95, as Kaputt ships). ``out_dir`` must be new, empty or an earlier Kaputt
-    export (replaced whole). Returns the summary also written to
-    ``damagesim-kaputt.json``.
+    95, as Kaputt ships); query_mask: ``item`` (Kaputt's item mask) or
+    ``damage`` (the damage mask, for anomalib's segmentation metrics).
+    ``out_dir`` must be new, empty or an earlier Kaputt export (replaced
+    whole). Returns the summary also written to ``damagesim-kaputt.json``.
     """
     import shutil
 
@@ -441,6 +448,8 @@ def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
         raise DamagesimError(f"export kaputt: split fractions must be three shares >= 0 summing to 1, got {fractions}")
     if image_format not in ("png", "jpg"):
         raise DamagesimError(f"export kaputt: image format must be png or jpg, got {image_format!r}")
+    if query_mask not in ("item", "damage"):
+        raise DamagesimError(f"export kaputt: query mask must be item or damage, got {query_mask!r}")
     if not 0 <= pad < 1:
         raise DamagesimError(f"export kaputt: pad must be in [0, 1), got {pad}")
     pa, pq = _need_pyarrow()
@@ -457,7 +466,7 @@ def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
     shutil.rmtree(tmp, ignore_errors=True)
     done = False
     try:
-        w = _KaputtWriter(tmp, image_format)
+        w = _KaputtWriter(tmp, image_format, query_mask)
         counts = {"not_visible": 0, "hidden_damage": 0}
         split_skus: dict[str, set[str]] = {s: set() for s in KAPUTT_SPLITS}
         for cap in iter_dataset(dataset, (card.get("spec") or {}).get("n")):
@@ -487,7 +496,8 @@ def export_kaputt(dataset: Path, out_dir: Path, split_by: str = "item",
                    "left_out_views": counts}
         write_json_atomic(tmp / KAPUTT_MARKER, {
             "format": KAPUTT_EXPORT_FORMAT, "dataset": str(dataset), "seed": seed, "split_by": split_by,
-            "fractions": list(fr), "pad": pad, "image_format": image_format, "summary": summary,
+            "fractions": list(fr), "pad": pad, "image_format": image_format, "query_mask": query_mask,
+            "summary": summary,
             "defect_types": list(KAPUTT_DEFECT_TYPES), "materials": list(KAPUTT_MATERIALS),
             "material_map": _KAPUTT_MATERIAL, "query_damage_labels": label_map()["damage_category"]})
         if out_dir.exists():  # empty, or an earlier export: swap it out whole

@@ -365,13 +365,16 @@ def test_export_round_trip(tmp_path):
 def test_export_options_and_atomic_failure(tmp_path):
     src = _fake_dataset(tmp_path / "ds", n=6)
     by_cap = tmp_path / "bycap"
-    export_kaputt(src, by_cap, split_by="capture", fractions=(0.5, 0.0, 0.5), image_format="jpg")
+    export_kaputt(src, by_cap, split_by="capture", fractions=(0.5, 0.0, 0.5), image_format="jpg", query_mask="damage")
     rows = {s: pq.read_table(by_cap / "datasets" / f"query-{s}.parquet").to_pylist() for s in ("train", "test")}
     assert not pq.read_table(by_cap / "datasets" / "query-validation.parquet").num_rows
     for s, rs in rows.items():  # every view of a capture in one split; files are JPEG
         for r in rs:
             assert all(r["capture"] not in {x["capture"] for x in rows[o]} for o in rows if o != s)
             assert r["query_image"].endswith(".jpg") and (by_cap / "query-image" / r["query_image"]).is_file()
+            dmg = np.asarray(Image.open(by_cap / "query-damage" / r["query_damage"])) > 0
+            assert np.array_equal(np.asarray(Image.open(by_cap / "query-mask" / r["query_mask"])) > 0, dmg)
+            assert dmg.any() == r["defect"]
     with pytest.raises(DamagesimError, match="fractions"):
         export_kaputt(src, tmp_path / "x", fractions=(0.5, 0.5, 0.5))
     with pytest.raises(DamagesimError, match="not an empty folder or an earlier Kaputt export"):
