@@ -61,7 +61,9 @@ class KaputtSet(ImageSet):
     items: n item identifiers.
     cameras: n camera names (damagesim exports; ``""`` for Kaputt).
     references: n lists of reference image paths of the query's item (the
-        same ``image`` kind as the query).
+        same ``image`` kind as the query; only its own camera's where the table names
+        cameras and the item has one there).
+    ``subset`` keeps these columns; ``save``/``load`` keep the ImageSet ones only.
     """
 
     severity: list[str] = field(default_factory=list)
