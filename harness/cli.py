@@ -66,9 +66,10 @@ def lift() -> None:
 
 
 @lift.command("study")
-@click.option("--real", "real_dir", required=True, type=click.Path(exists=True),
-              help="Real data: damaged/+intact/ folders, MVTec folder or COCO json.")
-@click.option("--real-test", default=None, type=click.Path(exists=True),
+@click.option("--real", "real_dir", required=True,
+              help="Real data: damaged/+intact/ folders, MVTec folder, COCO json, or "
+                   "kaputt:ROOT[?split=train&defect_rate=0.01] (tested on Kaputt's test split).")
+@click.option("--real-test", default=None,
               help="Separate real test set (then all of --real is the training pool).")
 @click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="damagesim dataset folder(s) for pretraining (repeatable).")
@@ -101,6 +102,10 @@ def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px
     try:
         if size % 16:
             raise ValueError(f"--size must be a multiple of 16, got {size}")
+        if real_test is None and real_dir.startswith("kaputt:"):  # Kaputt's own splits
+            from .kaputt import kaputt_test_spec
+
+            real_test = kaputt_test_spec(real_dir)
         real = load_real(real_dir, size=size, progress=True)
         test = load_real(real_test, size=size, progress=True) if real_test else None
         synth = (_load_synth(synth_dirs, size, synthetic_limit, cache, min_damage_px=min_damage_px)
@@ -232,3 +237,40 @@ def baseline(pairs_dir, checkpoint, real_dir, seed, out, size, device, width, th
     if out:
         Path(out).write_text(text)
     click.echo(text)
+
+
+@lift.command("reference")
+@click.option("--real", "real_spec", default=None,
+              help="kaputt:ROOT[?split=test&defect_rate=..&image=crop]: Kaputt queries vs their item's references.")
+@click.option("--synthetic", "synth_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="damagesim dataset made with --reference-poses >= 1: views vs their SKU's reference gallery.")
+@click.option("--size", default=96, show_default=True, type=int, help="Image side in pixels.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the metrics to this JSON file.")
+def reference_cmd(real_spec, synth_dir, size, seed, n_boot, out) -> None:
+    """Reference comparison: each query scored by the distance of its (pixel)
+    features to the reference images of the same item; metrics with intervals."""
+    import json
+
+    from .data import DatasetError
+    from .kaputt import kaputt_reference_comparison, parse_kaputt_spec, synthetic_reference_comparison
+
+    try:
+        if (real_spec is None) == (synth_dir is None):
+            raise ValueError("give one of --real kaputt:ROOT or --synthetic DIR")
+        if real_spec is not None:
+            root, opts = parse_kaputt_spec(real_spec)
+            opts.setdefault("split", "test")
+            res = kaputt_reference_comparison(root, size=size, n_boot=n_boot, progress=True,
+                                              **{"seed": seed, **opts})
+        else:
+            res = synthetic_reference_comparison(synth_dir, size=size, seed=seed, n_boot=n_boot, progress=True)
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    click.echo(f"reference comparison ({res['features']}): AUROC {res['auroc']['value']:.3f} "
+               f"[{res['auroc']['ci95'][0]:.2f}, {res['auroc']['ci95'][1]:.2f}], AP {res['ap']['value']:.3f}, "
+               f"queries {res['queries']}, references {res['references']}")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(res, indent=1))

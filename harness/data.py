@@ -23,6 +23,8 @@ Real layouts (:func:`load_real` detects which):
   (c) MVTec / anomalib: ``ROOT/{train,test}/good/IMG`` intact,
       ``ROOT/test/<defect>/IMG`` damaged (category = defect), masks at
       ``ROOT/ground_truth/<defect>/<stem>_mask.png``.
+  (d) Kaputt, named ``kaputt:ROOT[?split=..&defect_rate=..]``: parquet tables and
+      image folders as anomalib reads them (harness.kaputt.load_kaputt).
 """
 from __future__ import annotations
 
@@ -516,7 +518,12 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None, size: int 
 
 
 def load_real(path: str | Path, size: int = 96, progress: bool = False) -> ImageSet:
-    """Detect the layout of ``path`` (COCO json, class folders or MVTec) and load it."""
+    """Detect the layout of ``path`` (COCO json, class folders or MVTec) and load it;
+    ``kaputt:ROOT[?options]`` loads a Kaputt split (harness.kaputt.load_kaputt_spec)."""
+    if str(path).startswith("kaputt:"):
+        from .kaputt import load_kaputt_spec
+
+        return load_kaputt_spec(str(path), size=size, progress=progress)
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
@@ -528,7 +535,9 @@ def load_real(path: str | Path, size: int = 96, progress: bool = False) -> Image
         return load_class_folders(p, size=size, progress=progress)
     if (p / "train" / "good").is_dir() or (p / "test").is_dir():
         return load_mvtec(p, size=size, progress=progress)
+    if any((p / "datasets").glob("query-*.parquet")):
+        raise DatasetError(f"{p}: is a Kaputt layout; name it kaputt:{p} (options: ?split=train&defect_rate=0.01)")
     if (p / "dataset.json").is_file() or any(p.glob("shard-*.tar")):
         raise DatasetError(f"{p}: is a damagesim (synthetic) dataset; pass it with --synthetic")
     raise DatasetError(f"{p}: unknown layout; expected damaged/ + intact/ class folders, "
-                       "an MVTec folder (train/good, test/<defect>) or a COCO .json")
+                       "an MVTec folder (train/good, test/<defect>), a COCO .json or kaputt:ROOT")

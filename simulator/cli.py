@@ -222,10 +222,23 @@ def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
 @export.command("kaputt")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Export folder.")
-def export_kaputt(dataset, out_dir) -> None:
-    """Kaputt-style query + reference set with manifest.json (query id, reference
-    ids, category labels, severity)."""
-    summary = _call("exports", "export_kaputt", dataset, out_dir)
+@click.option("--split-by", type=click.Choice(["item", "capture"]), default="item", show_default=True,
+              help="Hash the SKU (no item in two splits, as in Kaputt) or the capture id.")
+@click.option("--fractions", default="0.7,0.1,0.2", show_default=True,
+              help="train,validation,test shares (summing to 1).")
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
+              help="png copies the RGB unchanged; jpg re-encodes (quality 95) as Kaputt ships.")
+@click.option("--query-mask", type=click.Choice(["item", "damage"]), default="item", show_default=True,
+              help="query_mask column: the item mask (as Kaputt) or the damage mask (anomalib pixel metrics).")
+def export_kaputt(dataset, out_dir, split_by, fractions, image_format, query_mask) -> None:
+    """Kaputt layout as anomalib reads it: datasets/query-*.parquet and
+    reference-*.parquet, query-{image,crop,mask}/ and reference-{image,crop,mask}/."""
+    try:
+        fr = tuple(float(x) for x in fractions.split(","))
+    except ValueError:
+        _fail(DamagesimError(f"export kaputt: --fractions must be three numbers like 0.7,0.1,0.2, got {fractions!r}"))
+    summary = _call("exports", "export_kaputt", dataset, out_dir, split_by=split_by, fractions=fr,
+                    image_format=image_format, query_mask=query_mask)
     click.echo(f"wrote {out_dir}: {summary}")
 
 
