@@ -30,7 +30,9 @@ FACE_KEYS = ("part_id", "damage_id", "uv")
 #: stains darken, scuffs lighten above 1); ``finish`` (n,) int8 index into FINISHES,
 #: a surface-finish override (0 = the part's own material)
 OPTIONAL_FACE_KEYS = ("tint", "finish")
-FINISHES: tuple[str, ...] = ("base", "liquid", "powder", "interior", "scuffed")
+#: ``core``: the exposed fluted core of cut/torn/crushed board; ``inner_liner``: the
+#: lighter inside face of a board (an opened box). New finishes go at the end (ids are stored).
+FINISHES: tuple[str, ...] = ("base", "liquid", "powder", "interior", "scuffed", "core", "inner_liner")
 FINISH_IDS: dict[str, int] = {n: i for i, n in enumerate(FINISHES)}
 
 
@@ -153,6 +155,8 @@ class Product:
     dims_mm: nominal outer dimensions (x, y, z) in millimetres
     meta: free-form generator parameters (written to capture metadata)
     satellites: pieces lying on the tray beside the item (see :class:`Satellite`)
+    normal_map: (H, W, 3) uint8 tangent-space normal map in the artwork's uv
+        layout (flute ridges, fibre, wrinkles), or None (smooth)
     """
 
     sku: str
@@ -166,6 +170,7 @@ class Product:
     dims_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     meta: dict[str, Any] = field(default_factory=dict)
     satellites: tuple[Satellite, ...] = ()
+    normal_map: np.ndarray | None = None
 
     # -- label access -------------------------------------------------------
     @property
@@ -198,6 +203,7 @@ class Product:
             dims_mm=self.dims_mm,
             meta=copy.deepcopy(self.meta),
             satellites=tuple(Satellite(_copy_mesh(s.mesh), s.gap_m, s.kind) for s in self.satellites),
+            normal_map=self.normal_map,  # read-only by convention, like artwork
         )
 
     def validate(self) -> None:

@@ -8,14 +8,16 @@ from .errors import ConfigError
 from .paths import default_materials
 from .yamlio import check_keys, load_yaml, number, vector
 
-_KEYS = {"color", "roughness", "metallic", "alpha", "density_kg_m3", "friction", "restitution", "description"}
+_KEYS = {"pattern", "color", "roughness", "metallic", "alpha", "density_kg_m3", "friction", "restitution", "description"}
 
 
 @dataclass(frozen=True)
 class Material:
     """name; color: linear RGB in [0, 1]; roughness, metallic in [0, 1];
     alpha: 1 = opaque, < 1 = transparent (clear plastic, film);
-    density_kg_m3 of the solid; friction, restitution for pybullet."""
+    density_kg_m3 of the solid; friction, restitution for pybullet;
+    pattern: surface tile (:data:`simulator.products.surface.TILES`: relief and
+    colour variation) shown where no artwork is, or None."""
 
     name: str
     color: tuple[float, float, float]
@@ -25,6 +27,7 @@ class Material:
     density_kg_m3: float = 500.0
     friction: float = 0.6
     restitution: float = 0.05
+    pattern: str | None = None
 
 
 def load_materials(path: str | Path | None = None) -> dict[str, Material]:
@@ -45,5 +48,16 @@ def load_materials(path: str | Path | None = None) -> dict[str, Material]:
             density_kg_m3=number(path, f"{name}.density_kg_m3", d.get("density_kg_m3", 500.0), 0.0, 25000.0, lo_open=True),
             friction=number(path, f"{name}.friction", d.get("friction", 0.6), 0.0, 5.0),
             restitution=number(path, f"{name}.restitution", d.get("restitution", 0.05), 0.0, 1.0),
+            pattern=_pattern(path, name, d.get("pattern")),
         )
     return out
+
+
+def _pattern(path, name, value) -> str | None:
+    from .products.surface import TILES
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in TILES:
+        raise ConfigError(path, f"{name}.pattern", value, f"must be one of {sorted(TILES)}")
+    return value

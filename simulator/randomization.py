@@ -320,7 +320,8 @@ def jitter_materials(materials: dict, draws: dict) -> dict:
             continue
         out[k] = Material(name=m.name, color=tuple(float(np.clip(c * s, 0, 1)) for c in m.color),
                           roughness=float(np.clip(m.roughness + dr, 0.02, 1.0)), metallic=m.metallic, alpha=m.alpha,
-                          density_kg_m3=m.density_kg_m3, friction=m.friction, restitution=m.restitution)
+                          density_kg_m3=m.density_kg_m3, friction=m.friction, restitution=m.restitution,
+                          pattern=m.pattern)
     return out
 
 

@@ -168,17 +168,35 @@ def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 #: surface-finish overrides (damage_ops.FINISHES): colour multiplier or absolute
-#: colour, roughness, metallic, whether the part's artwork stays visible
+#: colour (linear RGB), roughness, metallic, whether the part's artwork (and its
+#: normal map) stays visible, and an optional surface tile
+#: (:data:`simulator.products.surface.TILES`) mapped by projected position:
+#: - ``core``: the exposed fluted core at cuts, tears and crushed edges: light
+#:   kraft with wavy flute stripes 8 mm apart and their relief (tile ``core``);
+#: - ``inner_liner``: the inside face of the board (an opened box, a turned-back
+#:   flap): lighter, greyer kraft with fibre and faint flutes (tile ``inner_liner``).
+#: Ops set them with ``damage_ops._opkit.paint(mesh, faces, tint, finish=...)``.
 FINISH_LOOK = {
     "liquid": {"mul": 0.6, "roughness": 0.05, "metallic": 0.0, "texture": True},
     "powder": {"color": (0.86, 0.84, 0.80), "roughness": 1.0, "metallic": 0.0, "texture": False},
     "interior": {"color": (0.30, 0.22, 0.14), "roughness": 0.95, "metallic": 0.0, "texture": False},
     "scuffed": {"mul": 1.0, "roughness": 1.0, "metallic": 0.0, "texture": True},
+    "core": {"color": (0.62, 0.42, 0.22), "roughness": 0.95, "metallic": 0.0, "texture": False, "tile": "core"},
+    "inner_liner": {"color": (0.62, 0.46, 0.30), "roughness": 0.9, "metallic": 0.0, "texture": False,
+                    "tile": "inner_liner"},
 }
+#: textures kept uploaded per renderer (artwork, normal maps, tiles of a capture)
+TEXTURES_KEPT = 16
 
 
 def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base",
-         textures: dict | None = None) -> pyrender.MetallicRoughnessMaterial:
+         textures: dict | None = None, normal: np.ndarray | None = None,
+         tile: str | None = None) -> pyrender.MetallicRoughnessMaterial:
+    """PBR material of one (part material, finish). texture: the artwork (sRGB
+    (H, W, 3) uint8, None = untextured); normal: the product's normal map in the
+    artwork's layout; tile: a surface tile name used when no artwork shows (the
+    finish's own tile wins over the material's). Base colours are linear RGB;
+    textures are sRGB and decoded by pyrender's shader."""
     color, rough, metal, alpha = list(material.color), material.roughness, material.metallic, material.alpha
     if finish != "base":
         look = FINISH_LOOK[finish]
@@ -188,15 +206,28 @@ def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base",
             color = [c * look["mul"] for c in color]
         rough, metal = look["roughness"], look["metallic"]
         if not look["texture"]:
-            texture = None
-        if finish in ("interior", "powder"):
+            texture = normal = None
+        if finish == "liquid":
+            normal = None  # a wet film is smooth
+        tile = look.get("tile", tile)
+        if finish in ("interior", "powder", "core", "inner_liner"):
             alpha = 1.0
     base = color + [alpha]
     kw = {}
+    cache = textures if textures is not None else {}
     if texture is not None:
-        kw["baseColorTexture"] = _texture(texture, textures if textures is not None else {})
+        kw["baseColorTexture"] = _texture(texture, cache)
         mul = FINISH_LOOK[finish]["mul"] if finish != "base" else 1.0  # artwork kept: only the multiplier
         base = [mul, mul, mul, alpha]
+        if normal is not None:
+            kw["normalTexture"] = _texture(normal, cache)
+    elif tile is not None:
+        from .products.surface import tile as surface_tile
+
+        tc, tn = surface_tile(tile)
+        if tc is not None:
+            kw["baseColorTexture"] = _texture(tc, cache)
+        kw["normalTexture"] = _texture(tn, cache)
     return pyrender.MetallicRoughnessMaterial(
         baseColorFactor=base, metallicFactor=metal, roughnessFactor=rough,
         alphaMode="BLEND" if alpha < 1.0 else "OPAQUE", doubleSided=alpha < 1.0, **kw,
@@ -204,12 +235,12 @@ def _pbr(material: Material, texture: np.ndarray | None, finish: str = "base",
 
 
 def _texture(img: np.ndarray, cache: dict) -> pyrender.Texture:
-    """One pyrender Texture per artwork array (same SKU -> same upload object).
+    """One pyrender Texture per array (same SKU -> same upload object).
     ``cache`` belongs to one renderer: a texture lives in one GL context."""
     hit = cache.get(id(img))
     if hit is not None and hit[0] is img:
         return hit[1]
-    if len(cache) >= 4:  # a capture needs a few; pyrender frees GL textures no scene uses
+    if len(cache) >= TEXTURES_KEPT:  # a capture needs a few; pyrender frees GL textures no scene uses
         cache.pop(next(iter(cache)))
     # upload as RGBA: an RGB row whose byte length is not a multiple of 4 breaks
     # GL's default 4-byte unpack alignment and reads past the row (garbage texels)
@@ -219,13 +250,31 @@ def _texture(img: np.ndarray, cache: dict) -> pyrender.Texture:
     return tex
 
 
+def projected_uv(tri: np.ndarray, tile_mm: float) -> np.ndarray:
+    """(n, 3, 2) float32 tile coordinates of triangles (n, 3, 3) meters: each face
+    is projected along the axis its normal is closest to, with (u, v, normal)
+    right-handed (so a normal map's relief keeps its sign), ``tile_mm`` per repeat."""
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    ax = np.abs(n).argmax(1)
+    sgn = np.where(n[np.arange(len(n)), ax] >= 0, 1.0, -1.0)[:, None]
+    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
+    u = np.where((ax == 0)[:, None], sgn * y, np.where((ax == 1)[:, None], -sgn * x, sgn * x))
+    v = np.where((ax == 2)[:, None], y, z)
+    return (np.stack([u, v], -1) * (1000.0 / tile_mm)).astype(np.float32)
+
+
 def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.Trimesh | None = None,
                 textures: dict | None = None) -> pyrender.Mesh:
     """One pyrender primitive per (part, finish), unmerged so face-corner uv can
     have seams; the ``tint`` face attribute becomes a per-vertex colour multiplier.
+    Printed parts show the artwork and the product's normal map through their uv;
+    other parts (and the ``core`` / ``inner_liner`` finishes) show their surface
+    tile through :func:`projected_uv`.
 
     mesh: draw this labelled mesh with the product's tables (a satellite) instead
     of ``product.mesh``."""
+    from .products.surface import TILES
+
     m = product.mesh if mesh is None else mesh
     fa = m.face_attributes
     normals = corner_normals(m)
@@ -238,16 +287,27 @@ def visual_mesh(product: Product, materials: dict[str, Material], mesh: trimesh.
     for k in np.unique(key):
         sel = np.flatnonzero(key == k)
         part, fin = product.parts[int(k) // len(FINISHES)], FINISHES[int(k) % len(FINISHES)]
+        material = materials[part.material]
         tex = product.artwork if part.printed and product.artwork is not None else None
-        mat = _pbr(materials[part.material], tex, fin, textures)
+        nmap = product.normal_map if tex is not None else None
+        tile = material.pattern
+        mat = _pbr(material, tex, fin, textures, normal=nmap, tile=tile)
         colors = None
         if tint is not None and not np.all(tint[sel] == 1.0):
             c = np.repeat(tint[sel], 3, axis=0).astype(np.float32)
             colors = np.concatenate([c, np.ones((len(c), 1), np.float32)], axis=1)
+        uv = None
+        if mat.baseColorTexture is not None or mat.normalTexture is not None:
+            shown = tex if fin == "base" or FINISH_LOOK[fin]["texture"] else None
+            if shown is not None:
+                uv = fa["uv"][sel].reshape(-1, 2)
+            else:
+                name = FINISH_LOOK[fin].get("tile", tile) if fin != "base" else tile
+                uv = projected_uv(tri[sel].astype(np.float64), TILES[name][0]).reshape(-1, 2)
         prims.append(pyrender.Primitive(
             positions=tri[sel].reshape(-1, 3),
             normals=normals[sel].reshape(-1, 3),
-            texcoord_0=fa["uv"][sel].reshape(-1, 2) if mat.baseColorTexture is not None else None,
+            texcoord_0=uv,
             color_0=colors,
             material=mat,
             mode=pyrender.constants.GLTF.TRIANGLES,

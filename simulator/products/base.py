@@ -103,7 +103,8 @@ def resolve(kind: str, params_spec: dict[str, Param], params: dict, rng: np.rand
 
 
 def finish(sku: str, kind: str, pieces: list[tuple[tuple, int]], parts: list[Part],
-           artwork: np.ndarray | None, mass_kg: float, collision: list[np.ndarray], meta: dict) -> Product:
+           artwork: np.ndarray | None, mass_kg: float, collision: list[np.ndarray], meta: dict,
+           normal_map: np.ndarray | None = None) -> Product:
     """Assemble a :class:`Product` from closed pieces ``((V, F, UV), part_index)``.
 
     Each piece is flipped outward if needed; the whole is shifted so its
@@ -122,5 +123,5 @@ def finish(sku: str, kind: str, pieces: list[tuple[tuple, int]], parts: list[Par
     return Product(
         sku=sku, kind=kind, mesh=mesh, parts=tuple(parts), artwork=artwork,
         collision=tuple(np.asarray(c, np.float64) - centre for c in collision),
-        mass_kg=float(mass_kg), dims_mm=dims, meta=dict(meta),
+        mass_kg=float(mass_kg), dims_mm=dims, meta=dict(meta), normal_map=normal_map,
     )

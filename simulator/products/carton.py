@@ -11,7 +11,7 @@ import numpy as np
 from damage_ops import Part, Product
 
 from . import _geom as G
-from .artwork import paint_atlas
+from .artwork import paint_atlas_maps
 from .base import Param, finish, mm, resolve
 
 PARAMS = {
@@ -21,7 +21,7 @@ PARAMS = {
     "board_mm": Param("float", (3.0, 5.0), 1.0, 10.0, doc="flap board thickness"),
     "tape_width_mm": Param("float", (48.0, 50.0), 10.0, 100.0),
     "fill_kg_m3": Param("float", (15.0, 60.0), 0.0, 2000.0, doc="contents mass per outer volume"),
-    "art_style": Param("choice", ("kraft", "kraft", "retail"), choices=("kraft", "retail", "plain", "crack_print", "splash_print")),
+    "art_style": Param("choice", ("kraft", "kraft", "retail"), choices=("kraft", "shipping", "retail", "plain", "crack_print", "splash_print")),
 }
 MATERIALS = ("cardboard", "tape")
 MASS_RANGE_KG = (0.2, 3.0)
@@ -53,7 +53,9 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     # atlas panels: walls (+x, -x, +y, -y), bottom, two flap tops
     panels = [(W, z_body), (W, z_body), (2 * hx, z_body), (2 * hx, z_body), (2 * hx, W),
               (2 * hx, W / 2), (2 * hx, W / 2)]
-    art, rects = paint_atlas(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"])
+    # the shipping label goes on a flap top (panel 5); flutes run up the walls
+    atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5)
+    art, rects = atlas.image, atlas.rects
     body_rects = dict(zip(("+x", "-x", "+y", "-y", "-z"), rects[:5]))
 
     nx, ny, nz = G.divisions(2 * hx, CELL, 4), G.divisions(W, CELL, 4), G.divisions(z_body, CELL, 3)
@@ -87,4 +89,4 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     area = 2 * (L * W + L * H + W * H) + L * W  # walls + double board under the flaps
     mass = float(np.clip(0.55 * area + p["fill_kg_m3"] * L * W * H, *MASS_RANGE_KG))
     coll = [G.hull_points(np.array([[x, y, z] for x in (-L / 2, L / 2) for y in (-W / 2, W / 2) for z in (0, H)]))]
-    return finish(sku, "carton", pieces, parts, art, mass, coll, p)
+    return finish(sku, "carton", pieces, parts, art, mass, coll, p, normal_map=atlas.normal)

@@ -11,7 +11,7 @@ import numpy as np
 from damage_ops import Part, Product
 
 from . import _geom as G
-from .artwork import noise_field, paint_atlas
+from .artwork import noise_field, paint_atlas_maps
 from .base import Param, finish, mm, resolve
 
 PARAMS = {
@@ -86,7 +86,9 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     L, W, T = p["length_mm"] / 1e3, p["width_mm"] / 1e3, p["thickness_mm"] / 1e3
     padded = p["style"] == "padded"
     material = "padded_paper" if padded else "poly_mailer"
-    art, rects = paint_atlas(rng, [(p["length_mm"], p["width_mm"])] * 2, p["art_style"], px_per_mm=1.5)
+    atlas = paint_atlas_maps(rng, [(p["length_mm"], p["width_mm"])] * 2, p["art_style"], px_per_mm=1.5,
+                             surface="bubble" if padded else "film")
+    art, rects = atlas.image, atlas.rects
     # padded envelopes are stiffer: flatter top, steeper edges
     px, py = (6.0, 6.0) if padded else (2.5, 2.5)
     wrinkle = min(0.12 * T, 1.5e-3)
@@ -108,4 +110,4 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     film = (0.35 if padded else 0.12) * 2 * L * W  # kg of envelope material
     mass = float(np.clip(film + p["contents_kg"], *MASS_RANGE_KG))
     coll = G.slices(body[0], 0, 4)
-    return finish(sku, "mailer", [(body, 0), (seal, 1)], parts, art, mass, coll, p)
+    return finish(sku, "mailer", [(body, 0), (seal, 1)], parts, art, mass, coll, p, normal_map=atlas.normal)
