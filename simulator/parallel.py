@@ -305,19 +305,16 @@ def _fault(i: int) -> None:
             raise RuntimeError(f"injected fault at capture {i} ({FAULT_ENV}={f})")
 
 
-def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
-    """Write reference ``pose`` of ``sku`` unless present. Race-free: it is built in
-    a private staging folder and renamed into place; when another writer got there
-    first the rename fails and this copy is dropped (both are the same bytes: a
+def _stage_reference(out: Path, sku: str, pose: int, meta, frames, pool=None) -> bool:
+    """Put a made reference capture in place. Race-free: it is built in a private
+    staging folder and renamed into place; when another writer got there first
+    the rename fails and this copy is dropped (both are the same bytes: a
     reference depends only on (seed, sku, pose)). Returns True if this call wrote it."""
     from .writers import reference_dir, write_capture
 
     final = reference_dir(out, sku, pose)
-    if (final / "capture.json").is_file():
-        return False
-    meta, frames = maker.make_reference(sku, pose)
     stage = final.parent / f".stage-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
-    write_capture(out, pose, meta, frames, root_dir=stage)
+    write_capture(out, pose, meta, frames, root_dir=stage, pool=pool)
     try:
         os.rename(stage, final)  # fails if final exists (non-empty): someone else won
         return True
@@ -329,26 +326,74 @@ def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
         return False
 
 
-def make_one(spec, index: int, gl: str | None = None, threads: int | None = None) -> dict[str, Any]:
-    """The task, identical in every backend: make capture ``index``, write the
-    references of its SKUs that are missing, then its folder, atomically.
-    References first: a capture on disk is one that resume skips, so it must
-    never exist without its references (a kill in between would lose them).
-    Returns a small report."""
-    from .writers import write_capture
+def ensure_reference(maker, out: Path, sku: str, pose: int) -> bool:
+    """Write reference ``pose`` of ``sku`` unless present (see _stage_reference).
+    Returns True if this call wrote it."""
+    from .writers import reference_dir
+
+    if (reference_dir(out, sku, pose) / "capture.json").is_file():
+        return False
+    meta, frames = maker.make_reference(sku, pose)
+    return _stage_reference(out, sku, pose, meta, frames)
+
+
+def _writer(threads: int | None):
+    """This process's CaptureWriter; its PNG threads: the worker's share of the
+    cores (at most 4: encoding is a fraction of a capture's work)."""
+    if "writer" not in _WORKER:
+        from .writers import CaptureWriter
+
+        _WORKER["writer"] = CaptureWriter(min(4, threads or os.cpu_count() or 1))
+        _WORKER["queued_refs"] = set()
+    return _WORKER["writer"]
+
+
+def start_one(spec, index: int, gl: str | None = None, threads: int | None = None):
+    """Make capture ``index`` and the references of its SKUs that are missing
+    (rendered here), and queue their writing on this process's CaptureWriter.
+    Returns a Future of make_one's report: it resolves once every file of the
+    capture is on disk and its folder renamed into place (so a manifest line
+    written after it names a complete capture). References are queued first: a
+    capture on disk is one that resume skips, so it must never exist without its
+    references (the writer runs jobs in order; a kill in between loses both or
+    only the capture)."""
+    from .writers import reference_dir, write_capture
 
     t0 = time.perf_counter()
     maker = _maker(spec, gl, threads)
+    writer = _writer(threads)
     _fault(index)
     out = Path(spec.out)
     meta, frames, pair = maker.make(index)
+    queued = _WORKER["queued_refs"]
+    refs = []
     for sku in sorted({it["sku"] for it in meta["items"]}):
         for k in range(maker.mix.reference_poses):
-            ensure_reference(maker, out, sku, k)
-    write_capture(out, index, meta, frames, {"pristine": pair} if pair else None)
-    _WORKER["count"] = _WORKER.get("count", 0) + 1
-    return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"],
-            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time()}
+            key = (str(out), sku, k)
+            if key in queued or (reference_dir(out, sku, k) / "capture.json").is_file():
+                continue
+            queued.add(key)  # an earlier capture's job writes it: not rendered twice
+            refs.append((key, maker.make_reference(sku, k)))
+
+    def job(pool):
+        try:
+            for (_o, sku, k), (rmeta, rframes) in refs:
+                _stage_reference(out, sku, k, rmeta, rframes, pool=pool)
+            write_capture(out, index, meta, frames, {"pristine": pair} if pair else None, pool=pool)
+        finally:
+            queued.difference_update(key for key, _ in refs)  # on disk now, or to be made again
+        _WORKER["count"] = _WORKER.get("count", 0) + 1
+        return {"index": index, "pid": os.getpid(), "rss_mb": _rss_mb(), "n_in_worker": _WORKER["count"],
+                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time()}
+
+    return writer.submit(job)
+
+
+def make_one(spec, index: int, gl: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """The task, identical in every backend: make capture ``index``, write the
+    references of its SKUs that are missing, then its folder, atomically
+    (start_one, waited for). Returns a small report."""
+    return start_one(spec, index, gl, threads).result()
 
 
 #: thread-pool sizes a worker process inherits: llvmpipe's render threads, BLAS
@@ -363,11 +408,11 @@ def _threads_per_worker(workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _task(spec, index: int, gl: str | None, threads: int | None = None) -> dict[str, Any]:
-    """make_one with exceptions turned into a picklable report (a capture that
-    fails is data for the parent, not a crash of the worker)."""
+def _reported(index: int, fn) -> dict[str, Any]:
+    """fn() with exceptions turned into a picklable report (a capture that fails
+    is data for the parent, not a crash of the worker)."""
     try:
-        return make_one(spec, index, gl, threads)
+        return fn()
     except OSError as e:
         if e.errno in _DISK_ERRNOS:
             return {"index": index, "oserror": [e.errno, e.strerror, None if e.filename is None else str(e.filename)]}
@@ -376,13 +421,53 @@ def _task(spec, index: int, gl: str | None, threads: int | None = None) -> dict[
         return {"index": index, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=6)}
 
 
+def _task(spec, index: int, gl: str | None, threads: int | None = None) -> dict[str, Any]:
+    """make_one, its exceptions reported (see _reported)."""
+    return _reported(index, lambda: make_one(spec, index, gl, threads))
+
+
 # -- backends: each yields result dicts as tasks complete ------------------------------
 def _in_process(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
+    """One capture is written (CaptureWriter's thread) while the next one is
+    made: its report is yielded, so its manifest line written, only once its
+    folder is on disk. A capture that fails while being made is reported before
+    another one is started, so a stop leaves nothing made beyond it; only a
+    failed write can find the next capture already made (in flight: it is
+    finished and reported too)."""
+    inflight = None  # Future of the report of the capture being written
+
+    def written(f) -> dict:
+        return _reported(None, f.result) | {"index": pending_index[f]}
+
+    pending_index: dict = {}
     try:
         for i in todo:
-            if (yield _task(spec, i, opts.gl)):
-                break  # the parent asked to stop
+            started = _reported(i, lambda: start_one(spec, i, opts.gl))
+            if not isinstance(started, dict):
+                pending_index[started] = i
+            if inflight is not None:
+                stop = yield written(inflight)
+                inflight = None
+                if stop:
+                    if isinstance(started, dict):
+                        yield started
+                    else:
+                        inflight = started
+                    break
+            if isinstance(started, dict):  # it failed before anything was queued
+                if (yield started):
+                    break
+            else:
+                inflight = started
+        if inflight is not None:
+            f, inflight = inflight, None
+            yield written(f)
     finally:
+        if inflight is not None:  # closed early: no thread may write on after this
+            _reported(None, inflight.result)
+        if "writer" in _WORKER:
+            _WORKER.pop("writer").close()
+            _WORKER.pop("queued_refs", None)
         if "maker" in _WORKER:
             _WORKER.pop("maker").close()
             _WORKER.pop("key", None)
