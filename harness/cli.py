@@ -125,6 +125,90 @@ def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px
     click.echo(f"lift: total wall time {res['seconds']:.0f} s ({res['seconds'] / 60:.1f} min)")
 
 
+_backbone_opts = [
+    click.option("--backbone", default="efficientnet-lite0", show_default=True,
+                 type=click.Choice(["scratch", "efficientnet-lite0"]),
+                 help="Feature backbone: ImageNet EfficientNet-Lite0 (from the installed wheel) or the scratch CNN."),
+    click.option("--weights", default=None, type=click.Path(dir_okay=False),
+                 help="A torch state_dict of the backbone's architecture to use instead of its default weights."),
+    click.option("--feature-cache", default="renders/feature-cache", show_default=True,
+                 type=click.Path(file_okay=False), help="Folder of cached features (keyed by images+backbone+weights)."),
+]
+
+
+def backbone_options(f):
+    for o in reversed(_backbone_opts):
+        f = o(f)
+    return f
+
+
+def _backbone(name, weights, width=16, input_size=None):
+    from .backbones import BackboneError, MissingExtraError, load_backbone
+
+    try:
+        return load_backbone(name, weights, input_size=input_size, width=width)
+    except (BackboneError, MissingExtraError) as e:
+        _fail(e)
+
+
+@lift.command("realism")
+@click.option("--real", "real_dir", required=True, type=click.Path(exists=True),
+              help="Real data: damaged/+intact/ folders, MVTec folder or COCO json.")
+@click.option("--synthetic", "synth_dirs", required=True, multiple=True,
+              type=click.Path(exists=True, file_okay=False), help="damagesim dataset folder(s) (repeatable).")
+@click.option("--synthetic-limit", default=None, type=int, help="Use the first N captures of each synthetic folder.")
+@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="npz cache of the synthetic views.")
+@click.option("--n-subsets", default=100, show_default=True, type=int)
+@click.option("--subset-size", default=1000, show_default=True, type=int)
+@click.option("--rows", default=6, show_default=True, type=int, help="Queries per panel of the neighbour picture.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default="renders/realism", show_default=True, type=click.Path(file_okay=False))
+@backbone_options
+@click.option("--threads", default=1, show_default=True, type=int, help="torch CPU threads.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+def realism_cmd(real_dir, synth_dirs, synthetic_limit, cache, n_subsets, subset_size, rows, seed, out, backbone,
+                weights, feature_cache, threads, device) -> None:
+    """KID x1000 between synthetic item crops and real images on the backbone's
+    features (overall, damaged, per kind / category / severity), and a picture of
+    nearest neighbours both ways; writes OUT/realism.{json,md,png}."""
+    _need_torch(threads)
+    import json
+
+    import numpy as np
+
+    from .backbones import cached_features
+    from .data import DatasetError, load_real
+    from .realism import neighbours_picture, realism_markdown, realism_report
+
+    t0 = time.perf_counter()
+    bb = _backbone(backbone, weights)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    try:
+        real = load_real(real_dir, size=bb.input_size, progress=True)
+        synth = _load_synth(synth_dirs, bb.input_size, synthetic_limit, cache)
+        Fr = cached_features(bb, real.images, feature_cache, device=device, progress=True, desc="real features",
+                             echo=echo)
+        Fs = cached_features(bb, synth.images, feature_cache, device=device, progress=True,
+                             desc="synthetic features", echo=echo)
+        res = realism_report(real, synth, Fr, Fs, np.random.default_rng([seed, 1]), n_subsets, subset_size)
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    res["neighbours"] = neighbours_picture(real, synth, Fr, Fs, o / "realism.png", np.random.default_rng([seed, 2]),
+                                           n_rows=rows)
+    res.update(backbone=backbone, weights=weights, real=str(real_dir), synthetic=[str(d) for d in synth_dirs],
+               synthetic_counts=synth.counts(), real_counts=real.counts(), command=" ".join(sys.argv),
+               seconds=time.perf_counter() - t0)
+    (o / "realism.json").write_text(json.dumps(res, indent=1))
+    table = realism_markdown(res)
+    (o / "realism.md").write_text(f"# Realism gauge (KID, {backbone} features)\n\n{table}\n"
+                                  f"![nearest neighbours](realism.png)\n\nwall time {res['seconds']:.0f} s\n")
+    click.echo(table)
+    click.echo(f"lift: wrote {o / 'realism.json'}, {o / 'realism.md'}, {o / 'realism.png'}")
+    click.echo(f"lift: total wall time {res['seconds']:.0f} s")
+
+
 @lift.command("train")
 @click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--real", "real_dir", default=None, type=click.Path(exists=True))

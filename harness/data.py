@@ -60,6 +60,9 @@ class ImageSet:
     groups: n group ids; samples of one group (the cameras of one capture) are
         never split between train and test.
     aspect: ``(n,)`` float, width / height of the original image or item crop box.
+    kinds: n product kinds (``carton``, ``pouch``, ...; "" = unknown), or None.
+    severity: n severities of the view's damage (``major`` when any visible
+        damage is major, else ``minor``; "" = intact / unknown), or None.
     """
 
     images: np.ndarray
@@ -72,6 +75,8 @@ class ImageSet:
     has_mask: np.ndarray | None = None
     item_damaged: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    kinds: list[str] | None = None
+    severity: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -79,6 +84,9 @@ class ImageSet:
             raise ValueError(f"images must have shape (n, S, S, C) with n = {n}, got {self.images.shape}")
         for name in ("categories", "sources", "groups", "aspect"):
             if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} must have length {n}, got {len(getattr(self, name))}")
+        for name in ("kinds", "severity"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"{name} must have length {n}, got {len(getattr(self, name))}")
         if self.masks is not None and self.masks.shape != self.images.shape[:3]:
             raise ValueError(f"masks must have shape {self.images.shape[:3]}, got {self.masks.shape}")
@@ -93,9 +101,11 @@ class ImageSet:
     def subset(self, idx: Sequence[int] | np.ndarray) -> "ImageSet":
         idx = np.asarray(idx, dtype=np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        lst = lambda a: None if a is None else [a[i] for i in idx]  # noqa: E731
         return ImageSet(self.images[idx], self.labels[idx], [self.categories[i] for i in idx],
                         [self.sources[i] for i in idx], [self.groups[i] for i in idx], self.aspect[idx],
-                        pick(self.masks), pick(self.has_mask), pick(self.item_damaged), dict(self.meta))
+                        pick(self.masks), pick(self.has_mask), pick(self.item_damaged), dict(self.meta),
+                        lst(self.kinds), lst(self.severity))
 
     def counts(self) -> dict:
         return {"n": len(self), "damaged": int(self.labels.sum()), "intact": int((self.labels == 0).sum())}
@@ -107,14 +117,20 @@ class ImageSet:
                             masks=self.masks if self.masks is not None else np.zeros(0, np.uint8),
                             has_mask=self.has_mask if self.has_mask is not None else np.zeros(0, bool),
                             item_damaged=(self.item_damaged if self.item_damaged is not None
-                                          else np.zeros(0, bool)), meta=json.dumps(self.meta))
+                                          else np.zeros(0, bool)), meta=json.dumps(self.meta),
+                            kinds=np.array(self.kinds if self.kinds is not None else [], dtype=str),
+                            severity=np.array(self.severity if self.severity is not None else [], dtype=str),
+                            has_kinds=self.kinds is not None, has_severity=self.severity is not None)
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageSet":
         z = np.load(path, allow_pickle=False)
         opt = lambda k: z[k] if z[k].size else None  # noqa: E731
+        # caches written before kinds/severity existed have neither key
+        lst = lambda k: z[k].tolist() if f"has_{k}" in z and bool(z[f"has_{k}"]) else None  # noqa: E731
         return cls(z["images"], z["labels"], z["categories"].tolist(), z["sources"].tolist(), z["groups"].tolist(),
-                   z["aspect"], opt("masks"), opt("has_mask"), opt("item_damaged"), json.loads(str(z["meta"])))
+                   z["aspect"], opt("masks"), opt("has_mask"), opt("item_damaged"), json.loads(str(z["meta"])),
+                   lst("kinds"), lst("severity"))
 
 
 # ----------------------------------------------------------------------------- image helpers
@@ -246,10 +262,13 @@ def _dataset_captures(root: Path):
 
 
 def _view_sample(cap, cam: str, files: dict, size: int, pad: float, min_px: int, depth: bool,
-                 prefix: str = "") -> tuple | None:
+                 prefix: str = "", severities: dict | None = None) -> tuple | None:
     """One camera view of ``cap`` (a simulator.shards.Capture: folder or shard
-    sample; same bytes, same sample) -> (image, mask, label, category, aspect),
-    None when the item is not visible, "ambiguous" when too little damage shows."""
+    sample; same bytes, same sample) -> (image, mask, label, category, aspect,
+    severity), None when the item is not visible, "ambiguous" when too little
+    damage shows. severities: damage_instance_id -> "minor"/"major" of the
+    capture; a damaged view is "major" when any damage instance visible in it
+    (``damage_instance`` layer) is major, else "minor"; "" when intact or unknown."""
     def read(layer, mode):
         rel = files[prefix + layer]
         try:
@@ -290,8 +309,16 @@ def _view_sample(cap, cam: str, files: dict, size: int, pad: float, min_px: int,
     if label:
         vals, cnt = np.unique(dc[dc > 0], return_counts=True)
         cat = KAPUTT_CATEGORIES[int(vals[np.argmax(cnt)]) - 1] if 1 <= vals[np.argmax(cnt)] <= 6 else "unknown"
+    sev = ""
+    if label and severities:
+        if prefix + "damage_instance" in files:
+            ids = np.unique(read("damage_instance", "")[y0:y1, x0:x1][dc > 0])
+            seen = [severities.get(int(i), "") for i in ids if i > 0]
+        else:  # no per-instance layer: the capture's damages
+            seen = list(severities.values())
+        sev = "major" if "major" in seen else ("minor" if "minor" in seen else "")
     mask = _resize((dc > 0).astype(np.uint8), size, nearest=True)
-    return img, mask, label, cat, (x1 - x0) / max(y1 - y0, 1)
+    return img, mask, label, cat, (x1 - x0) / max(y1 - y0, 1), sev
 
 
 def load_synthetic(roots: str | Path | Sequence[str | Path], size: int = 96, pad: float = 0.15,
@@ -343,15 +370,18 @@ def _load_synthetic(roots, size, pad, min_damage_px, cameras, depth, limit, prog
                     raise DatasetError(f"{cap.location('capture.json')}: cannot read capture metadata ({e})") from None
                 item_dmg = any(it.get("damaged", False) for it in meta.get("items", []))
                 sku = meta["items"][0]["sku"] if meta.get("items") else ""
+                kind = meta["items"][0].get("kind", "") if meta.get("items") else ""
+                sevs = {int(d["damage_instance_id"]): d.get("severity", "") for d in meta.get("damages", [])
+                        if isinstance(d, dict) and "damage_instance_id" in d}
                 for cam, c in meta["cameras"].items():
                     if c["modality"] not in ("rgb", "rgbd") or (cameras is not None and cam not in cameras):
                         continue
-                    s = _view_sample(cap, cam, c["files"], size, pad, min_damage_px, depth)
+                    s = _view_sample(cap, cam, c["files"], size, pad, min_damage_px, depth, severities=sevs)
                     if s is None or isinstance(s, str):
                         skipped += s is None
                         ambiguous += s == "ambiguous"
                         continue
-                    rows.append((s, f"{root.name}/{cap.name}/{cam}", f"{root.name}/{cap.name}", item_dmg, sku))
+                    rows.append((s, f"{root.name}/{cap.name}/{cam}", f"{root.name}/{cap.name}", item_dmg, sku, kind))
             if count >= 0 and seen != count:
                 raise DatasetError(f"{root}: the dataset lists {count} captures but {seen} were read "
                                    f"(a truncated shard or a missing capture folder?)")
@@ -365,7 +395,8 @@ def _load_synthetic(roots, size, pad, min_damage_px, cameras, depth, limit, prog
                     {"kind": "synthetic", "roots": [str(r) for r in roots], "skipped_views": skipped,
                      "ambiguous_views_dropped": ambiguous,
                      "label": f"view damaged when >= {min_damage_px} damage pixels visible, intact at 0; "
-                              "views in between are dropped"}), [r[4] for r in rows]
+                              "views in between are dropped"},
+                    [r[5] for r in rows], [r[0][5] for r in rows]), [r[4] for r in rows]
 
 
 def load_references(root: str | Path, size: int = 96, pad: float = 0.15, cameras: Sequence[str] | None = None

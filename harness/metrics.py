@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["roc_curve", "roc_auc", "average_precision", "recall_at_fpr", "threshold_at_fpr",
+__all__ = ["roc_curve", "roc_auc", "average_precision", "recall_at_fpr", "threshold_at_fpr", "recall_at_precision",
+           "ap_major",
            "per_category_recall", "bootstrap_ci", "summarize", "min_negatives_for_fpr"]
 
 
@@ -72,6 +73,36 @@ def average_precision(y, s) -> float:
     precision = tps / (last + 1)
     recall = tps / P
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def recall_at_precision(y, s, precision: float = 0.5) -> float:
+    """Largest recall among the thresholds whose precision is >= ``precision``
+    (VAND's "recall at 50% precision"); 0 when no threshold reaches it, NaN
+    without positives."""
+    y, s = _check(y, s)
+    P = int(y.sum())
+    if P == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.where(np.diff(s_sorted))[0], y.size - 1]
+    tps = np.cumsum(y_sorted)[last]
+    ok = tps / (last + 1) >= precision - 1e-12
+    return float(tps[ok].max() / P) if ok.any() else 0.0
+
+
+def ap_major(y, s, severity: Sequence) -> float:
+    """AP with only major damage as positives: minor-damaged samples are left
+    out, intact ones stay negatives. ``severity`` ``(n,)`` of "major"/"minor"/""
+    (intact or unknown). NaN when no positive is major."""
+    y, s = _check(y, s)
+    sev = np.asarray([v or "" for v in severity], dtype=object)
+    if sev.shape != y.shape:
+        raise ValueError(f"severity must have shape {y.shape}, got {sev.shape}")
+    keep = (y == 0) | (sev == "major")
+    if not ((y == 1) & keep).any():
+        return float("nan")
+    return average_precision(y[keep], s[keep])
 
 
 def min_negatives_for_fpr(fpr: float) -> int:

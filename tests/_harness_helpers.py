@@ -42,7 +42,9 @@ def draw(rng: np.random.Generator, damaged: bool, h: int = 48, w: int = 64):
     return img, inst, dmg
 
 
-def _write_capture(d: Path, rng, damaged: bool, sku: str, cams=("top", "front")) -> None:
+def _write_capture(d: Path, rng, damaged: bool, sku: str, cams=("top", "front"), severity: str = "minor") -> None:
+    """One capture; its item's kind is "carton" for sku-0 and "pouch" otherwise;
+    a damaged one has one damage (instance 1, deformation, ``severity``)."""
     cameras = {}
     for cam in cams:
         (d / cam).mkdir(parents=True)
@@ -50,11 +52,16 @@ def _write_capture(d: Path, rng, damaged: bool, sku: str, cams=("top", "front"))
         Image.fromarray(rgb).save(d / cam / "rgb.png")
         Image.fromarray(inst).save(d / cam / "instance.png")
         Image.fromarray(dmg).save(d / cam / "damage_category.png")
+        Image.fromarray(dmg).save(d / cam / "damage_instance.png")  # one damage: id 1 where category 1
         Image.fromarray(np.full(inst.shape, 800, np.uint16)).save(d / cam / "depth.png")
         cameras[cam] = {"name": cam, "modality": "rgb",
-                        "files": {k: f"{cam}/{k}.png" for k in ("rgb", "instance", "damage_category", "depth")}}
-    cap = {"cameras": cameras, "items": [{"instance_id": 1, "sku": sku, "damaged": damaged}],
-           "damages": [{"category": "deformation"}] if damaged else []}
+                        "files": {k: f"{cam}/{k}.png" for k in ("rgb", "instance", "damage_category",
+                                                                 "damage_instance", "depth")}}
+    cap = {"cameras": cameras,
+           "items": [{"instance_id": 1, "sku": sku, "kind": "carton" if sku == "sku-0" else "pouch",
+                      "damaged": damaged}],
+           "damages": ([{"damage_instance_id": 1, "instance_id": 1, "category": "deformation", "severity": severity}]
+                       if damaged else [])}
     (d / "capture.json").write_text(json.dumps(cap))
 
 
@@ -64,7 +71,8 @@ def fake_synthetic(root: Path, n: int = 12, seed: int = 0, references: int = 0) 
     caps, refs = [], []
     for i in range(n):
         d = root / "captures" / f"{i:06d}"
-        _write_capture(d, rng, damaged=bool(i % 2), sku=f"sku-{i % 2}")
+        # damaged captures alternate minor / major (i = 1, 5, ... minor; 3, 7, ... major)
+        _write_capture(d, rng, damaged=bool(i % 2), sku=f"sku-{i % 2}", severity="major" if i % 4 == 3 else "minor")
         caps.append(f"captures/{i:06d}")
     for s in range(2):
         for k in range(references):

@@ -61,6 +61,26 @@ def test_missing_extra_names_it(monkeypatch):
     assert "efficientnet-lite-pytorch" in str(e.value)
 
 
+def test_cli_missing_extra_exits_2(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from _harness_helpers import fake_real, fake_synthetic
+
+    real_import = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name.startswith("efficientnet_lite"):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    r = CliRunner().invoke(main, ["lift", "realism", "--real", str(fake_real(tmp_path / "r", 3, 3)),
+                                  "--synthetic", str(fake_synthetic(tmp_path / "s", n=2)),
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and 'pip install -e ".[harness]"' in r.output and "Traceback" not in r.output
+
+
 def test_unknown_backbone_and_bad_weights(tmp_path):
     with pytest.raises(B.BackboneError, match="unknown backbone 'resnet'"):
         B.load_backbone("resnet")
@@ -132,3 +152,51 @@ def test_head_loss_falls_and_balances_classes(hidden):
     assert w[y == 1].sum() == pytest.approx(0.5) and w[y == 0].sum() == pytest.approx(0.5)
     h2 = B.train_head(X, y, cfg=B.HeadConfig(hidden=hidden, steps=150), seed=0)
     assert np.array_equal(B.head_scores(h2, X), s)  # seeded
+
+
+def test_realism_gauge_cli_and_slices(tmp_path):
+    """``damagesim lift realism`` writes its table, JSON and picture; slices per
+    label, kind, category and severity come from the synthetic metadata."""
+    import json
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from _harness_helpers import fake_real, fake_synthetic
+
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["lift", "realism", "--real", str(fake_real(tmp_path / "r", 6, 6)),
+                                  "--synthetic", str(fake_synthetic(tmp_path / "s", n=8)), "--backbone", "scratch",
+                                  "--feature-cache", str(tmp_path / "fc"), "--rows", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "realism.json").read_text())
+    names = [s["slice"] for s in res["slices"]]
+    assert names == ["overall", "damaged", "intact", "kind=carton", "kind=pouch", "category=deformation",
+                     "severity=minor", "severity=major", "real_split"]
+    by = {s["slice"]: s for s in res["slices"]}
+    assert (by["overall"]["n_real"], by["overall"]["n_synthetic"]) == (12, 16)
+    assert (by["damaged"]["n_real"], by["damaged"]["n_synthetic"]) == (6, 8)
+    # fake captures: damaged i = 1, 5 minor, 3, 7 major; 2 cameras each
+    assert by["severity=minor"]["n_synthetic"] == 4 and by["severity=major"]["n_synthetic"] == 4
+    assert len(res["neighbours"]["real_to_synthetic"]) == 2 and (out / "realism.png").stat().st_size > 1000
+    assert "| overall |" in (out / "realism.md").read_text()
+
+
+def test_realism_report_separates_shifted_sets():
+    from harness.data import ImageSet
+    from harness.realism import realism_report
+
+    rng = np.random.default_rng(0)
+
+    def iset(n, kinds=None):
+        lab = np.arange(n) % 2
+        return ImageSet(np.zeros((n, 4, 4, 3), np.uint8), lab, ["dent" if v else "" for v in lab],
+                        [f"x{i}" for i in range(n)], [f"x{i}" for i in range(n)], np.ones(n), kinds=kinds)
+
+    real, syn = iset(60), iset(80, kinds=["a"] * 40 + ["b"] * 40)
+    Fr, Fs = rng.normal(size=(60, 8)), rng.normal(size=(80, 8))
+    Fs[40:] += 1.0  # kind b is off
+    res = {s["slice"]: s for s in realism_report(real, syn, Fr, Fs, np.random.default_rng(1), 20, 30)["slices"]}
+    assert res["kind=b"]["kid_x1000"] > 10 * abs(res["kind=a"]["kid_x1000"]) and res["kind=b"]["kid_x1000"] > 50
+    assert res["category=dent"]["what"] == "synthetic dent views vs real dent images"
+    assert abs(res["real_split"]["kid_x1000"]) < 3 * res["real_split"]["kid_std_x1000"] + 5

@@ -208,8 +208,12 @@ def test_bad_shards_name_the_shard(tmp_path):
     folders = fake_synthetic(tmp_path / "a" / "syn", n=4)
     sh = tmp_path / "b" / "syn"
     export_shards(folders, sh, shard_size=2)
+    import tarfile
+
     data = (sh / shard_name(1)).read_bytes()
-    (sh / shard_name(1)).write_bytes(data[: len(data) // 3])  # torn copy
+    with tarfile.open(sh / shard_name(1)) as t:
+        m = max(t.getmembers()[:4], key=lambda m: m.size)  # cut inside a member's data, not between members
+    (sh / shard_name(1)).write_bytes(data[: m.offset_data + m.size // 2])  # torn copy
     with pytest.raises(DatasetError, match=r"shard-000001\.tar: unreadable shard \(ReadError"):
         load_synthetic(sh, size=16)
     (sh / shard_name(1)).unlink()
@@ -220,3 +224,19 @@ def test_bad_shards_name_the_shard(tmp_path):
     (sh / "index.json").write_text(json.dumps({"format": "other/1", "shards": [], "samples": 0}))
     with pytest.raises(DatasetError, match=r"index\.json: unreadable shard index .*'other/1'"):
         load_synthetic(sh, size=16)
+
+
+def test_kinds_and_severity_per_view_survive_subset_and_cache(tmp_path):
+    s = load_synthetic(fake_synthetic(tmp_path / "syn", n=8), size=16)
+    # fake captures: sku-0 (even) carton intact; odd damaged pouch, i = 1, 5 minor and 3, 7 major
+    cap = [int(x.split("/")[1]) for x in s.groups]
+    assert s.kinds == ["carton" if c % 2 == 0 else "pouch" for c in cap]
+    assert s.severity == ["" if not lab else ("major" if c % 4 == 3 else "minor") for c, lab in zip(cap, s.labels)]
+    sub = s.subset([3, 1])
+    assert sub.kinds == [s.kinds[3], s.kinds[1]] and sub.severity == [s.severity[3], s.severity[1]]
+    s.save(tmp_path / "c.npz")
+    back = ImageSet.load(tmp_path / "c.npz")
+    assert back.kinds == s.kinds and back.severity == s.severity
+    real = load_real(fake_real(tmp_path / "r", 2, 2), size=16)
+    real.save(tmp_path / "r.npz")
+    assert real.kinds is None and ImageSet.load(tmp_path / "r.npz").kinds is None
