@@ -141,7 +141,7 @@ def test_bad_variant_config_names_file_key_value(tmp_path, key, value, msg):
 def test_bad_variant_flag_is_rejected_before_work(tmp_path):
     r = subprocess.run([sys.executable, "-m", "simulator.cli", "generate", "--n", "1", "--out", str(tmp_path / "o"),
                         "--variant-rate", "2", "--quiet"], capture_output=True, text=True)
-    assert r.returncode == 2 and "variant_rate" in r.stderr and "2.0" in r.stderr
+    assert r.returncode == 2 and "--variant-rate" in r.stderr and "2.0" in r.stderr
     assert not (tmp_path / "o" / "captures").exists()
 
 
