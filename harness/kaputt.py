@@ -86,7 +86,7 @@ class KaputtSet(ImageSet):
         base = super().subset(idx)
         idx = np.asarray(idx, dtype=np.int64)
         extra = {name: [getattr(self, name)[i] for i in idx] for name in self._EXTRA}
-        return KaputtSet(**{f.name: getattr(base, f.name) for f in fields(ImageSet)}, **extra)
+        return KaputtSet(**{f.name: getattr(base, f.name) for f in fields(ImageSet) if f.name not in self._EXTRA}, **extra)
 
     @property
     def major(self) -> np.ndarray:
