@@ -59,18 +59,23 @@ def roc_auc(y, s) -> float:
     return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
 
 
-def average_precision(y, s) -> float:
-    """AP = sum_n (R_n - R_{n-1}) P_n over distinct thresholds (no interpolation,
-    as ``sklearn.metrics.average_precision_score``); NaN without positives."""
+def _pr_points(y, s) -> tuple[np.ndarray, np.ndarray, int]:
+    """At each distinct score threshold (descending): true positives and
+    predicted positives at or above it, and the number of positives P."""
     y, s = _check(y, s)
-    P = int(y.sum())
-    if P == 0:
-        return float("nan")
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
     last = np.r_[np.where(np.diff(s_sorted))[0], y.size - 1]
-    tps = np.cumsum(y_sorted)[last]
-    precision = tps / (last + 1)
+    return np.cumsum(y_sorted)[last], last + 1, int(y.sum())
+
+
+def average_precision(y, s) -> float:
+    """AP = sum_n (R_n - R_{n-1}) P_n over distinct thresholds (no interpolation,
+    as ``sklearn.metrics.average_precision_score``); NaN without positives."""
+    tps, n_pred, P = _pr_points(y, s)
+    if P == 0:
+        return float("nan")
+    precision = tps / n_pred
     recall = tps / P
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
@@ -79,15 +84,10 @@ def recall_at_precision(y, s, precision: float = 0.5) -> float:
     """Largest recall among the thresholds whose precision is >= ``precision``
     (VAND's "recall at 50% precision"); 0 when no threshold reaches it, NaN
     without positives."""
-    y, s = _check(y, s)
-    P = int(y.sum())
+    tps, n_pred, P = _pr_points(y, s)
     if P == 0:
         return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    last = np.r_[np.where(np.diff(s_sorted))[0], y.size - 1]
-    tps = np.cumsum(y_sorted)[last]
-    ok = tps / (last + 1) >= precision - 1e-12
+    ok = tps / n_pred >= precision - 1e-12
     return float(tps[ok].max() / P) if ok.any() else 0.0
 
 

@@ -192,14 +192,20 @@ def _scenes(where: str, n: int):
                 yield prod, pl, seen_faces(pl.T_world_from_item, cams)
 
 
+def _damages_seen(prod, seen):
+    """(damage id, seen) per damage: a face in ``seen(mesh)`` or on a satellite."""
+    did = np.asarray(prod.mesh.face_attributes["damage_id"])
+    mask = seen(prod.mesh)
+    for j in range(1, len(prod.damages) + 1):
+        on_sat = any((np.asarray(s.mesh.face_attributes["damage_id"]) == j).any() for s in prod.satellites)
+        yield j, bool(on_sat or ((did == j) & mask).any())
+
+
 def test_where_seen_puts_every_damage_on_a_face_a_camera_sees(gl):
     n = 0
     for prod, pl, seen in _scenes("seen", 10):
-        did = np.asarray(prod.mesh.face_attributes["damage_id"])
-        mask = seen(prod.mesh)
-        for j in range(1, len(prod.damages) + 1):
-            on_sat = any((np.asarray(s.mesh.face_attributes["damage_id"]) == j).any() for s in prod.satellites)
-            assert on_sat or ((did == j) & mask).any(), (prod.sku, prod.damages[j - 1].type)
+        for j, ok in _damages_seen(prod, seen):
+            assert ok, (prod.sku, prod.damages[j - 1].type)
             n += 1
         z = np.asarray(prod.mesh.vertices) @ pl.T_world_from_item[2, :3] + pl.T_world_from_item[2, 3]
         assert z.min() > -1e-3  # the damaged item still rests on (not in) the tray
@@ -211,9 +217,5 @@ def test_where_anywhere_can_damage_the_resting_face(gl):
     (so the test above can fail)."""
     unseen = 0
     for prod, pl, seen in _scenes("anywhere", 10):
-        did = np.asarray(prod.mesh.face_attributes["damage_id"])
-        mask = seen(prod.mesh)
-        for j in range(1, len(prod.damages) + 1):
-            on_sat = any((np.asarray(s.mesh.face_attributes["damage_id"]) == j).any() for s in prod.satellites)
-            unseen += int(not on_sat and not ((did == j) & mask).any())
+        unseen += sum(not ok for _j, ok in _damages_seen(prod, seen))
     assert unseen >= 1
