@@ -51,7 +51,10 @@ class Randomization:
     ceiling); exposure: (lo, hi) gain on every light and the ambient term (a
     camera's exposure, in linear light); white_balance: sigma of a per-channel
     log gain on the light colours (an uncorrected white balance); tray_jitter:
-    max change of each tray colour channel (linear RGB)."""
+    max change of each tray colour channel (linear RGB); background_saturation: cap
+    on the drawn background's saturation (max - min) / max, the colour pulled
+    toward its grey (1: no cap): walls, floors and curtains are greys, beiges and
+    dull tints, not the pastels a free per-channel jitter gives."""
 
     preset: str = "off"
     light_intensity_scale: tuple[float, float] = (1.0, 1.0)
@@ -75,6 +78,7 @@ class Randomization:
     exposure: tuple[float, float] = (1.0, 1.0)
     white_balance: float = 0.0
     tray_jitter: float = 0.0
+    background_saturation: float = 1.0
 
     @property
     def active(self) -> bool:
@@ -105,7 +109,8 @@ def preset(name: str) -> Randomization:
                              light_position_mm=300.0, light_dropout=0.3, background_jitter=0.5, tray_shade=(0.4, 3.5),
                              camera_rotation_deg=1.0, camera_translation_mm=5.0, focal_error=0.02,
                              material_shade=(0.75, 1.25), material_roughness=0.2, clutter=(0, 2), viewpoints="closeup",
-                             fill_light=(0.5, 3.0), exposure=(0.7, 1.6), white_balance=0.06, tray_jitter=0.15)
+                             fill_light=(0.5, 3.0), exposure=(1.0, 2.0), white_balance=0.06, tray_jitter=0.05,
+                             background_saturation=0.1)
     raise ConfigError(None, "randomization.preset", name, f"must be one of {list(PRESETS)}")
 
 
@@ -164,9 +169,23 @@ def parse(file, d: Any) -> Randomization:
         raise ConfigError(file, "randomization.closeup_damage_cone_deg", out.closeup_damage_cone_deg, "must be <= 90")
     if out.exposure[0] <= 0.0:
         raise ConfigError(file, "randomization.exposure", list(out.exposure), "must be > 0")
+    if out.background_saturation > 1.0:
+        raise ConfigError(file, "randomization.background_saturation", out.background_saturation, "must be in 0..1")
     if out.white_balance > 1.0:
         raise ConfigError(file, "randomization.white_balance", out.white_balance, "must be <= 1 (a log gain sigma)")
     return out
+
+
+def _desaturate(c: np.ndarray, cap: float) -> np.ndarray:
+    """Colour ``c`` (3,) in [0, 1] pulled toward its mean grey until its
+    saturation (max - min) / max is at most ``cap`` (unchanged when it already is)."""
+    hi, lo = float(c.max()), float(c.min())
+    if cap >= 1.0 or hi <= 0.0 or (hi - lo) / hi <= cap:
+        return c
+    g = float(c.mean())
+    # saturation of g + a (c - g) is a (hi - lo) / (g + a (hi - g)); solve for the cap
+    a = cap * g / ((hi - lo) - cap * (hi - g))
+    return np.clip(g + a * (c - g), 0.0, 1.0)
 
 
 def _uniform(rng, lohi) -> float:
@@ -256,7 +275,8 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
         lights.append({"name": l.name, "on": bool(keep), "intensity_scale": scale, "color": list(color),
                        "position_m": pos.tolist()})
     draws["lights"] = lights
-    draws["background_color"] = np.clip(np.array(rig.background_color) + rng.uniform(-r.background_jitter, r.background_jitter, 3), 0, 1).tolist()
+    bg = np.clip(np.array(rig.background_color) + rng.uniform(-r.background_jitter, r.background_jitter, 3), 0, 1)
+    draws["background_color"] = _desaturate(bg, r.background_saturation).tolist()
     draws["tray_shade"] = _uniform(rng, r.tray_shade)
     # cameras: the true pose and focal differ from the calibrated (nominal) ones
     if r.viewpoints == "closeup" and not targets:

@@ -98,9 +98,34 @@ def test_new_draws_leave_older_presets_unchanged():
     assert max(d["white_balance"]) == pytest.approx(1.0)
 
 
+def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stream():
+    from simulator.rig import load_rig
+
+    rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
+    free = Randomization(preset="wild", background_jitter=0.6)
+    capped = Randomization(preset="wild", background_jitter=0.6, background_saturation=0.1)
+    sats = []
+    for seed in range(40):
+        a, b = sample(free, rig, np.random.default_rng(seed)), sample(capped, rig, np.random.default_rng(seed))
+        ca, cb = np.array(a["background_color"]), np.array(b["background_color"])
+        s_a, s_b = (np.ptp(ca) / ca.max()), (np.ptp(cb) / cb.max())
+        assert s_b <= 0.1 + 1e-9 and s_b <= s_a + 1e-9
+        if s_a <= 0.1:
+            assert np.allclose(ca, cb)  # already dull: untouched
+        else:  # pulled toward its own grey: same mean, same hue order
+            assert cb.mean() == pytest.approx(ca.mean(), abs=1e-6)
+            assert list(np.argsort(ca)) == list(np.argsort(cb))
+        sats.append(s_a)
+        # the cap is arithmetic on the drawn colour, no extra draws: every other draw is identical
+        a.pop("background_color"), b.pop("background_color")
+        assert json.dumps(a, sort_keys=True, default=lambda x: np.asarray(x).tolist()) == \
+            json.dumps(b, sort_keys=True, default=lambda x: np.asarray(x).tolist())
+    assert max(sats) > 0.3  # the free jitter does draw saturated colours, so the cap was exercised
+
+
 @pytest.mark.parametrize("key, value", [("closeup_fill", [0.9, 0.5]), ("closeup_fill", [0.0, 0.5]),
                                         ("exposure", [0.0, 1.0]), ("viewpoints", "orbit"), ("fill_lights", 0),
-                                        ("closeup_elevation_deg", [1, 40])])
+                                        ("closeup_elevation_deg", [1, 40]), ("background_saturation", 1.5)])
 def test_bad_closeup_settings_name_the_key(key, value):
     from simulator.errors import ConfigError
 
