@@ -291,17 +291,30 @@ def cached_features(backbone, images: np.ndarray, cache_dir: str | Path | None, 
 class HeadConfig:
     """A head on frozen features: hidden = 0 is logistic regression, > 0 a
     one-hidden-layer MLP (ReLU, dropout 0.2); full-batch AdamW for ``steps``
-    with weight decay ``l2``; features standardised with the weighted training
-    mean / std."""
+    with weight decay ``l2``. Features are centred on the weighted training
+    mean and scaled by ``scale``: ``global`` divides every dimension by one
+    number (the training set's RMS distance to the mean), keeping the backbone's
+    geometry; ``feature`` divides each dimension by its own training std.
+
+    Why ``global`` by default: a head trained on one domain and scored on
+    another (synthetic to real) must not blow up the dimensions that barely vary
+    in training. Per-feature standardisation does exactly that: a dimension
+    nearly constant across synthetic crops (a background made uniform, say) gets
+    a huge gain and then dominates the scores of real images, where it does vary.
+    Measured on a 150-capture corpus scored on 54 real photos: AUROC 0.65 with
+    ``feature`` and 0.81 with ``global``; on two others 0.80 and 0.81 with
+    ``feature``, 0.83 and 0.84 with ``global``."""
 
     hidden: int = 0
     steps: int = 300
     lr: float = 0.05
     l2: float = 1e-3
+    scale: str = "global"
 
     def __post_init__(self) -> None:
-        if self.hidden < 0 or self.steps < 1 or not self.lr > 0 or self.l2 < 0:
-            raise ValueError(f"bad HeadConfig {self}: need hidden >= 0, steps >= 1, lr > 0, l2 >= 0")
+        if self.hidden < 0 or self.steps < 1 or not self.lr > 0 or self.l2 < 0 or self.scale not in ("global", "feature"):
+            raise ValueError(f"bad HeadConfig {self}: need hidden >= 0, steps >= 1, lr > 0, l2 >= 0, "
+                             "scale global or feature")
 
 
 def balanced_weights(y: np.ndarray, share: float = 1.0) -> np.ndarray:
@@ -329,7 +342,8 @@ def train_head(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, cfg: H
     w = balanced_weights(y) if w is None else np.asarray(w, np.float64)
     w = w / w.sum()
     mu = (w[:, None] * X).sum(0)
-    sd = np.sqrt((w[:, None] * (X - mu) ** 2).sum(0)) + 1e-6
+    var = (w[:, None] * (X - mu) ** 2).sum(0)
+    sd = np.sqrt(var) + 1e-6 if cfg.scale == "feature" else np.full(X.shape[1], np.sqrt(var.sum()) + 1e-6)
     Z = torch.from_numpy(((X - mu) / sd).astype(np.float32))
     Y = torch.from_numpy(y.astype(np.float32))
     W = torch.from_numpy(w.astype(np.float32))
