@@ -65,7 +65,7 @@ def evaluate(Fs, ys, Fr, yr, types, rng, n_boot) -> dict:
     head = train_head(Fs, ys, cfg=HeadConfig(), seed=0)
     s = head_scores(head, Fr)
     lo, hi = M.bootstrap_ci(yr, s, M.roc_auc, rng, n_boot=n_boot)
-    res = {"auroc": M.roc_auc(yr, s), "auroc_ci95": [lo, hi], "ap": M.average_precision(yr, s),
+    res = {"train_views": int(len(ys)), "train_damaged": int(np.sum(ys)), "auroc": M.roc_auc(yr, s), "auroc_ci95": [lo, hi], "ap": M.average_precision(yr, s),
            "recall_at_50_precision": M.recall_at_precision(yr, s, 0.5), "per_real_type": {}}
     neg = yr == 0
     for t in sorted({t for ts in types for t in ts}):
@@ -89,7 +89,7 @@ def heatmap(rows: list[tuple[str, dict]], cols: list[str], path: Path, title: st
             if np.isfinite(A[i, j]):
                 ax.text(j, i, f"{A[i, j]:.2f}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(cols) + 1), ["all real"] + [f"real {c}" for c in cols], rotation=25, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), [n for n, _ in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{n} ({r['train_damaged']} damaged views)" for n, r in rows], fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="AUROC on real photos")
     fig.tight_layout()
