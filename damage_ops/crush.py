@@ -10,7 +10,9 @@ normal to ``b``,
     g(t) = 1 for t <= 0, 1 - smoothstep(t / L) for 0 < t < L, 0 beyond
 
 ``L = 0.85 T``, T the item's thickness behind the apex along b
-(``max((x - c) . b)``). Modes differ in the lateral profile ``h`` (meters,
+(``max((x - c) . b)``; for ``corner`` / ``edge``, whose push is diagonal,
+at most the depth along b to the nearest bbox wall it moves towards, so the
+floor and the side walls stay put). Modes differ in the lateral profile ``h`` (meters,
 inward positive):
 
 - ``dent`` / ``bulge`` (the smooth dent of a rigid item: bottle, can,
@@ -53,7 +55,7 @@ profile does - so creases may be as sharp as we like. No face can cross
 another: the crush cannot punch through the opposite wall, a tape, flap or
 label lying on a crushed wall moves with it, and the far wall (t >= L) does
 not move at all, so the item still rests flat. Hence the clamp: inward
-``depth <= 0.45 T`` (slope <= 0.8), and ``depth <= R`` (for ``buckle``:
+``depth <= 0.45 T`` (slope <= 0.8; outward ``bulge`` / ``wrinkle`` crests have none), and ``depth <= R`` (for ``buckle``:
 ``<= min(a, b) / 4``). What the mesh gives up: the triangles interpolate the
 field linearly between vertices, so the guarantee holds up to the
 interpolation error, which the refinement bounds (below) - layers closer than
@@ -330,6 +332,24 @@ def _candidates(product: Product, c0: np.ndarray, b: np.ndarray, r: float, L: fl
     return (rho_c - 3.0 * rad < r) & (t_c - rad < L)
 
 
+def _wall_depth(V: np.ndarray, c: np.ndarray, b: np.ndarray) -> float:
+    """Depth (m) along b from c, a point on the bbox of V, to the nearest bbox
+    wall the push moves towards: for each axis b has a component along, the
+    least ``(corner - c) . b`` over the corners of the far wall. A diagonal
+    push at a top corner reaches the floor long before the opposite corner;
+    a falloff within this depth keeps the bottom (the item rests on it) and
+    the side walls where they are."""
+    lo, hi = V.min(0), V.max(0)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    out = np.inf
+    for k in range(3):
+        if abs(b[k]) < 1e-9:
+            continue
+        wall = corners[np.isclose(corners[:, k], hi[k] if b[k] > 0 else lo[k])]
+        out = min(out, float(((wall - c) @ b).min()))
+    return max(out, 1e-4)
+
+
 def _snap(V: np.ndarray, F: np.ndarray, part_id: np.ndarray, c0: np.ndarray, face_part: int | None) -> np.ndarray:
     """The vertex nearest c0 (of part ``face_part``'s faces, or of any)."""
     if face_part is None:
@@ -363,6 +383,8 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     sign = -1.0 if mode == "wrinkle" else 1.0  # wrinkle crests go out: its size is measured outward
     c = _snap(V, F, np.asarray(mesh.face_attributes["part_id"]), c0, None if mode in BBOX_MODES else face_part)
     T = float(max(((V - c) @ b).max(), 1e-4))
+    if mode in BBOX_MODES:
+        T = min(T, _wall_depth(V, c, b))
     L = FALLOFF_PER_THICKNESS * T
     if mode == "buckle":
         k = int(np.argmax(np.abs(b)))
@@ -451,7 +473,8 @@ def _smooth(product: Product, p: Product, params: CrushParams, rng: np.random.Ge
     c = _snap(V, F, np.asarray(mesh.face_attributes["part_id"]), c0, face_part)
     T = float(max(((V - c) @ b).max(), 1e-4))  # again, from the snapped centre
     L = FALLOFF_PER_THICKNESS * T
-    d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
+    # an outward bulge only spreads each line along b apart: no thickness clamp
+    d = min(d_req, DEPTH_PER_RADIUS * r) if sign < 0 else min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
     clamped = d < d_req
 
     newV = V + crush_field(V, c, b, sign, d, r, L)
