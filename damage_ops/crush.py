@@ -240,8 +240,16 @@ class FoldField:
         """(n,) shift (m) along b of points X (n, 3) m."""
         q = X - self.c
         t = q @ self.b
-        h = self.prof(np.stack([q @ self.e1, q @ self.e2], axis=1))
-        return h * (1.0 - _smoothstep(t / self.falloff))
+        out = np.zeros(len(X))
+        # the profile only where it can be non-zero: above the falloff depth and
+        # within its support radius (most of a mesh is neither)
+        pu, pv = q @ self.e1, q @ self.e2
+        rs = self.prof.support_radius()
+        on = np.flatnonzero((t < self.falloff) & (pu * pu + pv * pv < rs * rs))
+        if len(on):
+            h = self.prof(np.stack([pu[on], pv[on]], axis=1))
+            out[on] = h * (1.0 - _smoothstep(t[on] / self.falloff))
+        return out
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return self.scalar(np.asarray(X, np.float64))[:, None] * self.b[None, :]

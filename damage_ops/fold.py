@@ -104,6 +104,7 @@ class Pyramid:
     beta: float
     cap: float
     band: tuple[np.ndarray, np.ndarray] | None = None
+    _r0: float | None = field(default=None, init=False, repr=False)
 
     def level(self, P: np.ndarray) -> np.ndarray:
         """(n,) meters inward from the rim (R at the apex, <= 0 outside)."""
@@ -114,20 +115,19 @@ class Pyramid:
 
     def __call__(self, P: np.ndarray) -> np.ndarray:
         lv = self.level(P)
-        top = self.radius - self._apex_gauge()
-        if self.band is None:
-            r = soft_relu(lv, self.beta)
-            r0 = max(soft_relu(np.array([top]), self.beta)[0], 1e-12)
-        else:
-            r = terrace(lv, *self.band, self.beta)
-            r0 = max(terrace(np.array([top]), *self.band, self.beta)[0], 1e-12)
-        return self.depth * r / r0  # exactly ``depth`` at the apex
+        if self._r0 is None:  # the apex's value, once (the field is called many times)
+            top = np.array([self.radius - self._apex_gauge()])
+            f0 = soft_relu(top, self.beta) if self.band is None else terrace(top, *self.band, self.beta)
+            self._r0 = max(float(f0[0]), 1e-12)
+        r = soft_relu(lv, self.beta) if self.band is None else terrace(lv, *self.band, self.beta)
+        return self.depth * r / self._r0  # exactly ``depth`` at the apex
 
     def _apex_gauge(self) -> float:
         return float(self.radius - self.level(np.zeros((1, 2)))[0])
 
     def support_radius(self) -> float:
-        return self.cap + self.beta
+        # level <= R - |p| R / cap, and the rounded relu vanishes below -beta
+        return self.cap * (1.0 + self.beta / self.radius) + self.beta
 
 
 @dataclass
@@ -146,6 +146,7 @@ class HipRoof:
     beta: float
     slope: float = 1.0
     band: tuple[np.ndarray, np.ndarray] | None = None
+    _r0: float | None = field(default=None, init=False, repr=False)
 
     def level(self, P: np.ndarray) -> np.ndarray:
         s = P @ self.axis
@@ -155,9 +156,10 @@ class HipRoof:
 
     def __call__(self, P: np.ndarray) -> np.ndarray:
         lv = self.level(P)
-        top = float(self.level(np.zeros((1, 2)))[0])
         f = (lambda x: soft_relu(x, self.beta)) if self.band is None else (lambda x: terrace(x, *self.band, self.beta))
-        return self.depth * f(lv) / max(float(f(np.array([top]))[0]), 1e-12)
+        if self._r0 is None:  # the apex's value, once
+            self._r0 = max(float(f(self.level(np.zeros((1, 2))))[0]), 1e-12)
+        return self.depth * f(lv) / self._r0
 
     def support_radius(self) -> float:
         return float(np.hypot(self.width, self.half + self.slope * self.width)) + 2 * self.beta
