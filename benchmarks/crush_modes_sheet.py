@@ -130,6 +130,18 @@ def _edge_face(product) -> int:
     return int(top[np.argmin(np.linalg.norm(c[top, :2] - tgt, axis=1))])
 
 
+def _side_face(product) -> int:
+    """A body face on the side facing the camera, at mid-height."""
+    m = product.mesh
+    n, c = m.face_normals, m.triangles_center
+    body = np.asarray(product.part_id) == 0
+    z = np.asarray(m.vertices)[:, 2]
+    mid = 0.5 * (z.min() + z.max())
+    view = np.array([0.66, -0.75, 0.0])
+    cand = np.flatnonzero(body & (n @ view > 0.8) & (np.abs(c[:, 2] - mid) < 0.15 * (z.max() - z.min())))
+    return int(cand[np.argmax(n[cand] @ view)])
+
+
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "crush_modes.png"))
@@ -150,7 +162,8 @@ def main(argv=None) -> Path:
             sku = next(s for s in cat.skus if s.kind == kind)
             bases[kind] = cat.build(sku)
         base = bases[kind]
-        face = _corner_face(base) if mode == "corner" else _edge_face(base) if mode == "edge" else _top_center_face(base)
+        face = (_corner_face(base) if mode == "corner" else _edge_face(base) if mode == "edge"
+                else _side_face(base) if kind == "bottle" else _top_center_face(base))
         q, rec = apply(base, "crush", {"depth_mm": depth, "radius_mm": radius, "mode": mode, "center": face},
                        np.random.default_rng(i))
         lab = np.flatnonzero(q.damage_id == len(q.damages))

@@ -27,7 +27,8 @@ inward positive):
   over a length, with a band of 2-4 parallel creases (alternately steep and
   shallow slopes) on both adjoining faces and diagonal hips at the ends.
 - ``crease``: a panel folded about a hinge line through the location at a
-  random angle, spanning the item: a V of half-width R.
+  random angle, spanning the item: a V of half-width R, with 0-2 parallel
+  creases on each flank (alternately steep and shallow).
 - ``buckle``: the bbox panel nearest the location buckles, pinned at its edges:
   ``w = A ((1 - k) sin(m pi x/a) + k tri(m x/a)) sin(n pi y/b)`` with m, n in
   {1, 2} and a triangle-wave share k whose peaks fold the panel about hinge
@@ -286,8 +287,9 @@ def _profile(mode: str, params: CrushParams, d_in: float, V: np.ndarray, c: np.n
         return prof, {"creases": n, "half_length_m": half}
     if mode == "crease":
         ax = FD.unit(rng.uniform(0, np.pi))[0]
-        prof = FD.HipRoof(d_in, R, ext, ax, beta, 1.0, None)
-        return prof, {"creases": 1, "axis_lateral": ax.tolist()}
+        n = int(rng.integers(0, 3))  # parallel creases beside the hinge: the board gives way in steps
+        prof = FD.HipRoof(d_in, R, ext, ax, beta, 1.0, FD.crease_band(rng, R, n) if n else None)
+        return prof, {"creases": 1 + 2 * n, "axis_lateral": ax.tolist()}
     if mode == "crumple":
         k = int(rng.integers(4, 6))
         base = FD.Pyramid(d_in, R, FD.radiating_normals(rng, k), rng.uniform(0.8, 1.2, k), beta, 1.5 * R, None)
