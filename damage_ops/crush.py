@@ -19,7 +19,8 @@ inward positive):
   blister): ``h = +-depth (1 - (rho/R)^2)^3`` for rho < R, a C2 bump with a
   flat top and no crease (rho: distance of x from the axis through c).
 - ``corner``: a d-cone at the bbox corner nearest the location, pushed in
-  along the corner diagonal: a pyramid over a polygon with 3-4 jittered
+  along ``(1, 1, 2) / sqrt(6)`` (into the item; down twice as much as in:
+  a stacked or dropped carton's corner collapses from above): a pyramid over a polygon with 3-4 jittered
   facets (``folds``), so 3-4 sharp ridges radiate from the corner and a rim
   crease closes the crushed region; major ones add 1-2 rings of creases.
 - ``edge``: an edge crush along the bbox edge nearest the location (push along
@@ -105,6 +106,8 @@ BBOX_MODES = ("corner", "edge")
 DEPTH_PER_THICKNESS = 0.45
 #: the depth falloff reaches zero at this fraction of the thickness (far wall stays put)
 FALLOFF_PER_THICKNESS = 0.85
+#: a corner is pushed along (1, 1, CORNER_DOWN) (signs into the item), normalised
+CORNER_DOWN = 2.0
 #: depth <= DEPTH_PER_RADIUS * radius
 DEPTH_PER_RADIUS = 1.0
 
@@ -195,7 +198,11 @@ def _frame(V: np.ndarray, F: np.ndarray, face: int, mode: str) -> tuple[np.ndarr
     sgn = np.where(x0 >= mid, 1.0, -1.0)  # the octant of the location
     corner = np.where(sgn > 0, hi, lo)
     if mode == "corner":
-        return corner, -sgn / np.sqrt(3.0), None
+        # down (along z, the item's up) twice as much as in: the corner of a stacked
+        # or dropped carton collapses from above, and the floor, 0.82 x the height
+        # down along this push, lets it go deeper than along the diagonal (0.58)
+        w = -sgn * np.array([1.0, 1.0, CORNER_DOWN])
+        return corner, w / np.linalg.norm(w), None
     # edge: of the 3 edges through the nearest corner, the one nearest the location
     # (distance to the edge along axis k ignores coordinate k: the nearest edge runs
     # along the axis in which the location is farthest from the corner)
