@@ -61,7 +61,11 @@ not move at all, so the item still rests flat. Hence the clamp: inward
 ``<= min(a, b) / 4``). What the mesh gives up: the triangles interpolate the
 field linearly between vertices, so the guarantee holds up to the
 interpolation error, which the refinement bounds (below) - layers closer than
-that (coincident by construction, like a flap resting on the body) may touch.
+twice that may cross: a flap resting flush on the body, a tape 0.3 mm over a
+flap (tests/test_crush_geometry.py checks the body never crosses itself and
+only such pairs of parts cross). The board does not stay isometric either
+(see ``damage_ops/fold.py``): a fold of theta stretches it by
+1 / cos(theta) - 1, recorded as ``stretch_p95`` / ``stretch_max``.
 
 Meshing. ``dent`` / ``bulge``: the support is refined (red-green, labels
 carried) to edges of :func:`target_edge_m` (``radius / 6`` in [1, 12] mm) and
