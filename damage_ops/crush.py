@@ -317,7 +317,7 @@ def _profile(mode: str, params: CrushParams, d_in: float, V: np.ndarray, c: np.n
         px, py = box @ e1, box @ e2
         x0, a, y0, bb = px.min(), px.max() - px.min(), py.min(), py.max() - py.min()
         m, n = [(1, 1), (2, 1), (1, 2), (2, 2)][int(rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]))]
-        prof = FD.Buckle(d_in, d_in, float(x0), float(a), float(y0), float(bb), m, n, float(rng.uniform(0.4, 0.8)), beta)
+        prof = FD.Buckle(d_in, d_in, float(x0), float(a), float(y0), float(bb), m, n, float(rng.uniform(0.65, 0.95)), beta)
         lobe = [float(x0 + a / (2 * m)), float(y0 + bb / (2 * n))]
         return prof, {"m": m, "n": n, "hinge": prof.hinge, "lobe_lateral": lobe}
     if mode == "wrinkle":
