@@ -176,7 +176,8 @@ def main(argv=None) -> Path:
         imgs.append(_outline(rgb, mask))
         for j, im in enumerate(imgs):
             sheet.paste(Image.fromarray(im), (left + j * S, y))
-        print(f"{kind}/{mode}: depth {rec.size['depth_mm']:.1f} mm, {rec.n_faces} faces", flush=True)
+        print(f"{kind}/{mode}: depth {rec.size['depth_mm']:.1f} mm, {rec.n_faces} faces, "
+              f"stretch p95 {rec.region.get('stretch_p95', 0):.3f}", flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
