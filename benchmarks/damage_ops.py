@@ -47,6 +47,10 @@ PARAMS: dict[str, dict[str, dict]] = {
 #: extra cases worth a figure of their own (op, label, params)
 EXTRA = (
     ("crush", "crumple", {"depth_mm": 10.0, "radius_mm": 60.0, "mode": "crumple"}),
+    ("crush", "edge", {"depth_mm": 25.0, "radius_mm": 60.0, "mode": "edge"}),
+    ("crush", "crease", {"depth_mm": 20.0, "radius_mm": 70.0, "mode": "crease"}),
+    ("crush", "buckle", {"depth_mm": 15.0, "radius_mm": 60.0, "mode": "buckle"}),
+    ("crush", "wrinkle", {"depth_mm": 5.0, "radius_mm": 80.0, "mode": "wrinkle"}),
     ("superficial", "scratch", {"style": "scratch", "length_mm": 80.0, "width_mm": 1.0}),
     ("superficial", "torn_label(liner)", {"style": "torn_label", "area_cm2": 10.0}),
 )

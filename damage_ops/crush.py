@@ -1,53 +1,93 @@
-"""Crush: dents, crushed carton corners and edges, crumples and bulges
-(Kaputt category ``deformation``).
+"""Crush: dents and bulges of rigid items; creased, folded, buckled and
+wrinkled board and film (Kaputt category ``deformation``).
 
-Displacement field. A compactly supported smooth bump pushed along one fixed
-direction ``a`` (the inward surface normal at the dent centre; the corner or
-edge diagonal for ``corner`` / ``edge``; outward for ``bulge``):
+Every mode is one *shear along a fixed direction*: with ``b`` the inward unit
+push direction, ``c`` the apex (a vertex of the mesh), ``t = (x - c) . b`` the
+depth below the surface and ``p`` the lateral coordinates of x in a frame
+normal to ``b``,
 
-    u(x) = sign * depth * phi(rho / R) * g(t) * m(x) * a
-    phi(s) = (1 - s^2)^3 for s < 1, else 0   (C2, flat top, zero at the rim)
-    g(t)   = 1 for t <= 0, 1 - smoothstep(t / L) for 0 < t < L, 0 beyond
+    u(x) = h(p) * g(t) * b
+    g(t) = 1 for t <= 0, 1 - smoothstep(t / L) for 0 < t < L, 0 beyond
 
-with ``rho`` the distance of x from the axis through the centre c along a,
-``t = (x - c) . b`` the depth of x below the dented surface (b = inward
-direction) and ``L = 0.85 T``, T the item's thickness behind the centre
-along b (extent of its vertices: ``max((x - c) . b)``). ``m`` is 1, or for ``crumple`` a ridged Perlin
-modulation in [0.45, 1] (1 at the centre) that leaves sharp creases.
+``L = 0.85 T``, T the item's thickness behind the apex along b
+(``max((x - c) . b)``; for ``corner`` / ``edge``, whose push is diagonal,
+at most the depth along b to the nearest bbox wall it moves towards, so the
+floor and the side walls stay put). Modes differ in the lateral profile ``h`` (meters,
+inward positive):
 
-Why this and not regularized Kelvinlets (de Goes & James 2017): a Kelvinlet is
-the physically exact response of an infinite elastic medium, but it decays as
-1/r and never reaches zero, so every vertex of the item moves a little, the
-damaged region has no crisp boundary for the labels, and nothing bounds a
-large brush from folding the surface. The field above is a *shear along a
-fixed direction*: the coordinates across ``a`` never change and, along each
-line parallel to ``a``, the shift varies with slope ``depth * |g'| <= 1.5 depth / L``.
-While that slope is below 1 the map x -> x + u(x) is injective on all of space,
-so no face can cross another - the dent cannot punch through the opposite
-wall and a tape or label lying on the dented wall moves with it and never
-pokes through - and the far wall (t >= L) does not move at all, so the item
-still rests flat. Hence the clamp: ``depth <= 0.45 T`` (slope <= 0.8). Where the
-wall under the centre is thinner than T (a blister card corner, a flap, a
-mailer's edge) the whole local sheet moves together - it bends instead of
-being squashed - and the injectivity still rules out any crossing. The
-dent is also clamped to ``depth <= radius`` (deeper than wide is a puncture,
-not a dent). ``phi`` being C2 with zero slope at the centre and the rim gives
-the rounded, creaseless profile of a dent in board or sheet metal.
+- ``dent`` / ``bulge`` (the smooth dent of a rigid item: bottle, can,
+  blister): ``h = +-depth (1 - (rho/R)^2)^3`` for rho < R, a C2 bump with a
+  flat top and no crease (rho: distance of x from the axis through c).
+- ``corner``: a d-cone at the bbox corner nearest the location, pushed in
+  along ``(1, 1, 2) / sqrt(6)`` (into the item; down twice as much as in:
+  a stacked or dropped carton's corner collapses from above): a pyramid over a polygon with 3-4 jittered
+  facets (``folds``), so 3-4 sharp ridges radiate from the corner and a rim
+  crease closes the crushed region; major ones add 1-2 rings of creases.
+- ``edge``: an edge crush along the bbox edge nearest the location (push along
+  the edge diagonal): a hip roof whose ridge is the edge, pushed in by depth
+  over a length, with a band of 2-4 parallel creases (alternately steep and
+  shallow slopes) on both adjoining faces and diagonal hips at the ends.
+- ``crease``: a panel folded about a hinge line through the location at a
+  random angle, spanning the item: a V of half-width R, with 0-2 parallel
+  creases on each flank (alternately steep and shallow).
+- ``buckle``: the bbox panel nearest the location buckles, pinned at its edges:
+  ``w = A ((1 - k) sin(m pi x/a) + k tri(m x/a)) sin(n pi y/b)`` with m, n in
+  {1, 2} and a triangle-wave share k whose peaks fold the panel about hinge
+  lines; alternate lobes go in and out.
+- ``crumple``: a 4-5 facet pyramid times ``1 - mix + mix M``, M the max of
+  tents over 2 crease lines through the apex and ``folds`` more in random
+  directions: sharp ridges every which way.
+- ``wrinkle`` (film: mailers, pouches): an oriented sinusoid along a random
+  compression axis, phase warped by Perlin noise, under a C2 envelope of
+  radius R; crests go out by depth (the push is outward, as for ``bulge``),
+  troughs in by at most the thickness clamp. Wavelength
+  ``lambda = pi depth / sqrt(excess)`` (inextensible film absorbing an excess
+  length fraction ``excess``), clipped to [6 mm, R].
 
-Meshing. The support is refined first (red-green, labels carried) to edges of
-:func:`target_edge_m` (``radius / 6``, clipped to [1, 12] mm) so the dent is
-smooth; the dent centre is then snapped to the nearest vertex of the
-located part so the requested depth is reached exactly at a vertex of the
-exposed surface. Vertices only move (uv moves
-with them, so printed artwork stretches); no face is added after refinement or
+The creases are kinks of h rounded over a narrow band (``damage_ops/fold.py``):
+sharp at booth distance, continuous on the mesh. On a flat panel a crease of
+slope tan(theta) folds the board by theta about the line, as a shear: the
+board stretches by 1/cos(theta) - 1 there instead of staying isometric.
+
+Why a shear: the coordinates across ``b`` never change and, along each line
+parallel to b, the shift varies with slope ``h |g'| <= 1.5 h / L``. While that
+slope is below 1 for the inward pushes (outward ones only ever spread the
+line), the map x -> x + u(x) is injective on all of space, whatever the lateral
+profile does - so creases may be as sharp as we like. No face can cross
+another: the crush cannot punch through the opposite wall, a tape, flap or
+label lying on a crushed wall moves with it, and the far wall (t >= L) does
+not move at all, so the item still rests flat. Hence the clamp: inward
+``depth <= 0.45 T`` (slope <= 0.8; outward ``bulge`` / ``wrinkle`` crests have none), and ``depth <= R`` (for ``buckle``:
+``<= min(a, b) / 4``). What the mesh gives up: the triangles interpolate the
+field linearly between vertices, so the guarantee holds up to the
+interpolation error, which the refinement bounds (below) - layers closer than
+twice that may cross: a flap resting flush on the body, a tape 0.3 mm over a
+flap (tests/test_crush_geometry.py checks the body never crosses itself and
+only such pairs of parts cross). The board does not stay isometric either
+(see ``damage_ops/fold.py``): a fold of theta stretches it by
+1 / cos(theta) - 1, recorded as ``stretch_p95`` / ``stretch_max``.
+
+Meshing. ``dent`` / ``bulge``: the support is refined (red-green, labels
+carried) to edges of :func:`target_edge_m` (``radius / 6`` in [1, 12] mm) and
+the centre then snapped to the nearest vertex of the located part, so the
+requested depth is reached exactly at a vertex. The other modes snap the apex
+to a vertex first (of the located part; any part for ``corner`` / ``edge``),
+then refine adaptively where the field is not linear across a face: a face
+splits while the displacement at an edge midpoint or its centroid differs
+from the linear interpolation of its corners by more than
+:func:`interp_tol_m`, down to edges of :func:`crease_edge_m`. So creases are
+resolved finely and flat facets stay coarse. Vertices only move (uv moves with
+them, so printed artwork stretches); no face is added after refinement or
 removed, so a closed part stays closed: ``opens_surface=False``.
 
 Labels: "changed" = faces with at least one vertex displaced by more than
-``max(0.2 mm, 2 % of depth)``; exactly those get the new ``damage_id``.
+``max(0.2 mm, 2 % of the recorded depth_mm)``; exactly those get the new ``damage_id``.
 Size (measured on the result): ``depth_mm`` = maximum displacement of any
-vertex along the push direction; ``radius_mm`` = the bump radius;
-``requested_depth_mm``, ``clamped`` (1.0 when the depth was clamped).
-Severity: ``major`` if depth_mm >= 10.
+vertex along the push direction (the record's ``direction``); ``radius_mm``;
+``requested_depth_mm``, ``clamped`` (1.0 when the depth was clamped). The
+region records the mode's shape (folds, creases, wavelength) and
+``stretch_p95`` / ``stretch_max``: the relative edge-length change over the
+changed faces (0 for an isometric fold). Severity: ``major`` if depth_mm >= 10.
 """
 from __future__ import annotations
 
@@ -56,15 +96,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import _surface as S
+from . import fold as FD
 from .base import check_face_index, ParamError, add_damage, check_range, register
 from .product import Product, take_faces
 
 OP = "crush"
-MODES = ("dent", "corner", "edge", "crumple", "bulge")
+MODES = ("dent", "corner", "edge", "crease", "buckle", "crumple", "wrinkle", "bulge")
+#: modes with the smooth C2 bump (rigid items)
+SMOOTH_MODES = ("dent", "bulge")
+#: modes located on the bbox (corner / edge), not on the picked face
+BBOX_MODES = ("corner", "edge")
 #: depth <= DEPTH_PER_THICKNESS * thickness behind the centre (keeps the map injective)
 DEPTH_PER_THICKNESS = 0.45
 #: the depth falloff reaches zero at this fraction of the thickness (far wall stays put)
 FALLOFF_PER_THICKNESS = 0.85
+#: a corner is pushed along (1, 1, CORNER_DOWN) (signs into the item), normalised
+CORNER_DOWN = 2.0
 #: depth <= DEPTH_PER_RADIUS * radius
 DEPTH_PER_RADIUS = 1.0
 
@@ -72,16 +119,24 @@ DEPTH_PER_RADIUS = 1.0
 @dataclass(frozen=True)
 class CrushParams:
     """depth_mm: peak displacement, mm, in [1, 60] (clamped, see module doc)
-    radius_mm: radius of the bump's support, mm, in [5, 200]
-    mode: ``dent`` | ``corner`` | ``edge`` | ``crumple`` | ``bulge``
+    radius_mm: size of the damage, mm, in [5, 200]: the bump radius (dent,
+        bulge, wrinkle envelope), the crushed region's radius (corner,
+        crumple), the half-width of the crushed band (edge) or of the V (crease)
+    mode: one of :data:`MODES`
     center: face index whose centroid locates the damage (for corner/edge: the
         nearest bbox corner/edge to it), or None = a random exposed face
+    folds: corner: ridges of the d-cone (3-4); crumple: crease lines besides the
+        two through the apex (1-6); 0 = drawn from the rng
+    excess: wrinkle: the excess length fraction the film absorbs, in
+        [0.005, 0.5] (sets the wavelength)
     """
 
     depth_mm: float = 6.0
     radius_mm: float = 40.0
     mode: str = "dent"
     center: int | None = None
+    folds: int = 0
+    excess: float = 0.15
 
     def __post_init__(self) -> None:
         check_range(OP, "depth_mm", self.depth_mm, 1.0, 60.0)
@@ -89,11 +144,33 @@ class CrushParams:
         if self.mode not in MODES:
             raise ParamError(f"{OP}.mode: must be one of {list(MODES)}, got {self.mode!r}")
         check_face_index(OP, self.center)
+        if isinstance(self.folds, bool) or not isinstance(self.folds, (int, np.integer)) or not 0 <= self.folds <= 6:
+            raise ParamError(f"{OP}.folds: must be an int in [0, 6] (0 = random), got {self.folds!r}")
+        if self.mode == "corner" and self.folds not in (0, 3, 4):
+            raise ParamError(f"{OP}.folds: a corner d-cone has 3 or 4 ridges (0 = random), got {self.folds!r}")
+        check_range(OP, "excess", self.excess, 0.005, 0.5)
 
 
 def target_edge_m(radius_mm: float) -> float:
     """Edge length (m) the dent support is refined to: radius / 6 in [1, 12] mm."""
     return float(np.clip(radius_mm / 6.0, 1.0, 12.0)) * 1e-3
+
+
+def crease_band_m(radius_mm: float) -> float:
+    """Half-width (m) over which a crease's kink is rounded: 3 % of the
+    radius in [2, 3] mm - about the thickness of corrugated board, which
+    cannot fold sharper than that; sharp at booth distance."""
+    return float(np.clip(0.03 * radius_mm, 2.0, 3.0)) * 1e-3
+
+
+def crease_edge_m(radius_mm: float) -> float:
+    """Smallest edge (m) the adaptive refinement goes down to: 0.8 x the crease band."""
+    return 0.8 * crease_band_m(radius_mm)
+
+
+def interp_tol_m(depth_m: float) -> float:
+    """A face splits while linear interpolation misses the field by more than this (m)."""
+    return max(0.1e-3, 0.01 * depth_m)
 
 
 def change_threshold_m(depth_m: float) -> float:
@@ -106,39 +183,48 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _frame(V: np.ndarray, F: np.ndarray, face: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """(anchor point c0 (3,), inward unit direction b (3,)) for the mode."""
+def _frame(V: np.ndarray, F: np.ndarray, face: int, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(anchor point c0 (3,), inward unit direction b (3,), edge axis (3,) or
+    None) for the mode."""
     tri = V[F[face]]
     x0 = tri.mean(0)
     n, _ = S.normals_areas(V, F[face:face + 1])
     n = n[0]
-    if mode in ("dent", "crumple", "bulge"):
-        return x0, -n
     lo, hi = V.min(0), V.max(0)
+    if mode == "buckle":  # the bbox panel the face looks out of
+        k = int(np.argmax(np.abs(n)))
+        b = np.zeros(3)
+        b[k] = -np.sign(n[k]) if n[k] != 0 else -1.0
+        return x0, b, None
+    if mode not in BBOX_MODES:
+        return x0, -n, None
     mid = 0.5 * (lo + hi)
     sgn = np.where(x0 >= mid, 1.0, -1.0)  # the octant of the location
-    if mode == "corner":
-        c0 = np.where(sgn > 0, hi, lo)
-        return c0, -sgn / np.sqrt(3.0)
-    # edge: of the 3 edges through the nearest corner, the one nearest the location
     corner = np.where(sgn > 0, hi, lo)
-    # distance to the edge along axis k ignores coordinate k: the nearest edge runs
-    # along the axis in which the location is farthest from the corner
+    if mode == "corner":
+        # down (along z, the item's up) twice as much as in: the corner of a stacked
+        # or dropped carton collapses from above, and the floor, 0.82 x the height
+        # down along this push, lets it go deeper than along the diagonal (0.58)
+        w = -sgn * np.array([1.0, 1.0, CORNER_DOWN])
+        return corner, w / np.linalg.norm(w), None
+    # edge: of the 3 edges through the nearest corner, the one nearest the location
+    # (distance to the edge along axis k ignores coordinate k: the nearest edge runs
+    # along the axis in which the location is farthest from the corner)
     axis = int(np.argmax(np.abs(x0 - corner)))
     c0 = corner.copy()
     c0[axis] = x0[axis]
     d = -sgn.copy()
     d[axis] = 0.0
-    return c0, d / np.linalg.norm(d)
+    e = np.zeros(3)
+    e[axis] = 1.0
+    return c0, d / np.linalg.norm(d), e
 
 
 def crush_field(V: np.ndarray, c: np.ndarray, b: np.ndarray, sign: float, depth_m: float, radius_m: float,
-                falloff_m: float, modulation=None) -> np.ndarray:
-    """(v, 3) displacement (m) of points ``V`` (v, 3) m: see the module doc.
-
-    c: centre (3,), b: unit inward direction (3,), sign: +1 pushes along b (dent),
-    -1 against it (bulge), modulation: None or callable (u, v, rho) -> (v,) in
-    [0, 1] of the tangent coordinates and axis distance (m) around c."""
+                falloff_m: float) -> np.ndarray:
+    """(v, 3) displacement (m) of points ``V`` (v, 3) m for the smooth
+    ``dent`` / ``bulge``: see the module doc. c: centre (3,), b: unit inward
+    direction (3,), sign: +1 pushes along b (dent), -1 against it (bulge)."""
     q = V - c
     t = q @ b
     lat = q - t[:, None] * b
@@ -146,27 +232,160 @@ def crush_field(V: np.ndarray, c: np.ndarray, b: np.ndarray, sign: float, depth_
     s2 = np.minimum((rho / radius_m) ** 2, 1.0)
     phi = (1.0 - s2) ** 3
     g = 1.0 - _smoothstep(t / falloff_m)
-    w = phi * g
-    if modulation is not None:
-        e1, e2 = S.tangent_frame(b)
-        w = w * modulation(lat @ e1, lat @ e2, rho)
-    return (sign * depth_m) * w[:, None] * b[None, :]
+    return (sign * depth_m) * (phi * g)[:, None] * b[None, :]
 
 
-def _crumple(rng: np.random.Generator, radius_m: float):
-    nz = S.Noise2(rng, radius_m, 0.35 * radius_m, octaves=3)
+@dataclass
+class FoldField:
+    """The shear ``x -> x + prof(p) g(t) b`` of the module doc: ``prof`` a
+    profile of :mod:`damage_ops.fold` over lateral coordinates p = ((x - c).e1,
+    (x - c).e2) (m), ``falloff`` = L (m)."""
 
-    def m(u: np.ndarray, v: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        ridge = 1.0 - np.clip(np.abs(nz(u, v)) * 3.0, 0.0, 1.0)  # 1 on crease lines, 0 between
-        away = 1.0 - np.exp(-(rho / (0.2 * radius_m)) ** 2)     # 0 at the centre: peak depth stays exact
-        return 1.0 - 0.55 * (1.0 - ridge) * away
-    return m
+    c: np.ndarray
+    b: np.ndarray
+    e1: np.ndarray
+    e2: np.ndarray
+    prof: object
+    falloff: float
+
+    def scalar(self, X: np.ndarray) -> np.ndarray:
+        """(n,) shift (m) along b of points X (n, 3) m."""
+        q = X - self.c
+        t = q @ self.b
+        out = np.zeros(len(X))
+        # the profile only where it can be non-zero: above the falloff depth and
+        # within its support radius (most of a mesh is neither)
+        pu, pv = q @ self.e1, q @ self.e2
+        rs = self.prof.support_radius()
+        on = np.flatnonzero((t < self.falloff) & (pu * pu + pv * pv < rs * rs))
+        if len(on):
+            h = self.prof(np.stack([pu[on], pv[on]], axis=1))
+            out[on] = h * (1.0 - _smoothstep(t[on] / self.falloff))
+        return out
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.scalar(np.asarray(X, np.float64))[:, None] * self.b[None, :]
+
+
+def _lateral_frame(b: np.ndarray, first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if first is None:
+        return S.tangent_frame(b)
+    e1 = first - (first @ b) * b
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(b, e1)
+
+
+def _profile(mode: str, params: CrushParams, d_in: float, V: np.ndarray, c: np.ndarray, b: np.ndarray,
+             e1: np.ndarray, e2: np.ndarray, T: float, rng: np.random.Generator):
+    """(profile, region facts) for a fold mode: see the module doc. d_in: the
+    (clamped) inward depth, m; the rng draws the shape."""
+    R = params.radius_mm * 1e-3
+    beta = crease_band_m(params.radius_mm)
+    ext = float(np.linalg.norm(V.max(0) - V.min(0)))
+    major = d_in >= 10e-3
+    if mode == "corner":
+        k = params.folds or int(rng.choice([3, 4]))
+        band = None
+        rings = int(rng.integers(1, 3)) if major else int(rng.integers(0, 2))
+        if rings:
+            band = FD.crease_band(rng, R, rings)
+        prof = FD.Pyramid(d_in, R, FD.radiating_normals(rng, k), rng.uniform(0.75, 1.25, k), beta, 1.5 * R, band)
+        return prof, {"folds": k, "rings": rings}
+    if mode == "edge":
+        n = int(rng.integers(2, 5))
+        half = R * rng.uniform(0.8, 2.0)
+        prof = FD.HipRoof(d_in, R, half, np.array([1.0, 0.0]), beta, rng.uniform(0.6, 1.2), FD.crease_band(rng, R, n))
+        return prof, {"creases": n, "half_length_m": half}
+    if mode == "crease":
+        ax = FD.unit(rng.uniform(0, np.pi))[0]
+        n = int(rng.integers(0, 3))  # parallel creases beside the hinge: the board gives way in steps
+        prof = FD.HipRoof(d_in, R, ext, ax, beta, 1.0, FD.crease_band(rng, R, n) if n else None)
+        return prof, {"creases": 1 + 2 * n, "axis_lateral": ax.tolist()}
+    if mode == "crumple":
+        k = int(rng.integers(4, 6))
+        base = FD.Pyramid(d_in, R, FD.radiating_normals(rng, k), rng.uniform(0.8, 1.2, k), beta, 1.5 * R, None)
+        extra = params.folds or int(rng.integers(2, 5))
+        phi = rng.uniform(0, np.pi, 2 + extra)
+        pts = np.zeros((2 + extra, 2))
+        pts[2:] = rng.uniform(-0.7, 0.7, (extra, 2)) * R
+        widths = rng.uniform(0.2, 0.45, 2 + extra) * R
+        prof = FD.Creased(base, pts, FD.unit(phi), widths, 0.55, beta)
+        return prof, {"folds": k, "creases": 2 + extra}
+    if mode == "buckle":  # e1, e2 run along the panel's edges (see crush)
+        lo, hi = V.min(0), V.max(0)
+        box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) - c
+        px, py = box @ e1, box @ e2
+        x0, a, y0, bb = px.min(), px.max() - px.min(), py.min(), py.max() - py.min()
+        m, n = [(1, 1), (2, 1), (1, 2), (2, 2)][int(rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]))]
+        prof = FD.Buckle(d_in, d_in, float(x0), float(a), float(y0), float(bb), m, n, float(rng.uniform(0.65, 0.95)), beta)
+        lobe = [float(x0 + a / (2 * m)), float(y0 + bb / (2 * n))]
+        return prof, {"m": m, "n": n, "hinge": prof.hinge, "lobe_lateral": lobe}
+    if mode == "wrinkle":
+        lam = float(np.clip(np.pi * d_in / np.sqrt(params.excess), 6e-3, R))
+        amp_in = min(d_in, DEPTH_PER_THICKNESS * T)
+        nz = S.Noise2(rng, R, 1.5 * lam, octaves=2)
+        prof = FD.Wrinkle(d_in, amp_in, lam, R, FD.unit(rng.uniform(0, np.pi))[0], nz, 1.2)
+        return prof, {"wavelength_m": lam, "trough_m": amp_in}
+    raise AssertionError(mode)
+
+
+def _stretch(V0: np.ndarray, V1: np.ndarray, F: np.ndarray) -> tuple[float, float]:
+    """(95th percentile, max) of |edge length change| / length over faces F."""
+    if len(F) == 0:
+        return 0.0, 0.0
+    e0 = V0[F] - V0[np.roll(F, -1, axis=1)]
+    e1 = V1[F] - V1[np.roll(F, -1, axis=1)]
+    l0 = np.sqrt((e0 ** 2).sum(2)).ravel()
+    r = np.abs(np.sqrt((e1 ** 2).sum(2)).ravel() / np.maximum(l0, 1e-12) - 1.0)
+    return float(np.percentile(r, 95)), float(r.max())
+
+
+def _candidates(product: Product, c0: np.ndarray, b: np.ndarray, r: float, L: float) -> np.ndarray:
+    """(n,) bool faces whose bounding ball may meet the cylinder of radius r
+    round the axis through c0 along b, above depth L."""
+    _, _, cen, r2 = S.face_geometry(product.mesh)  # same faces; cached
+    rad = np.sqrt(r2)
+    q = cen - c0
+    t_c = q @ b
+    rho_c = np.sqrt(np.maximum(np.einsum("ij,ij->i", q, q) - t_c * t_c, 0.0))
+    # a face's corners lie within its bounding radius of its centroid and its
+    # edges are at most twice that, so the balls narrow the exact test down
+    return (rho_c - 3.0 * rad < r) & (t_c - rad < L)
+
+
+def _wall_depth(V: np.ndarray, c: np.ndarray, b: np.ndarray) -> float:
+    """Depth (m) along b from c, a point on the bbox of V, to the nearest bbox
+    wall the push moves towards: for each axis b has a component along, the
+    least ``(corner - c) . b`` over the corners of the far wall. A diagonal
+    push at a top corner reaches the floor long before the opposite corner;
+    a falloff within this depth keeps the bottom (the item rests on it) and
+    the side walls where they are."""
+    lo, hi = V.min(0), V.max(0)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    out = np.inf
+    for k in range(3):
+        if abs(b[k]) < 1e-9:
+            continue
+        wall = corners[np.isclose(corners[:, k], hi[k] if b[k] > 0 else lo[k])]
+        out = min(out, float(((wall - c) @ b).min()))
+    return max(out, 1e-4)
+
+
+def _snap(V: np.ndarray, F: np.ndarray, part_id: np.ndarray, c0: np.ndarray, face_part: int | None) -> np.ndarray:
+    """The vertex nearest c0 (of part ``face_part``'s faces, or of any)."""
+    if face_part is None:
+        cand = np.arange(len(V))
+    else:
+        on = np.zeros(len(V), bool)  # the part's vertices (a bitmap, not a sort)
+        on[F[part_id == face_part].ravel()] = True
+        cand = np.flatnonzero(on)
+    return V[cand[int(np.argmin(((V[cand] - c0) ** 2).sum(1)))]].copy()
 
 
 @register(OP, CrushParams, "deformation", opens_surface=False)
 def crush(product: Product, params: CrushParams, rng: np.random.Generator):
-    """Dent / crush / crumple / bulge ``product`` (not mutated); returns
-    (new product, DamageRecord). See the module docstring for the field, the
+    """Dent / fold / buckle / wrinkle ``product`` (not mutated); returns
+    (new product, DamageRecord). See the module docstring for the fields, the
     clamps and the label definition."""
     p = product.copy()
     mesh = p.mesh
@@ -174,16 +393,84 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     if params.center is not None and params.center >= len(F):
         raise ParamError(f"{OP}.center: face index must be < {len(F)} for product {p.sku!r}, got {params.center!r}")
     face = int(params.center) if params.center is not None else S.pick_exposed_face(product.mesh, rng)  # same faces; its geometry is cached
-    c0, b = _frame(V, F, face, params.mode)
+    mode = params.mode
+    c0, b, edge_axis = _frame(V, F, face, mode)
+    face_part = int(mesh.face_attributes["part_id"][face])
+    r = params.radius_mm * 1e-3
+    d_req = params.depth_mm * 1e-3
+    if mode in SMOOTH_MODES:
+        return _smooth(product, p, params, rng, face, face_part, c0, b)
+
+    sign = -1.0 if mode == "wrinkle" else 1.0  # wrinkle crests go out: its size is measured outward
+    c = _snap(V, F, np.asarray(mesh.face_attributes["part_id"]), c0, None if mode in BBOX_MODES else face_part)
+    T = float(max(((V - c) @ b).max(), 1e-4))
+    if mode in BBOX_MODES:
+        T = min(T, _wall_depth(V, c, b))
+    L = FALLOFF_PER_THICKNESS * T
+    if mode == "buckle":
+        k = int(np.argmax(np.abs(b)))
+        span = np.delete(V.max(0) - V.min(0), k)
+        d = min(d_req, DEPTH_PER_THICKNESS * T, 0.25 * float(span.min()))
+    elif mode == "wrinkle":
+        d = min(d_req, DEPTH_PER_RADIUS * r)  # outward crests: no thickness clamp (troughs have theirs)
+    else:
+        d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
+    clamped = d < d_req
+    if mode == "buckle":  # the panel's own axes, the hinge along one of them
+        ij = [a for a in range(3) if a != int(np.argmax(np.abs(b)))]
+        edge_axis = np.eye(3)[ij[int(rng.integers(0, 2))]]
+    e1, e2 = _lateral_frame(b, edge_axis)
+    prof, shape = _profile(mode, params, d, V, c, b, e1, e2, T, rng)
+    fld = FoldField(c, b, e1, e2, prof, L)
+
+    tol = interp_tol_m(d)
+    cand = _candidates(product, c, b, prof.support_radius(), L)
+
+    def nonlinear(m, idx: np.ndarray) -> np.ndarray:
+        """Faces ``idx`` of ``m`` across which the field is not linear (to ``tol``)."""
+        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
+        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
+        k = len(idx)
+        s = fld.scalar(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
+        sa, sb, sc, sab, sbc, sca, sm = (s[i * k:(i + 1) * k] for i in range(7))
+        err = np.maximum(np.maximum(np.abs(sab - 0.5 * (sa + sb)), np.abs(sbc - 0.5 * (sb + sc))),
+                         np.maximum(np.abs(sca - 0.5 * (sc + sa)), np.abs(sm - (sa + sb + sc) / 3)))
+        return err > tol
+
+    mesh, _ = S.refine_where(mesh, nonlinear, crease_edge_m(params.radius_mm), max_levels=7, candidates=cand,
+                             keep_geometry=False)
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    disp = fld(V)
+    newV = V + disp
+    push = sign * b
+    depth_meas = float(max((disp @ push).max(), 0.0))
+    # the threshold follows the recorded depth, so the record alone reproduces the labels
+    moved = np.sqrt((disp ** 2).sum(1)) > change_threshold_m(depth_meas)
+    faces = np.flatnonzero(moved[F].any(1))
+    st95, stmax = _stretch(V, newV, F[faces])
+
+    p.mesh = take_faces(mesh, np.arange(len(F)), newV, F.copy())
+    if p.collision:  # physics hulls follow the same (continuous) field
+        p.collision = tuple(np.asarray(cp) + fld(np.asarray(cp, np.float64)) for cp in p.collision)
+    size = {"depth_mm": depth_meas * 1e3, "radius_mm": params.radius_mm,
+            "requested_depth_mm": params.depth_mm, "clamped": float(clamped)}
+    region = {"center_m": c.tolist(), "radius_m": r, "direction": push.tolist(), "mode": mode,
+              "face": face, "thickness_m": T, "falloff_m": L, "lateral_frame": [e1.tolist(), e2.tolist()],
+              "crease_band_m": crease_band_m(params.radius_mm), "stretch_p95": st95, "stretch_max": stmax}
+    region.update(shape)
+    return add_damage(p, faces, OP, size, region, asdict(params))
+
+
+def _smooth(product: Product, p: Product, params: CrushParams, rng: np.random.Generator, face: int, face_part: int,
+            c0: np.ndarray, b: np.ndarray):
+    """The smooth ``dent`` / ``bulge`` (rigid items): see the module doc."""
+    mesh = p.mesh
+    V = np.asarray(mesh.vertices)
     sign = -1.0 if params.mode == "bulge" else 1.0
     r = params.radius_mm * 1e-3
-
-    # thickness of the item behind the anchor along b (its far side stays put)
-    T = float(max(((V - c0) @ b).max(), 1e-4))
+    T = float(max(((V - c0) @ b).max(), 1e-4))  # thickness of the item behind the anchor along b
     L = FALLOFF_PER_THICKNESS * T
     d_req = params.depth_mm * 1e-3
-    d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
-    clamped = d < d_req
 
     def support(m, idx: np.ndarray) -> np.ndarray:
         """Faces ``idx`` of mesh ``m`` that may meet the field's support."""
@@ -196,47 +483,31 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
             t_min = np.minimum(t_min, t)
         return (rho_min - S.max_edge(Vm, Fm) < r) & (t_min < L)
 
-    h = target_edge_m(params.radius_mm)
-    # candidates: faces within (radius + their size) of the axis, found once; a
-    # face's corners lie within its bounding radius of its centroid and its
-    # edges are at most twice that, so the balls narrow the exact test down
-    _, _, cen, r2 = S.face_geometry(product.mesh)  # same faces; cached
-    rad = np.sqrt(r2)
-    q = cen - c0
-    t_c = q @ b
-    rho_c = np.sqrt(np.maximum(np.einsum("ij,ij->i", q, q) - t_c * t_c, 0.0))
-    near = np.flatnonzero((rho_c - 3.0 * rad < r) & (t_c - rad < L))
-    cand = np.zeros(len(F), bool)
+    near = np.flatnonzero(_candidates(product, c0, b, r, L))
+    cand = np.zeros(len(mesh.faces), bool)
     cand[near[support(mesh, near)]] = True
-    face_part = int(mesh.face_attributes["part_id"][face])
-    mesh, _ = S.refine_where(mesh, support, h, max_levels=6, candidates=cand, keep_geometry=False)
+    mesh, _ = S.refine_where(mesh, support, target_edge_m(params.radius_mm), max_levels=6, candidates=cand,
+                             keep_geometry=False)
     V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     # snap: the peak lands on a vertex of the located part (the exposed layer, not
     # a hidden one beneath it), so the requested depth is reached exactly
-    if params.mode in ("dent", "crumple", "bulge"):
-        on = np.zeros(len(V), bool)  # the part's vertices (a bitmap, not a sort)
-        on[F[mesh.face_attributes["part_id"] == face_part].ravel()] = True
-        cand = np.flatnonzero(on)
-    else:
-        cand = np.arange(len(V))
-    c = V[cand[int(np.argmin(((V[cand] - c0) ** 2).sum(1)))]]
+    c = _snap(V, F, np.asarray(mesh.face_attributes["part_id"]), c0, face_part)
     T = float(max(((V - c) @ b).max(), 1e-4))  # again, from the snapped centre
     L = FALLOFF_PER_THICKNESS * T
-    d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
+    # an outward bulge only spreads each line along b apart: no thickness clamp
+    d = min(d_req, DEPTH_PER_RADIUS * r) if sign < 0 else min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
     clamped = d < d_req
 
-    mod = _crumple(rng, r) if params.mode == "crumple" else None
-    newV = V + crush_field(V, c, b, sign, d, r, L, mod)
+    newV = V + crush_field(V, c, b, sign, d, r, L)
     disp = newV - V
-    moved = np.sqrt((disp ** 2).sum(1)) > change_threshold_m(d)
-    faces = np.flatnonzero(moved[F].any(1))
     push = sign * b
     depth_meas = float(max((disp @ push).max(), 0.0))
+    moved = np.sqrt((disp ** 2).sum(1)) > change_threshold_m(depth_meas)
+    faces = np.flatnonzero(moved[F].any(1))
 
-    out = take_faces(mesh, np.arange(len(F)), newV, F.copy())
-    p.mesh = out
+    p.mesh = take_faces(mesh, np.arange(len(F)), newV, F.copy())
     if p.collision:  # physics hulls follow the same (continuous) field
-        p.collision = tuple(np.asarray(cp) + crush_field(np.asarray(cp, np.float64), c, b, sign, d, r, L, mod)
+        p.collision = tuple(np.asarray(cp) + crush_field(np.asarray(cp, np.float64), c, b, sign, d, r, L)
                             for cp in p.collision)
     size = {"depth_mm": depth_meas * 1e3, "radius_mm": params.radius_mm,
             "requested_depth_mm": params.depth_mm, "clamped": float(clamped)}

@@ -76,6 +76,70 @@ def _size(op: str, severity: str, cap: float, rng: np.random.Generator) -> float
     return float(rng.uniform(a, b))
 
 
+#: material of the part a crush deforms -> how it fails (see :func:`crush_material`)
+BOARD_MATERIALS = frozenset({"cardboard", "cardboard_white", "paper"})
+FILM_MATERIALS = frozenset({"poly_mailer", "plastic_film", "shrink_film", "foil_laminate", "padded_paper"})
+#: the part whose material decides, first found wins: a blister's rigid shell
+#: before its backing card, a multipack's film before the units inside
+CRUSH_PART_ORDER = ("body", "blister", "film", "unit", "card")
+#: material class -> (modes, probabilities) of a crush. Board creases, folds and
+#: buckles (REALISM.md: corrugated board does not dent); film wrinkles and
+#: crumples; rigid items keep the smooth dent (and its outward twin, the bulge).
+CRUSH_MODES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "board": (("corner", "edge", "crease", "buckle", "crumple", "dent"), (0.3, 0.25, 0.15, 0.1, 0.15, 0.05)),
+    "film": (("wrinkle", "crumple"), (0.6, 0.4)),
+    "rigid": (("dent", "bulge"), (0.85, 0.15)),
+}
+#: crush mode -> (lo, hi) of radius_mm / depth_mm (the region's size per unit depth)
+CRUSH_RADIUS_PER_DEPTH: dict[str, tuple[float, float]] = {
+    "dent": (2.5, 5.0), "bulge": (2.5, 5.0), "corner": (1.8, 3.0), "edge": (1.5, 2.5), "crease": (2.5, 4.5),
+    "buckle": (3.0, 5.0), "crumple": (2.5, 4.0), "wrinkle": (5.0, 10.0),
+}
+#: major board crushes: depth_mm in this range (plainly visible at booth distance:
+#: a corner pushed in by 15-40 mm; Kaputt's major deformations read from afar)
+BOARD_MAJOR_DEPTH_MM = (15.0, 40.0)
+
+
+def crush_material(product: Product) -> str:
+    """``board``, ``film`` or ``rigid``: the class of the material of the part a
+    crush deforms (the first of :data:`CRUSH_PART_ORDER` the product has)."""
+    names = {pt.name: pt.material for pt in product.parts}
+    part = next((n for n in CRUSH_PART_ORDER if n in names), None)
+    mat = names[part] if part is not None else (product.parts[0].material if product.parts else "")
+    return "board" if mat in BOARD_MATERIALS else "film" if mat in FILM_MATERIALS else "rigid"
+
+
+def _crush_params(severity: str, product: Product, small: float, large: float,
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """Crush parameters by material (:data:`CRUSH_MODES`); sizes in mm. The op
+    clamps the depth by the item's thickness (inward modes) and the radius, so
+    the radius is drawn as a multiple of the depth and the depth capped by the
+    thinnest dimension where a clamp would bite (it stays on the requested side
+    of the severity threshold)."""
+    cls = crush_material(product)
+    modes, prob = CRUSH_MODES[cls]
+    mode = str(rng.choice(modes, p=prob))
+    if cls == "film" and severity == "major" and mode == "crumple" and 0.45 * small < 11.0:
+        mode = "wrinkle"  # a flat mailer is too thin to crumple 10 mm in; its wrinkles stand out
+    if cls == "rigid" and severity == "major" and 0.45 * small < 11.0:
+        mode = "bulge"  # a flat blister is too thin to dent 10 mm in (the op clamps inward depth)
+    if cls == "board" and severity == "major" and mode in ("corner", "edge"):
+        # pushed in along a corner / edge diagonal: the item is thick that way
+        lo, hi = BOARD_MAJOR_DEPTH_MM
+        depth = float(rng.uniform(lo, max(lo, min(hi, 0.3 * large))))
+    elif mode == "wrinkle":  # crests go out: no thickness clamp
+        depth = _size("crush", severity, cap=0.1 * large, rng=rng)
+    elif cls == "board" and severity == "major":  # into a panel: the thickness clamp is 0.45 x small
+        cap = max(11.0, 0.4 * small)
+        depth = float(rng.uniform(min(BOARD_MAJOR_DEPTH_MM[0], cap), min(30.0, cap)))
+    else:
+        depth = _size("crush", severity, cap=0.35 * small, rng=rng)
+    a, b = CRUSH_RADIUS_PER_DEPTH[mode]
+    radius = float(np.clip(depth * rng.uniform(a, b), 8.0, max(8.0, 0.45 * large)))
+    radius = min(max(radius, 1.05 * depth), 200.0)  # keeps the op's depth <= radius clamp idle
+    return {"depth_mm": float(depth), "radius_mm": radius, "mode": mode}
+
+
 def sample_params(op: str, severity: str, product: Product, rng: np.random.Generator) -> dict[str, Any]:
     """Parameters for ``op`` that give a damage of ``severity`` on ``product``."""
     if severity not in ("minor", "major"):
@@ -83,15 +147,7 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
     dims = np.sort(np.asarray(product.dims_mm, dtype=float))
     small, large = float(dims[0]), float(dims[-1])
     if op == "crush":
-        depth = _size(op, severity, cap=0.35 * small, rng=rng)
-        if product.kind == "carton":
-            mode = str(rng.choice(["dent", "corner", "edge"], p=[0.4, 0.35, 0.25]))
-        elif product.kind in ("mailer", "pouch"):
-            mode = str(rng.choice(["dent", "crumple"], p=[0.4, 0.6]))
-        else:
-            mode = "dent"
-        radius = float(np.clip(depth * rng.uniform(2.5, 5.0), 8.0, 0.45 * large))
-        return {"depth_mm": depth, "radius_mm": radius, "mode": mode}
+        return _crush_params(severity, product, small, large, rng)
     if op == "puncture":
         return {"diameter_mm": _size(op, severity, cap=0.4 * small + 12, rng=rng)}
     if op == "tear":
