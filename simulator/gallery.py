@@ -152,3 +152,61 @@ def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return out
+
+
+def _sku_caption(kind: str, p: dict) -> str:
+    """A short line naming what a SKU is (dims mm, style, tape)."""
+    dims = "x".join(f"{p[k]:.0f}" for k in ("length_mm", "width_mm", "height_mm", "thickness_mm") if k in p)
+    if kind == "carton":
+        return f"{dims} {p['art_style']} {p['tape_style']} {p['tape_material'].replace('tape_', '')}"
+    if kind == "mailer":
+        return f"{dims} {p['style']} {p['art_style']}"
+    return dims
+
+
+def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, seed: int = 0,
+                         cols: int = 4, progress=None) -> Path:
+    """``n`` pristine SKUs of a catalog, each settled on the tray and seen by the
+    gallery rig's close-up camera, ``cols`` per row, captioned with kind, SKU
+    and its main params. SKUs are taken round-robin over the catalog's entries
+    (their name prefix), so every entry shows."""
+    from .catalog import load_catalog
+    from .physics import PhysicsWorld
+    from .pipeline import footprint_xy
+    from .render import BoothRenderer, SceneItem
+    from .rig import load_rig
+
+    if n < 1 or cols < 1:
+        raise ValueError(f"render_product_sheet: n and cols must be >= 1, got n={n}, cols={cols}")
+    rig = load_rig(assets_dir() / "rigs" / "gallery.yaml")
+    catalog = load_catalog(catalog_path)
+    cam = rig.cameras[0]
+    groups: dict[str, list] = {}
+    for s in catalog.skus:
+        groups.setdefault(s.sku.rsplit("-", 1)[0] if s.sku.rsplit("-", 1)[-1].isdigit() else s.sku, []).append(s)
+    picked, k = [], 0
+    while len(picked) < min(n, len(catalog.skus)):
+        for g in groups.values():
+            if k < len(g) and len(picked) < n:
+                picked.append(g[k])
+        k += 1
+    tw, th, cap = cam.width, cam.height, 16
+    rows = (len(picked) + cols - 1) // cols
+    sheet = Image.new("RGB", (tw * cols, (th + cap) * rows), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    with PhysicsWorld() as world, BoothRenderer(rig, catalog.materials) as renderer:
+        for i, spec in enumerate(picked):
+            prod = catalog.build(spec)
+            rng = np.random.default_rng([seed, zlib.crc32(spec.sku.encode())])
+            T = world.settle([prod], rig.tray, rng, catalog.materials)[0].T_world_from_item.copy()
+            T[:2, 3] -= footprint_xy(prod.mesh, T).mean(0)
+            f = renderer.render([SceneItem(prod, T, 1, 0)])[cam.name]
+            x0, y0 = (i % cols) * tw, (i // cols) * (th + cap)
+            sheet.paste(Image.fromarray(f.rgb), (x0, y0 + cap))
+            draw.text((x0 + 4, y0 + 2), f"{spec.sku}: {_sku_caption(spec.kind, spec.params)}", fill=(235, 235, 235))
+            if progress:
+                progress(1)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out

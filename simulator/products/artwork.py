@@ -848,7 +848,7 @@ def paint_relief(rng: np.random.Generator, pos, sizes, shape: tuple[int, int], p
             p = fibre_height(rng, h, w, ppm, 0.01)
         elif surface == "film":
             p = (0.35 * smooth_noise(rng, h, w, (3 * ppm, 14 * ppm)) + 0.2 * smooth_noise(rng, h, w, 8 * ppm)
-                 + fibre_height(rng, h, w, ppm, 0.004))
+                 + fibre_height(rng, h, w, ppm, 0.004) + crease_height(rng, h, w, ppm))
         else:  # bubble lining seen through the envelope's paper
             p = 0.4 * bubble_height(h, w, ppm, 10.0) + fibre_height(rng, h, w, ppm, 0.01)
         hgt[y:y + h, x:x + w] = p
@@ -857,6 +857,35 @@ def paint_relief(rng: np.random.Generator, pos, sizes, shape: tuple[int, int], p
     n[..., :2] *= (1 - 0.66 * cover)[..., None]
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
     out = encode_normals(n)
+    return out
+
+
+def crease_height(rng: np.random.Generator, h: int, w: int, px_per_mm: float,
+                  per_cm2: float = 0.04) -> np.ndarray:
+    """(h, w) float32 height in mm of the fine creases of handled film: straight
+    tent ridges and valleys (about ``per_cm2`` per cm^2), 8-60 mm long, 0.6-2 mm
+    half width, 0.08-0.3 mm high, tapered at their ends; most follow one of two
+    directions (a bag is folded and pressed along a few lines), the rest random."""
+    ppm = float(px_per_mm)
+    out = np.zeros((h, w), np.float32)
+    n = int(rng.poisson(per_cm2 * h * w / (10 * ppm) ** 2))
+    dirs = rng.uniform(0, np.pi, 2)
+    for _ in range(n):
+        th = dirs[int(rng.integers(0, 2))] + rng.normal(0, 0.25) if rng.uniform() < 0.7 else rng.uniform(0, np.pi)
+        half = rng.uniform(4, 30) * ppm
+        sig = rng.uniform(0.6, 2.0) * ppm
+        amp = rng.uniform(0.08, 0.3) * (1 if rng.uniform() < 0.6 else -1)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        d = np.array([np.sin(th), np.cos(th)])
+        ext = np.abs(d) * half + sig
+        y0, y1 = int(max(0, cy - ext[0])), int(min(h, cy + ext[0] + 1))
+        x0, x1 = int(max(0, cx - ext[1])), int(min(w, cx + ext[1] + 1))
+        if y1 <= y0 or x1 <= x0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        u = (yy - cy) * d[0] + (xx - cx) * d[1]
+        v = -(yy - cy) * d[1] + (xx - cx) * d[0]
+        out[y0:y1, x0:x1] += amp * np.clip(1 - np.abs(v) / sig, 0, None) * np.clip(1 - (u / half) ** 2, 0, None)
     return out
 
 
