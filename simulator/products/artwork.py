@@ -637,13 +637,15 @@ def shipping_marks(img: np.ndarray, rng: np.random.Generator, px_per_mm: float, 
 # -- panels -----------------------------------------------------------------
 
 def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: float = 2.0,
-                primary: bool = False, cover: np.ndarray | None = None):
+                primary: bool = False, cover: np.ndarray | None = None, reuse_p: float = 0.4):
     """Paint one panel (h, w, 3) float image in place with ``style``.
 
     board: the SKU's board for kraft/shipping styles (drawn if None);
     px_per_mm: texture resolution (marks have true physical sizes);
     primary: the panel that gets the shipping label (``shipping`` style);
-    cover: optional (h, w) float map filled with the opaque label coverage."""
+    cover: optional (h, w) float map filled with the opaque label coverage;
+    reuse_p: probability that a ``shipping`` panel shows an earlier trip (old
+    label remains, tape ghosts, crossed-out marker)."""
     h, w = img.shape[:2]
     s = min(h, w)
     if cover is None:
@@ -652,7 +654,7 @@ def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: flo
         board = board if board is not None else draw_board(rng)
         kraft_board(img, rng, board, px_per_mm)
         if style == "shipping":
-            shipping_marks(img, rng, px_per_mm, primary, bool(rng.uniform() < 0.4), cover)
+            shipping_marks(img, rng, px_per_mm, primary, bool(rng.uniform() < reuse_p), cover)
             return
         # a printed stock carton: the maker's or brand's logo in one or two inks,
         # the second slightly misregistered, some small print, handling marks
@@ -780,7 +782,7 @@ def paint_atlas(rng: np.random.Generator, panels_mm: list[tuple[float, float]], 
 def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, float]], style: str,
                      styles: list[str] | None = None, px_per_mm: float = 2.0, max_px: int = 1024,
                      palette: np.ndarray | None = None, surface: str | None = "corrugated",
-                     primary: int | None = None, board: Board | None = None) -> Atlas:
+                     primary: int | None = None, board: Board | None = None, reuse_p: float = 0.4) -> Atlas:
     """:func:`paint_atlas` plus a normal map of the surface relief, in one :class:`Atlas`.
 
     surface: ``corrugated`` (liner wash-boarding over flutes that run along v,
@@ -790,6 +792,7 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
     primary: index of the panel that carries the shipping label (``shipping``
         style); default: a panel drawn with probability proportional to area.
     board: the SKU's board (kraft/shipping styles); drawn from rng if None.
+    reuse_p: per-panel probability of the marks of an earlier trip (``shipping``).
     The colour image uses the rng first, exactly as :func:`paint_atlas` does;
     the normal map draws after it.
     """
@@ -818,7 +821,7 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
     cover = np.zeros((H, W), np.float32)
     rects = []
     for i, ((y, x), (h, w)) in enumerate(zip(pos, sizes)):
-        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale,
+        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale, reuse_p=reuse_p,
                     primary=(i == primary), cover=cover[y:y + h, x:x + w])
         # half-pixel inset so bilinear sampling never bleeds across panels
         rects.append(((x + 0.5) / W, 1 - (y + h - 0.5) / H, (x + w - 0.5) / W, 1 - (y + 0.5) / H))

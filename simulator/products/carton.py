@@ -57,7 +57,10 @@ PARAMS = {
     "fill_kg_m3": Param("float", (15.0, 60.0), 0.0, 2000.0, doc="contents mass per outer volume"),
     "art_style": Param("choice", ("kraft", "kraft", "retail"),
                        choices=("kraft", "shipping", "retail", "plain", "crack_print", "splash_print")),
-    "tape_style": Param("choice", ("strip", "strip", "h_tape", "retaped"), choices=TAPE_STYLES,
+    # h_tape is not drawn by default: deconstruction's flap_open peels only tape
+    # reaching the domed flap's peak, and H-tape end strips (at the flat ends) stay
+    # floating over an opened flap; catalogs may still name it
+    "tape_style": Param("choice", ("strip", "strip", "retaped"), choices=TAPE_STYLES,
                         doc="strip | h_tape | retaped"),
     # brown tape most often, as parcels come; "tape" (legacy brown) stays nameable
     "tape_material": Param("choice", ("tape_brown", "tape_brown", "tape_clear", "tape_white"),
@@ -67,6 +70,9 @@ PARAMS = {
     "edge_round_mm": Param("float", (1.5, 4.0), 0.0, 15.0, doc="radius of the rounded box edges"),
     "tape_wear": Param("float", (0.0, 1.0), 0.0, 1.0,
                        doc="0: tape lies flat; 1: lifted edges, a peeled end and wrinkles on most strips"),
+    "reuse_p": Param("float", (0.4, 0.4), 0.0, 1.0,
+                     doc="per-panel probability of an earlier trip's marks (shipping style: old label "
+                         "remains, tape ghosts, crossed-out marker)"),
 }
 MATERIALS = ("cardboard", "tape")
 MASS_RANGE_KG = (0.2, 3.0)
@@ -312,7 +318,8 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     panels = [(W, z_body), (W, z_body), (2 * hx, z_body), (2 * hx, z_body), (2 * hx, W),
               (2 * hx, W / 2), (2 * hx, W / 2)]
     # the shipping label goes on a flap top (panel 5); flutes run up the walls
-    atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5)
+    atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5,
+                             reuse_p=p["reuse_p"])
     art, rects = atlas.image, atlas.rects
     body_rects = dict(zip(("+x", "-x", "+y", "-y", "-z"), rects[:5]))
 
