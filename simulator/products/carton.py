@@ -78,7 +78,7 @@ MATERIALS = ("cardboard", "tape")
 MASS_RANGE_KG = (0.2, 3.0)
 TAPE_T = 0.3e-3
 CELL = 0.018  # target grid cell (m): fine enough for dents, few enough faces
-TAPE_CELL = 0.035  # tape cell along its length (m)
+TAPE_CELL = 0.02  # tape cell along its length (m): the chord lift over the domed flaps grows with its square
 TAPE_T_CELL = 0.012  # tape cell across a narrow strip (m)
 EPS = 0.05e-3  # tape inner surface above the board (m), plus the chord error of the domed flaps
 DELTA, RHO = 4e-3, 8e-3  # stacking: plateau margin and ramp beyond a lower strip (m)
@@ -256,7 +256,9 @@ def _strip_samples(st: Strip, lower: list[Strip], hx: float) -> tuple[np.ndarray
     strip's edges are (closer than FINE < DELTA across those edges)."""
     folds = np.array([f for f in (-hx, hx) if st.s0 < f < st.s1])
     s = [np.linspace(st.s0, st.s1, max(2, int(np.ceil((st.s1 - st.s0) / TAPE_CELL))) + 1)]
-    nt = max(2, int(np.ceil((st.t1 - st.t0) / (TAPE_CELL if st.t1 - st.t0 > 0.1 else TAPE_T_CELL))))
+    # fine across: an H end strip runs across the domed flaps, whose chord error
+    # (the lift that keeps the strip off the board) grows with the square of this cell
+    nt = max(2, int(np.ceil((st.t1 - st.t0) / TAPE_T_CELL)))
     t = [np.linspace(st.t0, st.t1, nt + 1)]
     for sc, k, amp, sig in st.ridges:
         a = abs(k) * max(abs(st.t0), abs(st.t1)) + 2.5 * sig
@@ -321,7 +323,11 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5,
                              reuse_p=p["reuse_p"])
     art, rects = atlas.image, atlas.rects
-    body_rects = dict(zip(("+x", "-x", "+y", "-y", "-z"), rects[:5]))
+    # every printed face gets a real uv patch, hidden ones too (the body top
+    # under the flaps shows in the seam gap, the flaps' cut edges at the ends):
+    # the shader derives the normal map's tangent frame from uv derivatives, and
+    # a face with one uv for all its corners renders black
+    body_rects = dict(zip(("+x", "-x", "+y", "-y", "-z"), rects[:5]), **{"+z": rects[4]})
 
     # flap surface: dome, unevenness, waviness (drawn before the tape: fixed order)
     bulge = p["flap_bulge_mm"] / 1e3
@@ -361,7 +367,7 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
         r_lo = (0, rf if fold_lo else rs, 0)
         r_hi = (0, rs if fold_lo else rf, rz)
         fy = G.planes(y0, y1, cell, (y0 + r_lo[1], y1 - r_hi[1]), 2)
-        V, F, UV, _ = G.box(xs, fy, fz, {"+z": rects[5 + k]})
+        V, F, UV, _ = G.box(xs, fy, fz, {side: rects[5 + k] for side in G.SIDES})
         V = G.round_edges(V, (-hx, y0, z_body), (hx, y1, z_top), r_lo, r_hi)
         frac = np.clip((V[:, 2] - z_body) / bt, 0, 1)
         V[:, 2] += frac * top_of(V[:, 0], V[:, 1])

@@ -235,16 +235,20 @@ def _uv_xy(tri: np.ndarray, rect, L: float, W: float, sgn: float = 1.0) -> np.nd
     the bag's [-L/2, L/2] x [-W/2, W/2], seen from +z (sgn 1) or -z (sgn -1,
     mirrored in y so the back print reads upright from below).
 
-    Faces steeper than 60 degrees (the weld and flap edges) add their height
-    to both coordinates, so their uv never degenerates to a line: the shader
-    derives the normal map's tangent frame from the uv derivatives, and a
-    degenerate frame renders black."""
+    Faces steeper than 60 degrees (the weld and flap edges) are moved inward by
+    a tenth of their height above the bag's bottom, so their uv stays inside
+    the panel and never degenerates to a line: the shader derives the normal
+    map's tangent frame from the uv derivatives, and a degenerate frame
+    renders black."""
     u0, v0, u1, v1 = rect
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     steep = (np.abs(n[:, 2]) < 0.5 * np.linalg.norm(n, axis=1))[:, None]
-    z = np.where(steep, tri[..., 2], 0.0)
-    fx = np.clip((tri[..., 0] + z + L / 2) / L, 0, 1)
-    fy = np.clip((W / 2 + sgn * tri[..., 1] + z) / W, 0, 1)
+    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
+    inward = np.where(steep, 0.1 * (z - z.min() + 1e-3), 0.0)
+    x = x - np.sign(x) * inward
+    y = y - np.sign(y) * inward
+    fx = np.clip((x + L / 2) / L, 0, 1)
+    fy = np.clip((W / 2 + sgn * y) / W, 0, 1)
     return np.stack([u0 + fx * (u1 - u0), v0 + fy * (v1 - v0)], -1)
 
 
