@@ -164,18 +164,27 @@ def _sku_caption(kind: str, p: dict) -> str:
     return dims
 
 
+#: the SKUs of docs/parcels.png (assets/catalogs/transfer.yaml): parcels of each
+#: kind (strip, H-tape, re-used and re-taped), poly mailers and a padded envelope
+PARCEL_SHEET_SKUS = ("parcel-000", "parcel-001", "parcel-002", "parcel-003", "parcel-small-000", "parcel-small-001",
+                     "parcel-reused-000", "parcel-reused-001", "mailer-000", "mailer-001", "mailer-003", "mailer-004")
 #: camera distances (m) of the product sheet; each item uses the nearest one that frames it
 SHEET_DISTANCES_M = (0.62, 0.8, 1.0, 1.25)
 
 
 def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, seed: int = 0,
-                         cols: int = 4, progress=None, kinds: tuple[str, ...] = ("carton", "mailer")) -> Path:
+                         cols: int = 4, progress=None, kinds: tuple[str, ...] = ("carton", "mailer"),
+                         skus: list[str] | None = None) -> Path:
     """``n`` pristine SKUs of a catalog, each lying upright on the gallery tray
     (its top up, as parcels travel, turned by a random yaw from ``seed``) and
     seen from the gallery camera's direction at the nearest of
     :data:`SHEET_DISTANCES_M` that frames the item; ``cols`` per row, captioned
     with the SKU and its main params. SKUs are taken round-robin over the
-    catalog's entries (their name prefix) of the given ``kinds``, so every entry shows."""
+    catalog's entries (their name prefix) of the given ``kinds``, so every entry
+    shows; or exactly the SKUs named in ``skus`` (then ``n`` and ``kinds`` are ignored).
+
+    docs/parcels.png: ``render_product_sheet("docs/parcels.png",
+    "assets/catalogs/transfer.yaml", skus=PARCEL_SHEET_SKUS)``."""
     import tempfile
 
     import yaml
@@ -205,7 +214,9 @@ def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, se
         head, _, tail = s_.sku.rpartition("-")
         groups.setdefault(head if tail.isdigit() else s_.sku, []).append(s_)
     picked, k = [], 0
-    while len(picked) < min(n, sum(map(len, groups.values()))):
+    if skus is not None:
+        picked = [catalog.get(name) for name in skus]
+    while skus is None and len(picked) < min(n, sum(map(len, groups.values()))):
         for g in groups.values():
             if k < len(g) and len(picked) < n:
                 picked.append(g[k])

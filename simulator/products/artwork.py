@@ -539,10 +539,20 @@ def old_label(rng: np.random.Generator, ppm: float) -> tuple[np.ndarray, np.ndar
 
     wmm, hmm = rng.uniform(60, 110), rng.uniform(40, 150)
     W, H = max(8, int(wmm * ppm)), max(8, int(hmm * ppm))
-    n = smooth_noise(rng, H, W, 4 * ppm)
-    keep = np.clip((n + rng.uniform(-0.3, 0.9)) * 3, 0, 1)   # paper left behind: most of it, torn patches gone
-    fib = smooth_noise(rng, H, W, (0.3 * ppm + 0.3, 0.3 * ppm + 0.3))
-    keep = keep * np.clip(1.3 + 0.6 * fib, 0, 1)            # fibrous torn edges
+    # the label was pulled off from one side: one or two ragged tear lines (1/f
+    # noise along them) cross it; the paper beyond them is gone, leaving the
+    # adhesive ghost with flecks of white face fibre stuck in it
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    keep = np.ones((H, W), np.float32)
+    for k in range(1 + int(rng.uniform() < 0.3)):
+        th = rng.uniform(0, 2 * np.pi)
+        a = ((xx - W / 2) * np.cos(th) + (yy - H / 2) * np.sin(th)) / (0.5 * max(H, W))
+        rag = 0.12 * smooth_noise(rng, H, W, 8 * ppm) + 0.05 * smooth_noise(rng, H, W, 2 * ppm) \
+            + 0.02 * smooth_noise(rng, H, W, 0.5 * ppm + 0.3)
+        cut = rng.uniform(-0.5, 0.45) if k == 0 else rng.uniform(0.1, 0.7)
+        keep *= np.clip((cut - a - rag) * 0.5 * max(H, W) / 1.2, 0, 1)  # a 1-2 px soft edge
+    fleck = np.clip((smooth_noise(rng, H, W, 0.4 * ppm + 0.3) - 1.9) * 1.5, 0, 0.7)
+    keep = np.maximum(keep, fleck)
     col = np.empty((H, W, 3), np.float32)
     paper = np.array([0.92, 0.91, 0.88], np.float32)
     ghost = np.array([0.62, 0.52, 0.40], np.float32)         # adhesive residue darkens the liner
@@ -853,7 +863,10 @@ def paint_relief(rng: np.random.Generator, pos, sizes, shape: tuple[int, int], p
             p = (0.35 * smooth_noise(rng, h, w, (3 * ppm, 14 * ppm)) + 0.2 * smooth_noise(rng, h, w, 8 * ppm)
                  + fibre_height(rng, h, w, ppm, 0.004) + crease_height(rng, h, w, ppm))
         else:  # bubble lining seen through the envelope's paper
-            p = 0.4 * bubble_height(h, w, ppm, 10.0) + fibre_height(rng, h, w, ppm, 0.01)
+            # the paper bridges the bubbles' rims: soft domes, not cliffs (at
+            # grazing light the sharp rims read as a saw-tooth along the edges)
+            dome = ndimage.gaussian_filter(bubble_height(h, w, ppm, 10.0), 0.7 * ppm)
+            p = 0.5 * dome + fibre_height(rng, h, w, ppm, 0.012)
         hgt[y:y + h, x:x + w] = p
     n = normals_from_height(hgt, ppm)
     # a paper label bridges the relief beneath it: keep a third of the slope
