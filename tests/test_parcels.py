@@ -220,3 +220,17 @@ def test_bad_carton_params_named():
         build_product("carton", "c", {"seam_gap_mm": 20.0, "tape_width_mm": 48.0}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="reuse_p"):
         build_product("carton", "c", {"reuse_p": 1.5}, np.random.default_rng(0))
+
+
+def test_product_sheet_renders_the_named_skus(tmp_path, gl):
+    from PIL import Image
+
+    from simulator.gallery import render_product_sheet
+
+    out = render_product_sheet(tmp_path / "sheet.png", None, skus=["carton-000", "mailer-000"], cols=2)
+    im = np.asarray(Image.open(out).convert("RGB"))
+    assert im.shape == (360 + 16, 2 * 480, 3)
+    for tile in (im[16:, :480], im[16:, 480:]):  # each tile shows an item: not one flat colour
+        assert tile.reshape(-1, 3).std(0).max() > 10
+    with pytest.raises(KeyError, match="no SKU named"):
+        render_product_sheet(tmp_path / "x.png", None, skus=["nope"])
