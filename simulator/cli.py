@@ -154,9 +154,11 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
               help="PNG path (default CAPTURE_DIR/contact_sheet.png, or renders/gallery.png with --gallery).")
 @click.option("--gallery", is_flag=True, help="Instead: every damage op at minor and major on each product kind.")
 @click.option("--sensors", is_flag=True, help="Instead: clean vs modelled RGB and depth for each device preset.")
-@click.option("--catalog", default=None, type=click.Path(dir_okay=False), help="Catalog for --gallery.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for --gallery.")
-def show(capture_dir, out_png, gallery, sensors, catalog, seed) -> None:
+@click.option("--products", "products", default=None, type=click.IntRange(1, 64),
+              help="Instead: a sheet of N pristine SKUs of the catalog (renders/products.png).")
+@click.option("--catalog", default=None, type=click.Path(dir_okay=False), help="Catalog for --gallery / --products.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for --gallery / --products.")
+def show(capture_dir, out_png, gallery, sensors, products, catalog, seed) -> None:
     """Write a contact sheet of one capture (every camera's RGB, depth and label
     overlays), or with --gallery a sheet of every damage op on every product kind."""
     try:
@@ -167,6 +169,13 @@ def show(capture_dir, out_png, gallery, sensors, catalog, seed) -> None:
             from .gallery import render_sensor_sheet
 
             p = render_sensor_sheet(out_png or "renders/sensors.png", seed)
+        elif products:
+            from .glenv import configure
+
+            configure()
+            from .gallery import render_product_sheet
+
+            p = render_product_sheet(out_png or "renders/products.png", catalog, products, seed)
         elif gallery:
             from .glenv import configure
 

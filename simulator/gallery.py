@@ -152,3 +152,98 @@ def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return out
+
+
+def _sku_caption(kind: str, p: dict) -> str:
+    """A short line naming what a SKU is (dims mm, style, tape)."""
+    dims = "x".join(f"{p[k]:.0f}" for k in ("length_mm", "width_mm", "height_mm", "thickness_mm") if k in p)
+    if kind == "carton":
+        return f"{dims} {p['art_style']} {p['tape_style']} {p['tape_material'].replace('tape_', '')}"
+    if kind == "mailer":
+        return f"{dims} {p['style']} {p['art_style']}"
+    return dims
+
+
+#: the SKUs of docs/parcels.png (assets/catalogs/transfer.yaml): parcels of each
+#: kind (strip, H-tape, re-used and re-taped), poly mailers and a padded envelope
+PARCEL_SHEET_SKUS = ("parcel-000", "parcel-001", "parcel-002", "parcel-003", "parcel-small-000", "parcel-small-001",
+                     "parcel-reused-000", "parcel-reused-001", "mailer-000", "mailer-001", "mailer-003", "mailer-004")
+#: camera distances (m) of the product sheet; each item uses the nearest one that frames it
+SHEET_DISTANCES_M = (0.62, 0.8, 1.0, 1.25)
+
+
+def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, seed: int = 0,
+                         cols: int = 4, progress=None, kinds: tuple[str, ...] = ("carton", "mailer"),
+                         skus: list[str] | None = None) -> Path:
+    """``n`` pristine SKUs of a catalog, each lying upright on the gallery tray
+    (its top up, as parcels travel, turned by a random yaw from ``seed``) and
+    seen from the gallery camera's direction at the nearest of
+    :data:`SHEET_DISTANCES_M` that frames the item; ``cols`` per row, captioned
+    with the SKU and its main params. SKUs are taken round-robin over the
+    catalog's entries (their name prefix) of the given ``kinds``, so every entry
+    shows; or exactly the SKUs named in ``skus`` (then ``n`` and ``kinds`` are ignored).
+
+    docs/parcels.png: ``render_product_sheet("docs/parcels.png",
+    "assets/catalogs/transfer.yaml", skus=PARCEL_SHEET_SKUS)``."""
+    import tempfile
+
+    import yaml
+
+    from .catalog import load_catalog
+    from .render import BoothRenderer, SceneItem
+    from .rig import load_rig
+
+    if n < 1 or cols < 1:
+        raise ValueError(f"render_product_sheet: n and cols must be >= 1, got n={n}, cols={cols}")
+    base = yaml.safe_load((assets_dir() / "rigs" / "gallery.yaml").read_text())
+    cam0 = base["cameras"][0]
+    aim = np.array([0.0, 0.0, 60.0])  # mm: about half the height of a parcel
+    view = np.asarray(cam0["position_mm"], np.float64) - np.asarray(cam0["look_at_mm"], np.float64)
+    view /= np.linalg.norm(view)
+    base["cameras"] = [dict(cam0, name=f"d{k}", position_mm=(aim + view * d * 1e3).round(1).tolist(),
+                            look_at_mm=aim.tolist()) for k, d in enumerate(SHEET_DISTANCES_M)]
+    with tempfile.TemporaryDirectory() as td:
+        rp = Path(td) / "sheet.yaml"
+        rp.write_text(yaml.safe_dump(base))
+        rig = load_rig(rp)
+    catalog = load_catalog(catalog_path)
+    cam = rig.cameras[0]
+    half_v = np.arctan(np.tan(np.radians(cam0["hfov_deg"]) / 2) * cam.height / cam.width)
+    groups: dict[str, list] = {}
+    for s_ in (s for s in catalog.skus if s.kind in kinds):
+        head, _, tail = s_.sku.rpartition("-")
+        groups.setdefault(head if tail.isdigit() else s_.sku, []).append(s_)
+    picked, k = [], 0
+    if skus is not None:
+        picked = [catalog.get(name) for name in skus]
+    while skus is None and len(picked) < min(n, sum(map(len, groups.values()))):
+        for g in groups.values():
+            if k < len(g) and len(picked) < n:
+                picked.append(g[k])
+        k += 1
+    tw, th, cap = cam.width, cam.height, 16
+    rows = (len(picked) + cols - 1) // cols
+    sheet = Image.new("RGB", (tw * cols, (th + cap) * rows), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    with BoothRenderer(rig, catalog.materials) as renderer:
+        for i, spec in enumerate(picked):
+            prod = catalog.build(spec)
+            rng = np.random.default_rng([seed, zlib.crc32(spec.sku.encode())])
+            yaw = rng.uniform(-0.6, 0.6)
+            T = np.eye(4)
+            T[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+            lo, hi = prod.mesh.bounds
+            T[:3, 3] = -T[:3, :3] @ ((lo + hi) / 2) + [0, 0, (hi[2] - lo[2]) / 2]
+            radius = np.linalg.norm(hi - lo) / 2
+            need = 1.1 * radius / np.sin(half_v)
+            j = next((j for j, d in enumerate(SHEET_DISTANCES_M) if d >= need), len(SHEET_DISTANCES_M) - 1)
+            f = renderer.render([SceneItem(prod, T, 1, 0)])[f"d{j}"]
+            x0, y0 = (i % cols) * tw, (i // cols) * (th + cap)
+            sheet.paste(Image.fromarray(f.rgb), (x0, y0 + cap))
+            draw.text((x0 + 4, y0 + 2), f"{spec.sku}: {_sku_caption(spec.kind, spec.params)}", fill=(235, 235, 235))
+            if progress:
+                progress(1)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out

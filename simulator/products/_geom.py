@@ -358,3 +358,94 @@ def slices(V: np.ndarray, axis: int, n: int) -> list[np.ndarray]:
         if sel.sum() >= 4:
             out.append(hull_points(V[sel]))
     return out
+
+
+def round_edges(V: np.ndarray, lo, hi, r_lo, r_hi) -> np.ndarray:
+    """Round the edges of an axis-aligned box surface [lo, hi] (meters).
+
+    V (v, 3): vertices on (or inside) the box; lo, hi (3,) its corners; r_lo,
+    r_hi (3,) the radius of rounding on the low and high side of each axis
+    (0 keeps that side's edges sharp; a radius per side gives elliptic edges
+    where two radii differ). Each vertex's offset p from the inner box
+    [lo + r_lo, hi - r_hi], scaled by the radii to q, is mapped from the unit
+    cube to the unit ball (q |q|_inf / |q|_2): a continuous bijection, so a
+    lattice box stays closed and unfolded, faces stay on their side, and box
+    extents are kept (face centres do not move). Needs lattice planes at
+    ``lo + r_lo`` and ``hi - r_hi`` (and between, for a rounder arc).
+    Returns the moved (v, 3) vertices.
+    """
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    r_lo, r_hi = np.asarray(r_lo, np.float64), np.asarray(r_hi, np.float64)
+    c = np.clip(V, lo + r_lo, hi - r_hi)
+    p = V - c
+    r = np.where(p < 0, r_lo, r_hi) * np.ones_like(p)
+    q = np.divide(p, r, out=np.zeros_like(p), where=r > 0)
+    n2 = np.linalg.norm(q, axis=1)
+    s = np.divide(np.abs(q).max(1), n2, out=np.ones_like(n2), where=n2 > 0)
+    return c + q * s[:, None] * r
+
+
+def planes(lo: float, hi: float, target: float, extra=(), lo_n: int = 1, hi_n: int = 40) -> np.ndarray:
+    """Increasing grid-plane coordinates from lo to hi (meters): about ``target``
+    apart, plus the ``extra`` coordinates inside (lo, hi) (e.g. where edges round
+    off); a regular plane closer than 0.4 spacings to an extra one is dropped,
+    so no cell becomes a sliver."""
+    n = divisions(hi - lo, target, lo_n, hi_n)
+    base = np.linspace(lo, hi, n + 1)
+    ex = np.asarray([e for e in extra if lo < e < hi], np.float64)
+    if len(ex) == 0:
+        return base
+    inner = base[1:-1]
+    inner = inner[np.abs(inner[:, None] - ex[None]).min(1) > 0.4 * (hi - lo) / n]
+    return np.unique(np.concatenate([[lo], ex, inner, [hi]]))
+
+
+def fit_pieces(pieces: list, lo, hi) -> list:
+    """Map closed pieces ``(V, F, UV)`` by one per-axis affine map so that their
+    union's bounding box is exactly [lo, hi] (meters, (3,) each).
+
+    Products whose surface is displaced after layout (bulging flaps, lifted tape,
+    wrinkles) land on their requested dimensions this way; the map is a tiny
+    stretch (the displacement over the size), keeps every piece closed and
+    keeps pieces that did not intersect apart."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    allv = np.concatenate([p[0] for p in pieces])
+    a0, a1 = allv.min(0), allv.max(0)
+    k = (hi - lo) / (a1 - a0)
+    return [((V - a0) * k + lo,) + tuple(rest) for V, *rest in pieces]
+
+
+def wrinkle_field(rng: np.random.Generator, P: np.ndarray, wavelength: float, excess: float,
+                  n_waves: int = 3, noise: float = 0.25) -> np.ndarray:
+    """Height field of compressed-film wrinkles at points P (k, 2) (meters).
+
+    A few oriented sinusoids (one dominant direction, the others within
+    +-50 degrees of it, wavelengths 0.7-1.3 x ``wavelength``), each with a phase
+    that wanders slowly (low-frequency phase noise, so crests bend and end),
+    plus ``noise`` x amplitude of smooth noise. The amplitude follows from the
+    excess length to absorb (inextensible film: A ~ (lambda / pi) sqrt(excess),
+    Cerda and Mahadevan 2003), split over the waves. Returns (k,) meters.
+    """
+    P = np.asarray(P, np.float64)
+    amp = wavelength / np.pi * np.sqrt(max(excess, 0.0))
+    th0 = rng.uniform(0, np.pi)
+    out = np.zeros(len(P))
+    w = rng.uniform(0.4, 1.0, n_waves)
+    w[0] = 1.0
+    w = w / np.sqrt((w ** 2).sum())
+    for j in range(n_waves):
+        th = th0 + (0 if j == 0 else rng.uniform(-0.9, 0.9))
+        lam = wavelength * rng.uniform(0.7, 1.3)
+        d = np.array([np.cos(th), np.sin(th)])
+        e = np.array([-d[1], d[0]])
+        u, v = P @ d, P @ e
+        # slow phase wander along the crest direction: crests curve and fork
+        ph = rng.uniform(0, 2 * np.pi) + sum(rng.uniform(0.5, 1.5) * np.sin(v / (lam * rng.uniform(2, 5)) + rng.uniform(0, 6.3))
+                                             for _ in range(2))
+        # crest strength varies along the crest: wrinkles fade in and out
+        env = 0.6 + 0.4 * np.sin(v / (lam * rng.uniform(1.5, 4)) + rng.uniform(0, 6.3))
+        out += w[j] * env * np.sin(2 * np.pi * u / lam + ph)
+    k = rng.normal(size=(4, 2)) / (0.6 * wavelength)
+    phs = rng.uniform(0, 2 * np.pi, 4)
+    out += noise * np.sum([np.sin(P @ k[i] + phs[i]) for i in range(4)], axis=0) / 2
+    return amp * out

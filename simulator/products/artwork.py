@@ -539,10 +539,20 @@ def old_label(rng: np.random.Generator, ppm: float) -> tuple[np.ndarray, np.ndar
 
     wmm, hmm = rng.uniform(60, 110), rng.uniform(40, 150)
     W, H = max(8, int(wmm * ppm)), max(8, int(hmm * ppm))
-    n = smooth_noise(rng, H, W, 4 * ppm)
-    keep = np.clip((n + rng.uniform(-0.3, 0.9)) * 3, 0, 1)   # paper left behind: most of it, torn patches gone
-    fib = smooth_noise(rng, H, W, (0.3 * ppm + 0.3, 0.3 * ppm + 0.3))
-    keep = keep * np.clip(1.3 + 0.6 * fib, 0, 1)            # fibrous torn edges
+    # the label was pulled off from one side: one or two ragged tear lines (1/f
+    # noise along them) cross it; the paper beyond them is gone, leaving the
+    # adhesive ghost with flecks of white face fibre stuck in it
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    keep = np.ones((H, W), np.float32)
+    for k in range(1 + int(rng.uniform() < 0.3)):
+        th = rng.uniform(0, 2 * np.pi)
+        a = ((xx - W / 2) * np.cos(th) + (yy - H / 2) * np.sin(th)) / (0.5 * max(H, W))
+        rag = 0.12 * smooth_noise(rng, H, W, 8 * ppm) + 0.05 * smooth_noise(rng, H, W, 2 * ppm) \
+            + 0.02 * smooth_noise(rng, H, W, 0.5 * ppm + 0.3)
+        cut = rng.uniform(-0.5, 0.45) if k == 0 else rng.uniform(0.1, 0.7)
+        keep *= np.clip((cut - a - rag) * 0.5 * max(H, W) / 1.2, 0, 1)  # a 1-2 px soft edge
+    fleck = np.clip((smooth_noise(rng, H, W, 0.4 * ppm + 0.3) - 1.9) * 1.5, 0, 0.7)
+    keep = np.maximum(keep, fleck)
     col = np.empty((H, W, 3), np.float32)
     paper = np.array([0.92, 0.91, 0.88], np.float32)
     ghost = np.array([0.62, 0.52, 0.40], np.float32)         # adhesive residue darkens the liner
@@ -637,13 +647,15 @@ def shipping_marks(img: np.ndarray, rng: np.random.Generator, px_per_mm: float, 
 # -- panels -----------------------------------------------------------------
 
 def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: float = 2.0,
-                primary: bool = False, cover: np.ndarray | None = None):
+                primary: bool = False, cover: np.ndarray | None = None, reuse_p: float = 0.4):
     """Paint one panel (h, w, 3) float image in place with ``style``.
 
     board: the SKU's board for kraft/shipping styles (drawn if None);
     px_per_mm: texture resolution (marks have true physical sizes);
     primary: the panel that gets the shipping label (``shipping`` style);
-    cover: optional (h, w) float map filled with the opaque label coverage."""
+    cover: optional (h, w) float map filled with the opaque label coverage;
+    reuse_p: probability that a ``shipping`` panel shows an earlier trip (old
+    label remains, tape ghosts, crossed-out marker)."""
     h, w = img.shape[:2]
     s = min(h, w)
     if cover is None:
@@ -652,7 +664,7 @@ def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: flo
         board = board if board is not None else draw_board(rng)
         kraft_board(img, rng, board, px_per_mm)
         if style == "shipping":
-            shipping_marks(img, rng, px_per_mm, primary, bool(rng.uniform() < 0.4), cover)
+            shipping_marks(img, rng, px_per_mm, primary, bool(rng.uniform() < reuse_p), cover)
             return
         # a printed stock carton: the maker's or brand's logo in one or two inks,
         # the second slightly misregistered, some small print, handling marks
@@ -780,7 +792,7 @@ def paint_atlas(rng: np.random.Generator, panels_mm: list[tuple[float, float]], 
 def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, float]], style: str,
                      styles: list[str] | None = None, px_per_mm: float = 2.0, max_px: int = 1024,
                      palette: np.ndarray | None = None, surface: str | None = "corrugated",
-                     primary: int | None = None, board: Board | None = None) -> Atlas:
+                     primary: int | None = None, board: Board | None = None, reuse_p: float = 0.4) -> Atlas:
     """:func:`paint_atlas` plus a normal map of the surface relief, in one :class:`Atlas`.
 
     surface: ``corrugated`` (liner wash-boarding over flutes that run along v,
@@ -790,6 +802,7 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
     primary: index of the panel that carries the shipping label (``shipping``
         style); default: a panel drawn with probability proportional to area.
     board: the SKU's board (kraft/shipping styles); drawn from rng if None.
+    reuse_p: per-panel probability of the marks of an earlier trip (``shipping``).
     The colour image uses the rng first, exactly as :func:`paint_atlas` does;
     the normal map draws after it.
     """
@@ -818,7 +831,7 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
     cover = np.zeros((H, W), np.float32)
     rects = []
     for i, ((y, x), (h, w)) in enumerate(zip(pos, sizes)):
-        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale,
+        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale, reuse_p=reuse_p,
                     primary=(i == primary), cover=cover[y:y + h, x:x + w])
         # half-pixel inset so bilinear sampling never bleeds across panels
         rects.append(((x + 0.5) / W, 1 - (y + h - 0.5) / H, (x + w - 0.5) / W, 1 - (y + 0.5) / H))
@@ -848,15 +861,47 @@ def paint_relief(rng: np.random.Generator, pos, sizes, shape: tuple[int, int], p
             p = fibre_height(rng, h, w, ppm, 0.01)
         elif surface == "film":
             p = (0.35 * smooth_noise(rng, h, w, (3 * ppm, 14 * ppm)) + 0.2 * smooth_noise(rng, h, w, 8 * ppm)
-                 + fibre_height(rng, h, w, ppm, 0.004))
+                 + fibre_height(rng, h, w, ppm, 0.004) + crease_height(rng, h, w, ppm))
         else:  # bubble lining seen through the envelope's paper
-            p = 0.4 * bubble_height(h, w, ppm, 10.0) + fibre_height(rng, h, w, ppm, 0.01)
+            # the paper bridges the bubbles' rims: soft domes, not cliffs (at
+            # grazing light the sharp rims read as a saw-tooth along the edges)
+            dome = ndimage.gaussian_filter(bubble_height(h, w, ppm, 10.0), 0.7 * ppm)
+            p = 0.5 * dome + fibre_height(rng, h, w, ppm, 0.012)
         hgt[y:y + h, x:x + w] = p
     n = normals_from_height(hgt, ppm)
     # a paper label bridges the relief beneath it: keep a third of the slope
     n[..., :2] *= (1 - 0.66 * cover)[..., None]
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
     out = encode_normals(n)
+    return out
+
+
+def crease_height(rng: np.random.Generator, h: int, w: int, px_per_mm: float,
+                  per_cm2: float = 0.04) -> np.ndarray:
+    """(h, w) float32 height in mm of the fine creases of handled film: straight
+    tent ridges and valleys (about ``per_cm2`` per cm^2), 8-60 mm long, 0.6-2 mm
+    half width, 0.08-0.3 mm high, tapered at their ends; most follow one of two
+    directions (a bag is folded and pressed along a few lines), the rest random."""
+    ppm = float(px_per_mm)
+    out = np.zeros((h, w), np.float32)
+    n = int(rng.poisson(per_cm2 * h * w / (10 * ppm) ** 2))
+    dirs = rng.uniform(0, np.pi, 2)
+    for _ in range(n):
+        th = dirs[int(rng.integers(0, 2))] + rng.normal(0, 0.25) if rng.uniform() < 0.7 else rng.uniform(0, np.pi)
+        half = rng.uniform(4, 30) * ppm
+        sig = rng.uniform(0.6, 2.0) * ppm
+        amp = rng.uniform(0.08, 0.3) * (1 if rng.uniform() < 0.6 else -1)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        d = np.array([np.sin(th), np.cos(th)])
+        ext = np.abs(d) * half + sig
+        y0, y1 = int(max(0, cy - ext[0])), int(min(h, cy + ext[0] + 1))
+        x0, x1 = int(max(0, cx - ext[1])), int(min(w, cx + ext[1] + 1))
+        if y1 <= y0 or x1 <= x0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        u = (yy - cy) * d[0] + (xx - cx) * d[1]
+        v = -(yy - cy) * d[1] + (xx - cx) * d[0]
+        out[y0:y1, x0:x1] += amp * np.clip(1 - np.abs(v) / sig, 0, None) * np.clip(1 - (u / half) ** 2, 0, None)
     return out
 
 
