@@ -211,6 +211,64 @@ def _drop_range(size: float, radius: float, lo: float, hi: float) -> tuple[float
     return -size / 2 - lo, size / 2 - hi
 
 
+#: an item is flat when its thinnest extent is below this fraction of its longest
+FLAT_RATIO = 0.2
+#: largest tilt (degrees) of a flat item's thin axis from vertical at the drop
+FLAT_TILT_DEG = 20.0
+
+
+def _extents_axes(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Extents (3,) of points (n, 3) along their principal axes (columns of the
+    (3, 3) matrix returned second), thinnest first."""
+    c = pts - pts.mean(0)
+    _, vecs = np.linalg.eigh(c.T @ c)
+    ext = np.ptp(c @ vecs, axis=0)
+    order = np.argsort(ext)
+    return ext[order], vecs[:, order]
+
+
+def is_flat(pts: np.ndarray) -> bool:
+    """True when the body points (n, 3) are a flat item: thinnest principal
+    extent < :data:`FLAT_RATIO` x the longest."""
+    ext, _ = _extents_axes(pts)
+    return bool(ext[0] < FLAT_RATIO * ext[2])
+
+
+def flat_drop_rotation(rng: np.random.Generator, pts: np.ndarray,
+                       fit: tuple[float, float] | None = None) -> np.ndarray:
+    """(3, 3) drop rotation of a flat item (body points ``pts`` (n, 3)): its thin
+    principal axis turned to vertical, up or down with equal odds, tilted by up
+    to :data:`FLAT_TILT_DEG` about a random horizontal axis, at a uniformly
+    random yaw. ``fit``: the floor (x, y) in meters; a yaw whose footprint does
+    not fit is redrawn (up to 8 times), then the long axis is laid along the
+    floor's long axis (within 5 degrees), as a person sets a big envelope down."""
+    _, axes = _extents_axes(pts)
+    n = axes[:, 0]
+    a = axes[:, 2]  # long axis, to fix the in-plane frame
+    B = np.stack([a, np.cross(n, a), n], axis=1)  # body -> frame with n as z (proper rotation)
+    flip = np.diag([1.0, -1.0, -1.0]) if rng.uniform() < 0.5 else np.eye(3)
+    tilt_axis = rng.uniform(0, 2 * np.pi)
+    tilt = np.radians(FLAT_TILT_DEG) * np.sqrt(rng.uniform())
+    Rt = _rot(np.array([np.cos(tilt_axis), np.sin(tilt_axis), 0.0]), tilt)
+    z = np.array([0.0, 0.0, 1.0])
+    for _ in range(8):
+        R = Rt @ _rot(z, rng.uniform(0, 2 * np.pi)) @ flip @ B.T
+        if fit is None:
+            return R
+        ext = np.ptp(pts @ R.T, axis=0)
+        if ext[0] <= fit[0] and ext[1] <= fit[1]:
+            return R
+    base = 0.0 if fit[0] >= fit[1] else np.pi / 2
+    yaw = base + rng.choice([0.0, np.pi]) + np.radians(rng.uniform(-5.0, 5.0))
+    return Rt @ _rot(z, yaw) @ flip @ B.T
+
+
+def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues rotation (3, 3) about a unit axis by angle (radians)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """Uniformly random (3, 3) rotation (normalised 4-d Gaussian quaternion)."""
     q = rng.standard_normal(4)
@@ -593,7 +651,10 @@ class PhysicsWorld:
                    occupied: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """A drop pose (T_world_from_item) for one item.
 
-        Uniformly random orientation. xy keeps the bounding sphere inside the floor
+        Uniformly random orientation, except for flat items (a mailer, a pouch:
+        :func:`is_flat`), which are dropped near face-down (:func:`flat_drop_rotation`):
+        a flat item dropped on its edge topples by up to its length, and a big one
+        lands on the rim in most drops. xy keeps the bounding sphere inside the floor
         where it fits (else the rotated footprint, else centred) and is redrawn up to
         :data:`SPREAD_TRIES` times to miss the footprints of the items already on the
         tray (``occupied``: world AABBs (lo, hi)). The lowest point starts a few cm
@@ -601,8 +662,9 @@ class PhysicsWorld:
         item it still overlaps, so it never starts interpenetrating anything.
         """
         sx, sy = (float(s) for s in tray.size_m)
-        R = random_rotation(rng)
-        pts = np.concatenate(model.pieces_body) @ R.T
+        pts = np.concatenate(model.pieces_body)
+        R = flat_drop_rotation(rng, pts, (sx, sy)) if is_flat(pts) else random_rotation(rng)
+        pts = pts @ R.T
         lo, hi = pts.min(0), pts.max(0)
         ranges = [(_drop_range(sx, model.radius_m, lo[0], hi[0]), _drop_range(sy, model.radius_m, lo[1], hi[1])),
                   ((-sx / 2 - lo[0], sx / 2 - hi[0]), (-sy / 2 - lo[1], sy / 2 - hi[1]))]
