@@ -157,3 +157,73 @@ def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
                 score[(dy, dx)] = grad[np.roll(np.roll(boundary, dy, 0), dx, 1)].mean()
         best = max(score, key=score.get)
         assert max(abs(best[0]), abs(best[1])) <= 1 and score[(0, 0)] >= 0.9 * score[best], (cam.name, best)
+
+
+def _normals_reference(depth_m, K):
+    """The textbook formulation (stacked points, np.gradient, np.cross, norms):
+    the whole-image component passes of simulator.sensors must match it bit for bit."""
+    h, w = depth_m.shape
+    u = np.arange(w, dtype=np.float32)[None, :]
+    v = np.arange(h, dtype=np.float32)[:, None]
+    z = depth_m.astype(np.float32)
+    P = np.stack([(u - np.float32(K[0, 2])) / np.float32(K[0, 0]) * z,
+                  (v - np.float32(K[1, 2])) / np.float32(K[1, 1]) * z, z], axis=-1)
+    n = np.cross(np.gradient(P, axis=0), np.gradient(P, axis=1))
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
+    n = np.where(n[..., 2:3] > 0, -n, n)
+    ray = P / np.maximum(np.linalg.norm(P, axis=-1, keepdims=True), 1e-12)
+    return P, n, np.arccos(np.clip(np.abs(np.sum(ray * n, axis=-1)), 0.0, 1.0))
+
+
+def test_normals_and_incidence_match_the_stacked_formulation_exactly():
+    from simulator.sensors import incidence_angle, normals_from_depth
+
+    rng = np.random.default_rng(11)
+    K = np.array([[420.0, 0, 160.3], [0, 425.0, 119.7], [0, 0, 1.0]])
+    yy, xx = np.mgrid[0:240, 0:320]
+    z = 0.9 + 0.0004 * xx - 0.0002 * yy + np.where((abs(xx - 160) < 60) & (abs(yy - 120) < 50),
+                                                     -0.2 + 0.03 * np.sin(xx / 7.0), 0.0)
+    z[rng.random(z.shape) < 0.01] = 0.0  # holes: no return
+    z[:, :5] = 0.0
+    P, n, theta = _normals_reference(z, K)
+    P2, n2 = normals_from_depth(z, K)
+    assert np.array_equal(P, P2) and np.array_equal(n, n2)
+    assert np.array_equal(theta, incidence_angle(z, K))
+
+
+def test_pristine_replays_the_same_noise_fields_and_rejects_another_frame():
+    """A SensorDraws cache hands the second frame set of a capture exactly the
+    draws a fresh generator gives (same output bits), and refuses a frame set
+    whose draws would differ (another size) instead of serving wrong noise."""
+    from dataclasses import replace
+
+    from simulator.render import Frame
+    from simulator.sensors import SensorDraws, SensorModel, apply_to_frames
+
+    class _Cam:
+        def __init__(self, name, sensor, K):
+            self.name, self.sensor, self.K = name, sensor, K
+
+    class _Rig:
+        cameras = (_Cam("c", SensorModel(rgb=RGBModel(enabled=True)), np.diag([300.0, 300.0, 1.0])),
+                   _Cam("d", SensorModel(depth=replace(MODELS["active_stereo"], lateral_px=0.5)),
+                        np.array([[300.0, 0, 40], [0, 300.0, 30], [0, 0, 1.0]])))
+
+    rng = np.random.default_rng(12)
+
+    def frames(h, w):
+        lab = np.zeros((h, w), np.uint16)
+        return {c: Frame(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.uniform(0.5, 1.0, (h, w)).astype(np.float32),
+                         lab, lab.astype(np.uint8), lab.astype(np.uint8), lab) for c in "cd"}
+
+    damaged, pristine = frames(60, 80), frames(60, 80)
+    cache = SensorDraws()
+    apply_to_frames(_Rig, damaged, 99, cache)
+    replayed, d1 = apply_to_frames(_Rig, pristine, 99, cache)
+    fresh, d2 = apply_to_frames(_Rig, pristine, 99)
+    assert d1 == d2
+    for c in "cd":
+        assert np.array_equal(replayed[c].rgb, fresh[c].rgb) and np.array_equal(replayed[c].depth_m, fresh[c].depth_m)
+    with pytest.raises(RuntimeError, match="differs from the recorded"):
+        apply_to_frames(_Rig, frames(40, 50), 99, cache)
