@@ -1,12 +1,14 @@
 """Sensor models: noise statistics on rendered planes match each model's formula,
 invalid pixels appear where the model says, labels stay exact through the lens."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import yaml
 from scipy import ndimage
 
 from simulator.rig import load_rig
-from simulator.sensors import (DepthModel, RGBModel, apply_depth, apply_rgb, occluded_from_offset_view,
+from simulator.sensors import (DepthModel, RGBModel, SensorModel, apply_depth, apply_rgb, occluded_from_offset_view,
                                sigma_active_stereo, sigma_structured_light, sigma_tof)
 
 MODELS = {
@@ -227,3 +229,44 @@ def test_pristine_replays_the_same_noise_fields_and_rejects_another_frame():
         assert np.array_equal(replayed[c].rgb, fresh[c].rgb) and np.array_equal(replayed[c].depth_m, fresh[c].depth_m)
     with pytest.raises(RuntimeError, match="differs from the recorded"):
         apply_to_frames(_Rig, frames(40, 50), 99, cache)
+
+
+def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, materials, tmp_path):
+    """A depth-only camera is rendered by the label pass alone: the same depth and
+    labels as a label-only render, no colour pass, and an IR amplitude rgb that is
+    grey, black where there is no return, and on the frontal tray exactly
+    albedo x (z_ref / z)^2 through the sRGB table; the ToF model's dark test
+    reads the label pass's reflectance."""
+    from conftest import box_product
+
+    from simulator.render import BoothRenderer, SceneItem
+    from simulator.sensors import _luts, apply_to_frames, linear_to_srgb
+
+    rig = _rig_looking_down(tmp_path, 600.0)
+    prod = box_product(extents=(0.06, 0.05, 0.04))
+    T = np.eye(4)
+    T[2, 3] = 0.02
+    with BoothRenderer(rig, materials) as r:
+        full = r.render([SceneItem(prod, T, 1)])["d"]
+        assert "colour_pass" not in r.timings  # nothing but the label pass
+        labels = r.render([SceneItem(prod, T, 1)], want_rgb=False)["d"]
+    for k in ("depth_m", "instance", "part", "damage_category", "damage_instance"):
+        assert np.array_equal(getattr(full, k), getattr(labels, k)), k
+    rgb = full.rgb
+    assert rgb.dtype == np.uint8 and rgb.shape == full.depth_m.shape + (3,)
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
+    assert (rgb[full.depth_m == 0] == 0).all() and (rgb[full.depth_m > 0, 0] > 0).all()
+    tray = (full.instance == 0) & (full.depth_m > 0)
+    tray_albedo = float(np.mean(materials[rig.tray.material].color))
+    z = 0.6  # a frontal plane: cos = 1 away from its outline
+    inner = ndimage.binary_erosion(tray, iterations=2)
+    want = _luts()[1][min(int(tray_albedo * (z / z) ** 2 * 16384), 16383)]  # z_ref = the tray centre's range
+    assert abs(int(np.median(rgb[inner, 0])) - int(want)) <= 1
+    assert abs(int(want) - round(float(linear_to_srgb(np.array(tray_albedo))) * 255)) <= 1
+    # the sensor stage: reflectance and incidence used, then dropped from the frame
+    tof_rig = _rig_looking_down(tmp_path, 600.0)
+    cam = replace(tof_rig.cameras[0], sensor=SensorModel(depth=replace(MODELS["tof"], dark_threshold=tray_albedo + 1e-3)))
+    tof_rig = replace(tof_rig, cameras=(cam,))
+    out, _ = apply_to_frames(tof_rig, {"d": full}, 5)
+    assert (out["d"].depth_m[tray] == 0).all()  # darker than the threshold: no return
+    assert out["d"].reflectance is None and out["d"].incidence_cos is None
