@@ -21,7 +21,7 @@ Three phases, one after the other in this process and its children:
 3. workers: the same ``--n`` captures by ``damagesim generate --workers 1``
    and ``--workers 2`` (benchmarks/scaling.py's steady-state measure).
 
-    python benchmarks/throughput.py [--n 6] [--rig FILE] [--catalog FILE] [--seed 0] [--skip-workers]
+    python benchmarks/throughput.py [--n 6] [--workers-n 6] [--rig FILE] [--catalog FILE] [--seed 0] [--skip-workers]
 
 On an NVIDIA GPU the same pipeline renders through EGL on the driver:
 
@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from simulator.glenv import configure  # noqa: E402
 
@@ -253,8 +252,13 @@ def workers(spec, n: int) -> dict:
     """Phase 3: generate with 1 and with 2 local workers (steady state)."""
     from dataclasses import replace
 
-    from scaling import timed_run
+    import importlib.util
 
+    # benchmarks/ is no package (and its damage_ops.py would shadow the real one on sys.path)
+    sp = importlib.util.spec_from_file_location("_scaling", Path(__file__).resolve().parent / "scaling.py")
+    scaling = importlib.util.module_from_spec(sp)
+    sp.loader.exec_module(scaling)
+    timed_run = scaling.timed_run
     from simulator.parallel import RunOptions
 
     out = {}
@@ -278,11 +282,15 @@ def main() -> None:
     ap.add_argument("--gl", default=None, choices=["egl", "osmesa"])
     ap.add_argument("--gpu", action="store_true", help="EGL on a GPU; refuse a software rasteriser")
     ap.add_argument("--skip-workers", action="store_true", help="leave out phase 3 (1 vs 2 workers)")
+    ap.add_argument("--workers-n", type=int, default=6,
+                    help="captures per run of phase 3 (each of 2 workers needs a warm-up and timed ones)")
     ap.add_argument("--json", default=str(Path(__file__).parent / "out" / "throughput.json"))
     args = ap.parse_args()
     if args.n < 3:
         ap.error(f"--n must be at least 3 (a warm-up and two timed captures), got {args.n}")
     platform = configure("egl" if args.gpu else args.gl)
+
+    from dataclasses import replace
 
     from simulator.pipeline import GenerateSpec, prepare
 
@@ -303,7 +311,7 @@ def main() -> None:
         wk = None
         if not args.skip_workers:
             print("phase 3: 1 vs 2 workers", file=sys.stderr)
-            wk = workers(spec, args.n)
+            wk = workers(replace(spec, n=max(args.workers_n, 4)), max(args.workers_n, 4))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load1 = os.getloadavg()

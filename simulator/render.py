@@ -13,7 +13,9 @@ A depth-only camera (modality ``depth``) has no colour pass: its depth and
 labels come from the label pass alone, and its ``rgb`` is the active-IR
 amplitude image its own emitter would give (:func:`ir_amplitude`: the surface's
 mean albedo x |cos incidence| x inverse square of range), shaded from the label
-pass at no extra GL cost.
+pass at no extra GL cost. Except a ToF camera: its dark-surface dropouts read
+the colour image (dark print), so it keeps its colour pass and colour rgb
+(:func:`depth_only`).
 
 Set PYOPENGL_PLATFORM before importing this module (entry points call
 :func:`simulator.glenv.configure`). EGL works on the CPU through Mesa llvmpipe
@@ -376,6 +378,13 @@ def _artwork_albedo(img: np.ndarray | None, cache: dict) -> float | None:
     return v
 
 
+def depth_only(cam: Camera) -> bool:
+    """Whether a camera is rendered without a colour pass: modality ``depth`` and
+    a depth model that never reads the colour image (ToF's dark dropouts do)."""
+    sensor = getattr(cam, "sensor", None)
+    return cam.modality == "depth" and not (sensor is not None and sensor.depth.model == "tof")
+
+
 def ir_amplitude(depth_m: np.ndarray, cos_incidence: np.ndarray, reflectance: np.ndarray,
                  z_ref_m: float) -> np.ndarray:
     """Active-IR amplitude image of a depth camera, (h, w, 3) uint8 sRGB grey.
@@ -621,7 +630,7 @@ class BoothRenderer:
         albedo = [0.0, _mean_albedo(self.materials[self.rig.tray.material].color)]  # per code, linear
         seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
         cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
-        colour = want_rgb and any(c.modality != "depth" for c in cams)  # any camera needs a colour pass
+        colour = want_rgb and not all(depth_only(c) for c in cams)  # any camera needs a colour pass
         t0 = time.perf_counter()
         try:
             for it in items:
@@ -650,9 +659,9 @@ class BoothRenderer:
             for cam in cams:
                 self._resize(cam)
                 self.scene.main_camera_node = self._cam_nodes[cam.name]
-                depth_only = cam.modality == "depth"
-                fr = self._render_camera(label_nodes, seg_map, lut, want_rgb and not depth_only,
-                                         albedo_lut if want_rgb and depth_only else None)
+                ir = depth_only(cam)
+                fr = self._render_camera(label_nodes, seg_map, lut, want_rgb and not ir,
+                                         albedo_lut if want_rgb and ir else None)
                 if cam.name in self._remaps:
                     fr = self._apply_lens(self._remaps[cam.name], fr, (cam.height, cam.width))
                 if fr.reflectance is not None:

@@ -245,13 +245,13 @@ def occluded_from_offset_view(depth_m: np.ndarray, f_px: float, baseline_m: floa
 
 # -- depth models -------------------------------------------------------------------
 def apply_depth(model: DepthModel, depth_m: np.ndarray, K: np.ndarray, rng: np.random.Generator,
-                rgb: np.ndarray | None = None, reflectance: np.ndarray | None = None,
+                rgb: np.ndarray | None = None,
                 cos_incidence: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Noisy depth (h, w) float32 metres, 0 = no return, and stats for the metadata.
 
     depth_m: (h, w) clean z-depth, metres, 0 = no return; K: (3, 3) intrinsics;
-    rgb: (h, w, 3) uint8 sRGB of the same view, or reflectance: (h, w) float32
-    linear albedo (wins over rgb): ToF dark dropouts only; cos_incidence: (h, w)
+    rgb: (h, w, 3) uint8 sRGB colour of the same view (ToF dark dropouts only);
+    cos_incidence: (h, w)
     float32 |cos| of the incidence angle of this very depth image when already
     computed (a depth-only camera's IR shading), else computed here.
     Whole-image array passes only (no per-pixel Python)."""
@@ -295,9 +295,7 @@ def apply_depth(model: DepthModel, depth_m: np.ndarray, K: np.ndarray, rng: np.r
         flying = band & valid & np.isfinite(zmin)
         out = np.where(flying, a * zmin + (1 - a) * zmax, out)
         keep = flying
-        if reflectance is not None:
-            invalid |= reflectance < model.dark_threshold
-        elif rgb is not None:
+        if rgb is not None:
             invalid |= _srgb8_to_linear64()[rgb].mean(-1) < model.dark_threshold
     else:
         raise ValueError(f"unknown depth model {model.model!r}")
@@ -600,7 +598,7 @@ def apply_to_frames(rig, frames: dict, sensor_seed: int,
         rng = draws_cache.rng(sensor_seed, ci) if draws_cache is not None else np.random.default_rng([sensor_seed, ci])
         rgb, rgb_stats = apply_rgb(sm.rgb, fr.rgb, rng)
         depth, depth_stats = apply_depth(sm.depth, fr.depth_m, cam.K, rng, rgb=fr.rgb,
-                                         reflectance=fr.reflectance, cos_incidence=fr.incidence_cos)
+                                         cos_incidence=fr.incidence_cos)
         changed_depth = sm.depth.model != "none"
         out[cam.name] = replace(fr, rgb=rgb, depth_m=depth, depth_gt=fr.depth_m if changed_depth else None,
                                 reflectance=None, incidence_cos=None)

@@ -235,8 +235,7 @@ def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, material
     """A depth-only camera is rendered by the label pass alone: the same depth and
     labels as a label-only render, no colour pass, and an IR amplitude rgb that is
     grey, black where there is no return, and on the frontal tray exactly
-    albedo x (z_ref / z)^2 through the sRGB table; the ToF model's dark test
-    reads the label pass's reflectance."""
+    albedo x (z_ref / z)^2 through the sRGB table."""
     from conftest import box_product
 
     from simulator.render import BoothRenderer, SceneItem
@@ -263,10 +262,11 @@ def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, material
     want = _luts()[1][min(int(tray_albedo * (z / z) ** 2 * 16384), 16383)]  # z_ref = the tray centre's range
     assert abs(int(np.median(rgb[inner, 0])) - int(want)) <= 1
     assert abs(int(want) - round(float(linear_to_srgb(np.array(tray_albedo))) * 255)) <= 1
-    # the sensor stage: reflectance and incidence used, then dropped from the frame
-    tof_rig = _rig_looking_down(tmp_path, 600.0)
-    cam = replace(tof_rig.cameras[0], sensor=SensorModel(depth=replace(MODELS["tof"], dark_threshold=tray_albedo + 1e-3)))
-    tof_rig = replace(tof_rig, cameras=(cam,))
-    out, _ = apply_to_frames(tof_rig, {"d": full}, 5)
-    assert (out["d"].depth_m[tray] == 0).all()  # darker than the threshold: no return
+    # the sensor stage uses the incidence, then drops the shading inputs from the frame
+    out, _ = apply_to_frames(rig, {"d": full}, 5)
     assert out["d"].reflectance is None and out["d"].incidence_cos is None
+    # ToF dropouts read the colour image (dark print): a ToF camera keeps its colour pass
+    tof = replace(rig.cameras[0], sensor=SensorModel(depth=MODELS["tof"]))
+    with BoothRenderer(replace(rig, cameras=(tof,)), materials) as r:
+        f = r.render([SceneItem(prod, T, 1)])["d"]
+        assert len(r.timings["colour_pass"]) == 1 and f.reflectance is None
