@@ -130,13 +130,19 @@ def test_rgb_noise_is_poisson_gaussian_in_linear_space():
         assert draws["enabled"] and draws["exposure_gain"] == 1.0
 
 
-@pytest.mark.xfail(strict=False, reason="since the kraft/normal-map materials merge (19c0fb3) the RGB edge-gradient "
-                   "alignment score peaks 2 px off on rgb_top; the label asserts above it still hold. Open: find "
-                   "whether the RGB really shifted or the new shading moved the gradient peak")
 def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
+    """Labels stay exact through the lens remap, and the RGB's edges sit on the
+    mask's outline. The box is a light flat grey here: with the shipped kraft
+    (darker since the materials merge 19c0fb3) rgb_top sees the box's left side
+    face in shadow, as dark as the shadowed tray beside it, so the strongest RGB
+    gradient on that side is the side/top edge 3 px inside the outline, not a
+    misalignment (labels and RGB agree; 115b55a's lighter kraft had contrast)."""
     from conftest import box_product
     from simulator.render import BoothRenderer, SceneItem
 
+    materials = dict(materials)
+    for k in ("cardboard", "cardboard_white"):
+        materials[k] = replace(materials[k], color=(0.8, 0.8, 0.8), pattern=None)
     rig = load_rig()
     cams = [c for c in rig.cameras if any(c.distortion)]
     assert cams, "the default rig's RGB cameras model lens distortion"
