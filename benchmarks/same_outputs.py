@@ -5,7 +5,12 @@ images exactly, RGB within ``--rgb-tol`` grey levels, and every capture.json /
 annotations.json / COCO file must hold the same values (file bytes may differ:
 PNG compression is free to change).
 
-    python benchmarks/same_outputs.py BEFORE_DIR AFTER_DIR [--rgb-tol 1]
+    python benchmarks/same_outputs.py BEFORE_DIR AFTER_DIR [--rgb-tol 1] [--skip-depth-camera-rgb]
+
+``--skip-depth-camera-rgb`` leaves out the rgb.png of depth-only cameras (rig
+modality ``depth``), for a change that meant to alter them (before: a lit
+colour render; since the depth-only pass: the active-IR amplitude image); their
+largest difference is still printed.
 
 Exit status 0 when they match, 1 with a list of differences otherwise.
 """
@@ -31,10 +36,18 @@ def _strip(obj):
     return obj
 
 
-def compare(a: Path, b: Path, rgb_tol: int = 1) -> tuple[list[str], dict[str, int]]:
+def depth_only_cameras(root: Path) -> set[str]:
+    """Names of the rig's depth-only cameras (modality ``depth``) in a dataset card."""
+    card = json.loads((Path(root) / "dataset.json").read_text())
+    return {c["name"] for c in card.get("rig", {}).get("cameras", []) if c.get("modality") == "depth"}
+
+
+def compare(a: Path, b: Path, rgb_tol: int = 1, skip_depth_camera_rgb: bool = False) -> tuple[list[str], dict[str, int]]:
     """Returns (differences, counts of what was compared)."""
     diffs: list[str] = []
-    counts = {"label_depth_png": 0, "rgb_png": 0, "json": 0}
+    counts = {"label_depth_png": 0, "rgb_png": 0, "json": 0, "skipped_depth_camera_rgb": 0,
+              "depth_camera_rgb_max_diff": 0}
+    skip_cams = depth_only_cameras(a) if skip_depth_camera_rgb else set()
     fa = {p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()}
     fb = {p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()}
     skip = {"manifest.jsonl", "dataset.md"}
@@ -47,6 +60,10 @@ def compare(a: Path, b: Path, rgb_tol: int = 1) -> tuple[list[str], dict[str, in
             x, y = np.asarray(Image.open(pa)), np.asarray(Image.open(pb))
             if x.shape != y.shape or x.dtype != y.dtype:
                 diffs.append(f"{rel}: {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
+            elif rel.endswith("/rgb.png") and Path(rel).parent.name in skip_cams:
+                d = int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max())
+                counts["skipped_depth_camera_rgb"] += 1
+                counts["depth_camera_rgb_max_diff"] = max(counts["depth_camera_rgb_max_diff"], d)
             elif rel.endswith("/rgb.png"):
                 d = int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max())
                 rgb_max = max(rgb_max, d)
@@ -76,14 +93,19 @@ def main() -> int:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("--rgb-tol", type=int, default=1, help="max RGB difference, grey levels")
+    ap.add_argument("--skip-depth-camera-rgb", action="store_true",
+                    help="leave out rgb.png of depth-only cameras (an intended change)")
     args = ap.parse_args()
     for d in (args.before, args.after):
         if not (d / "dataset.json").is_file():
             print(f"{d}: not a dataset folder (no dataset.json)", file=sys.stderr)
             return 2
-    diffs, counts = compare(args.before, args.after, args.rgb_tol)
+    diffs, counts = compare(args.before, args.after, args.rgb_tol, args.skip_depth_camera_rgb)
     print(f"compared {counts['label_depth_png']} label/depth PNGs (exact), {counts['rgb_png']} RGB PNGs "
           f"(max difference {counts['rgb_max_diff']} grey levels), {counts['json']} JSON files")
+    if counts["skipped_depth_camera_rgb"]:
+        print(f"not compared: {counts['skipped_depth_camera_rgb']} rgb.png of depth-only cameras (max difference "
+              f"{counts['depth_camera_rgb_max_diff']} grey levels)")
     for d in diffs[:50]:
         print("  " + d)
     if len(diffs) > 50:

@@ -1,23 +1,48 @@
-"""Throughput of the capture pipeline on a rig, with pybullet's TinyRenderer as
-the peer, measured in the same run.
+"""Throughput of `damagesim generate` on a rig, with pybullet's TinyRenderer as
+the peer, all measured in one run.
 
-Prints captures/s, labelled frames/s, a per-stage breakdown (product build,
-physics, render: scene set-up, colour pass, label+depth pass, label decode;
-encode; write) and the cost of one labelled frame (RGB + metric depth + instance,
-part, damage-category and damage-instance images) against TinyRenderer rendering
-RGB + depth + segmentation of the same scene, through the same cameras, at the
-same resolutions. Writes the figures to benchmarks/out/throughput.json.
+Three phases, one after the other in this process and its children:
 
-    python benchmarks/throughput.py [--n 8] [--rig FILE] [--catalog FILE] [--seed 0]
+1. end to end: ``--n`` captures made exactly as ``damagesim generate`` makes
+   them (one in-process worker: CaptureMaker.make with its pristine pairs and
+   references, the CaptureWriter thread encoding and writing the previous
+   capture meanwhile). Labelled frames/s = frames rendered (capture, pair and
+   reference frames: each is written with its labels) per second of wall time,
+   from the start of capture 1 (capture 0 is the warm-up: shader compiles,
+   first uploads) to the last folder on disk. Each stage's share of that wall
+   time comes from timers around the stages (scene build / damage / physics,
+   rendering, sensor models, the rest of the main thread incl. waiting for the
+   writer); the writer thread's own busy time is printed beside it (it runs
+   concurrently, so it is not a share of the wall).
+2. render only: the same scenes (rebuilt: a capture is a pure function of
+   (seed, index)) rendered alone through every camera, nothing else running,
+   and, right after each, TinyRenderer rendering RGB + depth + segmentation of
+   the same items through the same cameras at the same resolutions: the peer.
+3. workers: the same ``--n`` captures by ``damagesim generate --workers 1``
+   and ``--workers 2`` (benchmarks/scaling.py's steady-state measure).
+
+    python benchmarks/throughput.py [--n 6] [--workers-n 6] [--rig FILE] [--catalog FILE] [--seed 0] [--skip-workers]
+
+On an NVIDIA GPU the same pipeline renders through EGL on the driver:
+
+    PYOPENGL_PLATFORM=egl EGL_DEVICE_ID=0 \\
+    __EGL_VENDOR_LIBRARY_FILENAMES=/usr/share/glvnd/egl_vendor.d/10_nvidia.json \\
+    .venv/bin/python benchmarks/throughput.py --gpu --n 12
+
+(``EGL_DEVICE_ID`` picks the EGL device pyrender opens, the vendor file makes
+glvnd load NVIDIA's EGL rather than Mesa's); ``--gpu`` refuses to report when
+the context it got is a software rasteriser (llvmpipe, softpipe, swrast).
+Writes the figures to benchmarks/out/throughput.json.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +52,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator.glenv import configure  # noqa: E402
+
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
 
 
 def tiny_projection(cam) -> list[float]:
@@ -82,166 +109,258 @@ def tiny_scene(rig, scene_items):
     return c
 
 
-def ideal_only(args) -> None:
-    """Render + sensor time per capture through the rig made ideal (pinhole, no
-    sensor effects); writes {"render_and_sensors_s": [...]} to args.json."""
+class StageTimer:
+    """Wall seconds per stage on the main thread, per capture index, and the
+    writer thread's busy seconds; frames rendered per capture index."""
+
+    def __init__(self) -> None:
+        self.main: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        self.frames: dict[int, int] = defaultdict(int)
+        self.writes: list[tuple[float, float]] = []  # writer thread: (start, end) of each write_capture
+        self.start: dict[int, float] = {}
+        self.index = -1
+        self.lock = threading.Lock()
+
+    def wrap(self, obj, name: str, stage: str, count_frames: bool = False):
+        fn = getattr(obj, name)
+        timer = self
+
+        def timed(*a, **k):
+            if threading.current_thread() is not threading.main_thread():
+                return fn(*a, **k)
+            t = time.perf_counter()
+            try:
+                out = fn(*a, **k)
+            finally:
+                timer.main[stage][timer.index] += time.perf_counter() - t
+            if count_frames:
+                timer.frames[timer.index] += len(out)
+            return out
+
+        setattr(obj, name, timed)
+        return fn
+
+
+def end_to_end(spec, n: int) -> dict:
+    """Phase 1: generate's in-process path, timed per stage (see the module doc)."""
+    import simulator.pipeline as pl
+    import simulator.render as rd
+    import simulator.writers as wr
+    from simulator.parallel import RunOptions, run_captures
+
+    st = StageTimer()
+    originals = []
+    make = pl.CaptureMaker.make
+
+    def make_timed(self, index, _make=make):
+        st.index = index
+        st.start[index] = time.perf_counter()
+        return _make(self, index)
+
+    pl.CaptureMaker.make = make_timed
+    originals.append((pl.CaptureMaker, "make", make))
+    for obj, name, stage, frames in ((pl.CaptureMaker, "scene", "scene_build_damage_physics", False),
+                                     (rd.BoothRenderer, "render", "render", True),
+                                     (pl, "apply_to_frames", "sensor_models", False)):
+        originals.append((obj, name, st.wrap(obj, name, stage, frames)))
+    wc = wr.write_capture
+
+    def write_timed(*a, **k):  # captures and references alike, on the writer thread
+        t = time.perf_counter()
+        try:
+            return wc(*a, **k)
+        finally:
+            with st.lock:
+                st.writes.append((t, time.perf_counter()))
+
+    originals.append((wr, "write_capture", wc))
+    wr.write_capture = write_timed
+    done = {}
+    try:
+        run_captures(spec, list(range(n)), RunOptions(), on_result=lambda r: done.setdefault(r["index"], time.perf_counter()))
+    finally:
+        for obj, name, fn in originals:
+            setattr(obj, name, fn)
+    t0, t1 = st.start[1], max(done.values())
+    wall = t1 - t0
+    timed = range(1, n)
+    frames = sum(st.frames[i] for i in timed)
+    stages = {k: sum(v[i] for i in timed) for k, v in st.main.items()}
+    # render() includes nothing of the sensors; make() minus its parts is metadata and bookkeeping
+    stages["main_thread_other_incl_writer_wait"] = wall - sum(stages.values())
+    return {"captures_timed": n - 1, "frames": frames, "wall_s": wall, "stages_s": stages,
+            "writer_busy_s": sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in st.writes),
+            "frames_per_capture": frames / (n - 1)}
+
+
+def render_only(spec, rig, catalog, n: int) -> dict:
+    """Phase 2: the same scenes rendered alone, camera by camera, and TinyRenderer
+    on the same items and cameras right after each (see the module doc)."""
+    import pybullet as p
+
+    from simulator.pipeline import CaptureMaker
+
+    cams = list(rig.cameras)
+    ours_cam, tiny_cam = defaultdict(list), defaultdict(list)
+    ours_total, tiny_total, passes = [], [], defaultdict(list)
+    gl_renderer = None
+    with CaptureMaker(spec, rig, catalog) as maker:
+        r = maker.renderer
+        for i in range(n):
+            sc = maker.scene(i)
+            items = maker.scene_items(sc)
+            r.configure(sc["randomization"])
+            r.timings.clear()
+            t = time.perf_counter()
+            r.render(items)
+            t_render = time.perf_counter() - t
+            r.configure(None)
+            if gl_renderer is None:
+                from OpenGL.GL import GL_RENDERER, glGetString
+
+                gl_renderer = glGetString(GL_RENDERER).decode()
+            client = tiny_scene(rig, items)
+            tiny_t = {c.name: tiny_frame(client, c) for c in cams}
+            p.disconnect(client)
+            if i == 0:  # warm-up
+                continue
+            tm = {k: list(v) for k, v in r.timings.items()}
+            for k, v in tm.items():
+                passes[k].append(sum(v))
+            setup_share = sum(tm.get("scene_setup", [0])) / len(cams)
+            # the renderer's order: largest render first; colour passes only for colour cameras
+            order = sorted(cams, key=lambda c: (-np.prod(r._render_size(c)), c.name))
+            colour = iter(tm.get("colour_pass", []))
+            ir = iter(tm.get("ir_shading", []))
+            for j, c in enumerate(order):
+                o = tm["label_pass"][j] + tm["label_decode"][j] + setup_share
+                o += next(colour) if c.modality != "depth" or "ir_shading" not in tm else next(ir, 0.0)
+                ours_cam[c.name].append(o)
+                tiny_cam[c.name].append(tiny_t[c.name])
+            ours_total.append(t_render)
+            tiny_total.append(sum(tiny_t.values()))
+            print(f"  render-only capture {i}: ours {t_render:.2f} s, TinyRenderer {tiny_total[-1]:.2f} s", file=sys.stderr)
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    return {"gl_renderer": gl_renderer, "render_s": med(ours_total), "tiny_s": med(tiny_total),
+            "passes_s": {k: med(v) for k, v in passes.items()},
+            "per_camera": {c.name: {"resolution": list(c.resolution), "modality": c.modality,
+                                    "ours_s": med(ours_cam[c.name]), "tiny_s": med(tiny_cam[c.name]),
+                                    "ratio": med(ours_cam[c.name]) / med(tiny_cam[c.name])} for c in cams}}
+
+
+def workers(spec, n: int) -> dict:
+    """Phase 3: generate with 1 and with 2 local workers (steady state)."""
     from dataclasses import replace
 
-    from simulator.pipeline import CaptureMaker, GenerateSpec, prepare
-    from simulator.sensors import SensorModel, apply_to_frames
+    import importlib.util
 
-    tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
-    kw = {k: v for k, v in (("rig", args.rig), ("catalog", args.catalog)) if v}
-    spec = GenerateSpec(n=args.n + 1, seed=args.seed, out=str(tmp), **kw)
-    rig, catalog = prepare(spec)
-    ideal = replace(rig, cameras=tuple(replace(c, distortion=(0.0,) * 5, sensor=SensorModel()) for c in rig.cameras))
-    times = []
-    with CaptureMaker(spec, ideal, catalog) as maker:
-        for i in range(args.n + 1):
-            sc = maker.scene(i)
-            t = time.perf_counter()
-            apply_to_frames(ideal, maker.renderer.render(maker.scene_items(sc)), sc["sensor_seed"])
-            if i:
-                times.append(time.perf_counter() - t)
-    Path(args.json).write_text(json.dumps({"render_and_sensors_s": times}))
+    # benchmarks/ is no package (and its damage_ops.py would shadow the real one on sys.path)
+    sp = importlib.util.spec_from_file_location("_scaling", Path(__file__).resolve().parent / "scaling.py")
+    scaling = importlib.util.module_from_spec(sp)
+    sp.loader.exec_module(scaling)
+    timed_run = scaling.timed_run
+    from simulator.parallel import RunOptions
+
+    out = {}
+    for w in (1, 2):
+        d = Path(tempfile.mkdtemp(prefix=f"damagesim-bench-w{w}-"))
+        try:
+            out[w] = timed_run(replace(spec, out=str(d)), RunOptions(workers=w), warmup=1)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        print(f"  {w} worker(s): {out[w].get('captures_per_s_steady', float('nan')):.3f} captures/s steady, "
+              f"{out[w]['captures_per_s_wall']:.3f} over the whole run", file=sys.stderr)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=8, help="captures to time (after one warm-up capture)")
+    ap.add_argument("--n", type=int, default=6, help="captures per phase (the first is a warm-up)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rig", default=None)
     ap.add_argument("--catalog", default=None)
     ap.add_argument("--gl", default=None, choices=["egl", "osmesa"])
+    ap.add_argument("--gpu", action="store_true", help="EGL on a GPU; refuse a software rasteriser")
+    ap.add_argument("--skip-workers", action="store_true", help="leave out phase 3 (1 vs 2 workers)")
+    ap.add_argument("--workers-n", type=int, default=6,
+                    help="captures per run of phase 3 (each of 2 workers needs a warm-up and timed ones)")
     ap.add_argument("--json", default=str(Path(__file__).parent / "out" / "throughput.json"))
-    ap.add_argument("--ideal-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    platform = configure(args.gl)
-    if args.ideal_only:
-        return ideal_only(args)
+    if args.n < 3:
+        ap.error(f"--n must be at least 3 (a warm-up and two timed captures), got {args.n}")
+    platform = configure("egl" if args.gpu else args.gl)
 
-    import pybullet as p
-    from OpenGL.GL import GL_RENDERER, glGetString
-    from PIL import Image
+    from dataclasses import replace
 
-    from simulator.pipeline import CaptureMaker, GenerateSpec, capture_streams, prepare
-    from simulator.sensors import apply_to_frames
-    from simulator.writers import depth_to_png, frame_annotations, write_capture
+    from simulator.pipeline import GenerateSpec, prepare
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
     kw = {k: v for k, v in (("rig", args.rig), ("catalog", args.catalog)) if v}
-    spec = GenerateSpec(n=args.n + 1, seed=args.seed, out=str(tmp), **kw)
+    spec = GenerateSpec(n=args.n, seed=args.seed, out=str(tmp / "e2e"), **kw)
     rig, catalog = prepare(spec)
-    cams = list(rig.cameras)
-    stage = defaultdict(list)
-    ours_cam, tiny_cam = defaultdict(list), defaultdict(list)
-    ours_total, tiny_total, wall, sensor_cost = [], [], [], []
-    maker = CaptureMaker(spec, rig, catalog)
-    r = maker.renderer
-    gl_renderer = None
+    load0 = os.getloadavg()
+    t_start = time.perf_counter()
     try:
-        for i in range(args.n + 1):
-
-            t = time.perf_counter()
-            sc = maker.scene(i)  # products, damage, physics, satellites: what generate does
-            t_scene = time.perf_counter() - t
-            items = maker.scene_items(sc)
-            r.timings.clear()
-            t = time.perf_counter()
-            frames = r.render(items)
-            t_render = time.perf_counter() - t
-            t = time.perf_counter()
-            frames, draws = apply_to_frames(rig, frames, sc["sensor_seed"])
-            t_sensor = time.perf_counter() - t
-            tm = {k: list(v) for k, v in r.timings.items()}
-            if gl_renderer is None:
-                gl_renderer = glGetString(GL_RENDERER).decode()
-            meta = maker.metadata(sc, index=i)
-            t = time.perf_counter()
-            for f in frames.values():
-                for a in (f.rgb, depth_to_png(f.depth_m), f.instance, f.part, f.damage_category, f.damage_instance):
-                    Image.fromarray(a).save(io.BytesIO(), format="PNG", compress_level=1)
-                frame_annotations(f, meta["items"], meta["damages"])
-            t_encode = time.perf_counter() - t
-            t = time.perf_counter()
-            write_capture(tmp, i, meta, frames)
-            t_write = time.perf_counter() - t
-            client = tiny_scene(rig, items)
-            tiny_t = {c.name: tiny_frame(client, c) for c in cams}
-            p.disconnect(client)
-            if i == 0:  # warm-up: GL program compilation, first uploads
-                continue
-            wall.append(t_scene + t_render + t_sensor + t_write)
-            sensor_cost.append(t_sensor + sum(tm.get("lens_remap", [0])))
-            for k, v in (("scene_build_damage_physics", t_scene), ("render", t_render),
-                         ("sensor_models", t_sensor),
-                         ("encode_png_rle", t_encode), ("write_incl_encode", t_write)):
-                stage[k].append(v)
-            for k in ("scene_setup",):
-                stage[f"render.{k}"].append(sum(tm.get(k, [0])))
-            stage["render.lens_remap"].append(sum(tm.get("lens_remap", [0])))
-            for k in ("colour_pass", "label_pass", "label_decode"):
-                stage[f"render.{k}_per_camera"].append(float(np.mean(tm[k])))
-            # per camera: its colour + label + decode, plus an equal share of the scene set-up
-            setup_share = sum(tm.get("scene_setup", [0])) / len(cams)
-            order = sorted(cams, key=lambda c: (-c.width * c.height, c.name))  # the renderer's order
-            for j, c in enumerate(order):
-                ours_cam[c.name].append(tm["colour_pass"][j] + tm["label_pass"][j] + tm["label_decode"][j] + setup_share)
-                tiny_cam[c.name].append(tiny_t[c.name])
-            ours_total.append(t_render)
-            tiny_total.append(sum(tiny_t.values()))
-            print(f"capture {i}: {wall[-1]:.2f} s (render {t_render:.2f} s, TinyRenderer {tiny_total[-1]:.2f} s)",
-                  file=sys.stderr)
+        print("phase 1: end to end (generate, in process)", file=sys.stderr)
+        e2e = end_to_end(spec, args.n)
+        print("phase 2: render only + TinyRenderer", file=sys.stderr)
+        ro = render_only(spec, rig, catalog, args.n)
+        if args.gpu and any(s in ro["gl_renderer"].lower() for s in SOFTWARE_GL):
+            sys.exit(f"--gpu: the EGL context renders on {ro['gl_renderer']!r}, a software rasteriser; pick the "
+                     "GPU with EGL_DEVICE_ID=<k> and __EGL_VENDOR_LIBRARY_FILENAMES=<nvidia vendor json>")
+        wk = None
+        if not args.skip_workers:
+            print("phase 3: 1 vs 2 workers", file=sys.stderr)
+            wk = workers(replace(spec, n=max(args.workers_n, 4)), max(args.workers_n, 4))
     finally:
-        maker.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    load1 = os.getloadavg()
 
-    # the same scenes through an ideal rig (pinhole, no sensor effects), in a fresh
-    # process (one GL context per process): what the sensor models and lenses add
-    import subprocess
+    ncam = len(rig.cameras)
+    e2e_fps = e2e["frames"] / e2e["wall_s"]
+    render_in_run_fps = e2e["frames"] / e2e["stages_s"]["render"]
+    render_only_fps = ncam / ro["render_s"]
+    tiny_fps = ncam / ro["tiny_s"]
+    res = {"gl_platform": platform, "gl_renderer": ro["gl_renderer"], "rig": rig.name, "cameras": ncam,
+           "n": args.n, "seed": args.seed, "load_avg_before": load0, "load_avg_after": load1,
+           "cpu_count": os.cpu_count(), "seconds": time.perf_counter() - t_start,
+           "end_to_end": e2e, "render_only": ro, "workers": wk,
+           "end_to_end_labelled_frames_per_s": e2e_fps,
+           "render_only_labelled_frames_per_s": render_only_fps,
+           "render_in_run_labelled_frames_per_s": render_in_run_fps,
+           "end_to_end_share_of_render_only": e2e_fps / render_only_fps,
+           "tinyrenderer_frames_per_s": tiny_fps,
+           "labelled_frame_over_tinyrenderer_frame": ro["render_s"] / ro["tiny_s"]}
+    if wk:
+        s1, s2 = wk[1].get("captures_per_s_steady"), wk[2].get("captures_per_s_steady")
+        res["two_over_one_worker"] = s2 / s1 if s1 and s2 else float("nan")
 
-    ideal_json = Path(tempfile.mkdtemp(prefix="damagesim-ideal-")) / "ideal.json"
-    cmd = [sys.executable, __file__, "--ideal-only", "--n", str(args.n), "--seed", str(args.seed),
-           "--json", str(ideal_json)] + [a for k, v in (("--rig", args.rig), ("--catalog", args.catalog)) if v for a in (k, v)]
-    subprocess.run(cmd, check=True)
-    ideal_wall = json.loads(ideal_json.read_text())["render_and_sensors_s"]
-
-    med = lambda xs: float(np.median(xs))  # noqa: E731
-    cps = 1.0 / med(wall)
-    res = {
-        "gl_platform": platform, "gl_renderer": gl_renderer, "rig": rig.name, "cameras": len(cams),
-        "captures_timed": args.n, "captures_per_s": cps, "labelled_frames_per_s": cps * len(cams),
-        "render_only_labelled_frames_per_s": len(cams) / med(ours_total),
-        "tinyrenderer_frames_per_s": len(cams) / med(tiny_total),
-        "stages_median_s": {k: med(v) for k, v in stage.items()},
-        "per_camera": {},
-        "ratio_vs_tinyrenderer": med(ours_total) / med(tiny_total),
-        "render_and_sensors_s": med([a + b for a, b in zip(ours_total, stage["sensor_models"])]),
-        "ideal_render_s": med(ideal_wall),
-    }
-    res["sensor_overhead_of_capture_time"] = (res["render_and_sensors_s"] - res["ideal_render_s"]) / med(wall)
-    for c in cams:
-        o, t = med(ours_cam[c.name]), med(tiny_cam[c.name])
-        res["per_camera"][c.name] = {"resolution": list(c.resolution), "labelled_frame_s": o, "tinyrenderer_frame_s": t,
-                                     "ratio": o / t}
-
-    print(f"\nrig {rig.name} ({len(cams)} cameras), GL {platform}: {gl_renderer}; {args.n} captures after 1 warm-up")
-    print(f"captures/s {cps:.3f}   labelled frames/s {cps * len(cams):.2f} (end to end, incl. physics and writing)")
-    print("stage medians (s):")
-    for k, v in res["stages_median_s"].items():
-        print(f"  {k:34s} {v:.4f}")
-    print(f"{'camera':16s} {'res':>10s} {'ours (s)':>9s} {'tiny (s)':>9s} {'ratio':>6s}")
-    for name, c in res["per_camera"].items():
-        print(f"{name:16s} {c['resolution'][0]:>5d}x{c['resolution'][1]:<4d} {c['labelled_frame_s']:9.4f} "
-              f"{c['tinyrenderer_frame_s']:9.4f} {c['ratio']:6.2f}")
-    print(f"all cameras of a capture: ours {med(ours_total):.3f} s, TinyRenderer {med(tiny_total):.3f} s -> "
-          f"labelled frame / TinyRenderer frame = {res['ratio_vs_tinyrenderer']:.2f} (target <= 1.5)")
-    print(f"sensor models + lens remap: render+sensors {res['render_and_sensors_s']:.3f} s vs ideal rig "
-          f"{res['ideal_render_s']:.3f} s -> +{100 * res['sensor_overhead_of_capture_time']:.1f}% of capture time "
-          f"(target <= 25%)")
+    print(f"\nrig {rig.name} ({ncam} cameras), GL {platform}: {ro['gl_renderer']}; {os.cpu_count()} CPUs, "
+          f"load average {load0[0]:.2f} -> {load1[0]:.2f}; {args.n} captures per phase, the first a warm-up")
+    print(f"end to end (generate): {e2e_fps:.2f} labelled frames/s ({e2e['frames_per_capture']:.1f} frames per "
+          f"capture incl. pristine pairs and references, {e2e['captures_timed']} captures in {e2e['wall_s']:.1f} s)")
+    print(f"render only:           {render_only_fps:.2f} labelled frames/s (alone); inside the run "
+          f"{render_in_run_fps:.2f}")
+    print(f"end to end / render only = {100 * res['end_to_end_share_of_render_only']:.0f}% (target >= 75%)")
+    print("stage shares of end-to-end wall time (main thread):")
+    for k, v in e2e["stages_s"].items():
+        print(f"  {k:38s} {v / e2e['wall_s'] * 100:5.1f}%  ({v / e2e['captures_timed']:.3f} s per capture)")
+    print(f"  writer thread busy (encode + write, overlapped) {e2e['writer_busy_s'] / e2e['wall_s'] * 100:5.1f}% of wall")
+    print("render-only passes per capture (s): " + ", ".join(f"{k} {v:.3f}" for k, v in ro["passes_s"].items()))
+    print(f"{'camera':16s} {'modality':8s} {'res':>10s} {'ours (s)':>9s} {'tiny (s)':>9s} {'ratio':>6s}")
+    for name, c in ro["per_camera"].items():
+        print(f"{name:16s} {c['modality']:8s} {c['resolution'][0]:>5d}x{c['resolution'][1]:<4d} {c['ours_s']:9.4f} "
+              f"{c['tiny_s']:9.4f} {c['ratio']:6.2f}")
+    print(f"all cameras of a capture: ours {ro['render_s']:.3f} s, TinyRenderer {ro['tiny_s']:.3f} s "
+          f"({tiny_fps:.2f} frames/s) -> labelled frame / TinyRenderer frame = "
+          f"{res['labelled_frame_over_tinyrenderer_frame']:.2f} (target <= 1.0)")
+    if wk:
+        print(f"workers: 1 -> {wk[1].get('captures_per_s_steady', float('nan')):.3f}, 2 -> "
+              f"{wk[2].get('captures_per_s_steady', float('nan')):.3f} captures/s steady: "
+              f"{res['two_over_one_worker']:.2f}x (target >= 1.8x)")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
+    out.write_text(json.dumps(res, indent=1, default=str))
     print(f"wrote {out}")
 
 

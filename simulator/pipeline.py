@@ -18,7 +18,7 @@ import numpy as np
 from damage_ops.product import jsonable
 
 from .errors import ConfigError
-from .sensors import apply_to_frames
+from .sensors import SensorDraws, apply_to_frames
 from .paths import default_catalog, default_rig
 from .writers import DEPTH_SCALE_M, list_captures, reference_dir, write_capture, write_card, write_coco
 
@@ -482,14 +482,16 @@ class CaptureMaker:
         sc = self.scene(index)
         meta = self.metadata(sc, index=index)
         self.renderer.configure(sc["randomization"])
-        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc["sensor_seed"])
+        # the pristine counterfactual has the same sensor seed: it replays these draws
+        noise = SensorDraws() if self.mix.pairs else None
+        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc["sensor_seed"], noise)
         self._record_sensor(meta, draws, sc["sensor_seed"])
         self._record_visibility(meta, frames)
         pair = None
         if self.mix.pairs and meta["damages"]:
             # same poses, lights and sensor noise seed: only the damage differs
             pair, _ = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc, pristine=True)),
-                                      sc["sensor_seed"])
+                                      sc["sensor_seed"], noise)
             meta["pristine_pair"] = True
         self.renderer.configure(None)
         _release_freed_memory()

@@ -9,6 +9,14 @@ Two passes per camera:
   damage-instance images, and the same pass gives exact metric depth (a pixel's
   depth and labels always come from the same surface).
 
+A depth-only camera (modality ``depth``) has no colour pass: its depth and
+labels come from the label pass alone, and its ``rgb`` is the active-IR
+amplitude image its own emitter would give (:func:`ir_amplitude`: the surface's
+mean albedo x |cos incidence| x inverse square of range), shaded from the label
+pass at no extra GL cost. Except a ToF camera: its dark-surface dropouts read
+the colour image (dark print), so it keeps its colour pass and colour rgb
+(:func:`depth_only`).
+
 Set PYOPENGL_PLATFORM before importing this module (entry points call
 :func:`simulator.glenv.configure`). EGL works on the CPU through Mesa llvmpipe
 and on NVIDIA GPUs; OSMesa is the fallback.
@@ -80,6 +88,11 @@ class Frame:
     damage_category: np.ndarray
     damage_instance: np.ndarray
     depth_gt: np.ndarray | None = None  # noise-free depth when a sensor model altered depth_m
+    #: depth-only cameras (no colour pass): (h, w) float32 linear reflectance of the
+    #: surface seen (its material's mean albedo, 0 = no return) and |cos| of the
+    #: incidence angle, both from the label pass; the sensor models reuse them
+    reflectance: np.ndarray | None = None
+    incidence_cos: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +346,68 @@ def label_groups(product: Product, instance_id: int, damage_offset: int, mesh: t
     return out
 
 
+def _mean_albedo(color) -> float:
+    """Mean of a linear RGB colour: the grey reflectance an IR emitter sees."""
+    return float(np.mean(np.asarray(color, dtype=np.float64)[:3]))
+
+
+def group_albedo(product: Product, materials: dict[str, Material], faces: np.ndarray,
+                 mesh: trimesh.Trimesh | None = None, artwork_albedo: float | None = None) -> float:
+    """Linear grey reflectance of one label group (faces of one part): the part's
+    material colour, or the mean of the artwork (linear) on a printed part."""
+    m = product.mesh if mesh is None else mesh
+    part = product.parts[int(m.face_attributes["part_id"][faces[0]])]
+    if part.printed and artwork_albedo is not None:
+        return artwork_albedo
+    return _mean_albedo(materials[part.material].color)
+
+
+def _artwork_albedo(img: np.ndarray | None, cache: dict) -> float | None:
+    """Mean linear value of an sRGB artwork (cached per array)."""
+    if img is None:
+        return None
+    hit = cache.get(id(img))
+    if hit is not None and hit[0] is img:
+        return hit[1]
+    from .sensors import _srgb8_to_linear64
+
+    v = float(_srgb8_to_linear64()[img[::4, ::4]].mean())
+    if len(cache) >= TEXTURES_KEPT:
+        cache.pop(next(iter(cache)))
+    cache[id(img)] = (img, v)
+    return v
+
+
+def depth_only(cam: Camera) -> bool:
+    """Whether a camera is rendered without a colour pass: modality ``depth`` and
+    a depth model that never reads the colour image (ToF's dark dropouts do)."""
+    sensor = getattr(cam, "sensor", None)
+    return cam.modality == "depth" and not (sensor is not None and sensor.depth.model == "tof")
+
+
+def ir_amplitude(depth_m: np.ndarray, cos_incidence: np.ndarray, reflectance: np.ndarray,
+                 z_ref_m: float) -> np.ndarray:
+    """Active-IR amplitude image of a depth camera, (h, w, 3) uint8 sRGB grey.
+
+    depth_m, cos_incidence, reflectance: (h, w) metres / |cos| / linear albedo;
+    z_ref_m: range at which a frontal white surface just saturates (the
+    emitter lights the scene from the camera: irradiance falls as 1 / z^2).
+    0 where there is no return."""
+    from .sensors import _luts
+
+    z = np.maximum(depth_m, np.float32(1e-3))
+    a = np.float32(z_ref_m) / z
+    a *= a
+    a *= cos_incidence
+    a *= reflectance  # reflectance is 0 where nothing was hit
+    _, to_srgb = _luts()
+    n = to_srgb.shape[0]
+    a *= np.float32(n)
+    idx = np.clip(a, 0, n - 1, out=a).astype(np.uint16)
+    g = np.take(to_srgb, idx)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
 def tray_mesh(rig: BoothRig) -> trimesh.Trimesh:
     """Tray floor (top at z = 0) plus rim walls, world frame, meters."""
     t = rig.tray
@@ -443,6 +518,7 @@ class BoothRenderer:
         # seconds per stage of the latest renders (bounded: a renderer lives for a whole run)
         self.timings: dict[str, deque[float]] = {}
         self._textures: dict = {}  # artwork id -> (array, pyrender.Texture) in this renderer's context
+        self._albedos: dict = {}  # artwork id -> (array, mean linear albedo)
         self._cam_nodes = {}
         self._remaps: dict[str, LensRemap] = {}
         for cam in rig.cameras:
@@ -551,12 +627,16 @@ class BoothRenderer:
         visual_nodes, label_nodes = [], []
         self._fresh_shadows.clear()  # new scene content: shadow maps must be redone
         table = [(0, 0, 0, 0), (0, 0, 0, 0)]  # codes 0 (none) and 1 (tray)
+        albedo = [0.0, _mean_albedo(self.materials[self.rig.tray.material].color)]  # per code, linear
         seg_map = {self._tray_label: code_to_color(CODE_TRAY)}
+        cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
+        colour = want_rgb and not all(depth_only(c) for c in cams)  # any camera needs a colour pass
         t0 = time.perf_counter()
         try:
             for it in items:
+                art = _artwork_albedo(it.product.artwork, self._albedos)
                 for j, (m, T) in enumerate(it.pieces()):
-                    if want_rgb:
+                    if colour:
                         visual_nodes.append(self.scene.add(visual_mesh(it.product, self.materials, m, self._textures), pose=T,
                                                            name=f"item-{it.instance_id:04d}-{j:03d}-visual"))
                     groups = label_groups(it.product, it.instance_id, it.damage_offset, m)
@@ -565,22 +645,27 @@ class BoothRenderer:
                     for faces_sel, labels in groups:
                         code = len(table)
                         table.append(labels)
+                        albedo.append(group_albedo(it.product, self.materials, faces_sel, m, art))
                         node = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(m.vertices, m.faces[faces_sel])]),
                                               pose=T, name=f"item-{it.instance_id:04d}-{j:03d}-label-{code:06d}")
                         label_nodes.append(node)
                         seg_map[node] = code_to_color(code)
             lut = np.array(table, dtype=np.int64)
+            albedo_lut = np.array(albedo, dtype=np.float32)
             self._time("scene_setup", t0)
-            cams = [self.rig.camera(n) for n in cameras] if cameras else list(self.rig.cameras)
             # group by resolution: resizing the framebuffer is the costly part of a switch
             cams.sort(key=lambda c: (-np.prod(self._render_size(c)), c.name))
             out = {}
             for cam in cams:
                 self._resize(cam)
                 self.scene.main_camera_node = self._cam_nodes[cam.name]
-                fr = self._render_camera(label_nodes, seg_map, lut, want_rgb)
+                ir = depth_only(cam)
+                fr = self._render_camera(label_nodes, seg_map, lut, want_rgb and not ir,
+                                         albedo_lut if want_rgb and ir else None)
                 if cam.name in self._remaps:
                     fr = self._apply_lens(self._remaps[cam.name], fr, (cam.height, cam.width))
+                if fr.reflectance is not None:
+                    fr = self._ir_frame(cam, fr)
                 out[cam.name] = fr
             return {c.name: out[c.name] for c in (self.rig.camera(n) for n in (cameras or [c.name for c in self.rig.cameras]))}
         finally:
@@ -598,8 +683,24 @@ class BoothRenderer:
         out = Frame(rgb=remap.rgb(fr.rgb, shape), depth_m=remap.labels(fr.depth_m, shape),
                     instance=remap.labels(fr.instance, shape), part=remap.labels(fr.part, shape),
                     damage_category=remap.labels(fr.damage_category, shape),
-                    damage_instance=remap.labels(fr.damage_instance, shape))
+                    damage_instance=remap.labels(fr.damage_instance, shape),
+                    reflectance=None if fr.reflectance is None else remap.labels(fr.reflectance, shape))
         self._time("lens_remap", t)
+        return out
+
+    def _ir_frame(self, cam: Camera, fr: Frame) -> Frame:
+        """A depth-only camera's rgb: the IR amplitude image, shaded from the label
+        pass's depth and reflectance (the incidence kept for the depth model)."""
+        from dataclasses import replace
+
+        from .sensors import _incidence_cos
+
+        t = time.perf_counter()
+        c = _incidence_cos(fr.depth_m, cam.K)
+        T_cam_from_world = np.linalg.inv(np.asarray(cam.T_world_from_cam, dtype=np.float64))
+        z_ref = float(max(T_cam_from_world[2, 3], cam.range_m[0]))  # range of the tray centre
+        out = replace(fr, rgb=ir_amplitude(fr.depth_m, c, fr.reflectance, z_ref), incidence_cos=c)
+        self._time("ir_shading", t)
         return out
 
     def _time(self, key: str, t0: float) -> float:
@@ -607,7 +708,11 @@ class BoothRenderer:
         self.timings.setdefault(key, deque(maxlen=TIMINGS_KEPT)).append(t - t0)
         return t
 
-    def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool) -> Frame:
+    def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool,
+                       albedo_lut: np.ndarray | None = None) -> Frame:
+        """One camera: the colour pass (when ``want_rgb``) and the label pass.
+        albedo_lut: per-code linear reflectance; given, the frame carries its
+        reflectance image (a depth-only camera's, for its IR shading)."""
         rgb = None
         t = time.perf_counter()
         if want_rgb:
@@ -633,6 +738,7 @@ class BoothRenderer:
             part=lut[:, 1].astype(np.uint8)[codes],
             damage_category=lut[:, 2].astype(np.uint8)[codes],
             damage_instance=lut[:, 3].astype(np.uint16)[codes],
+            reflectance=None if albedo_lut is None else albedo_lut[codes],
         )
         self._time("label_decode", t)
         return frame

@@ -1,12 +1,14 @@
 """Sensor models: noise statistics on rendered planes match each model's formula,
 invalid pixels appear where the model says, labels stay exact through the lens."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import yaml
 from scipy import ndimage
 
 from simulator.rig import load_rig
-from simulator.sensors import (DepthModel, RGBModel, apply_depth, apply_rgb, occluded_from_offset_view,
+from simulator.sensors import (DepthModel, RGBModel, SensorModel, apply_depth, apply_rgb, occluded_from_offset_view,
                                sigma_active_stereo, sigma_structured_light, sigma_tof)
 
 MODELS = {
@@ -128,13 +130,19 @@ def test_rgb_noise_is_poisson_gaussian_in_linear_space():
         assert draws["enabled"] and draws["exposure_gain"] == 1.0
 
 
-@pytest.mark.xfail(strict=False, reason="since the kraft/normal-map materials merge (19c0fb3) the RGB edge-gradient "
-                   "alignment score peaks 2 px off on rgb_top; the label asserts above it still hold. Open: find "
-                   "whether the RGB really shifted or the new shading moved the gradient peak")
 def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
+    """Labels stay exact through the lens remap, and the RGB's edges sit on the
+    mask's outline. The box is a light flat grey here: with the shipped kraft
+    (darker since the materials merge 19c0fb3) rgb_top sees the box's left side
+    face in shadow, as dark as the shadowed tray beside it, so the strongest RGB
+    gradient on that side is the side/top edge 3 px inside the outline, not a
+    misalignment (labels and RGB agree; 115b55a's lighter kraft had contrast)."""
     from conftest import box_product
     from simulator.render import BoothRenderer, SceneItem
 
+    materials = dict(materials)
+    for k in ("cardboard", "cardboard_white"):
+        materials[k] = replace(materials[k], color=(0.8, 0.8, 0.8), pattern=None)
     rig = load_rig()
     cams = [c for c in rig.cameras if any(c.distortion)]
     assert cams, "the default rig's RGB cameras model lens distortion"
@@ -157,3 +165,114 @@ def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
                 score[(dy, dx)] = grad[np.roll(np.roll(boundary, dy, 0), dx, 1)].mean()
         best = max(score, key=score.get)
         assert max(abs(best[0]), abs(best[1])) <= 1 and score[(0, 0)] >= 0.9 * score[best], (cam.name, best)
+
+
+def _normals_reference(depth_m, K):
+    """The textbook formulation (stacked points, np.gradient, np.cross, norms):
+    the whole-image component passes of simulator.sensors must match it bit for bit."""
+    h, w = depth_m.shape
+    u = np.arange(w, dtype=np.float32)[None, :]
+    v = np.arange(h, dtype=np.float32)[:, None]
+    z = depth_m.astype(np.float32)
+    P = np.stack([(u - np.float32(K[0, 2])) / np.float32(K[0, 0]) * z,
+                  (v - np.float32(K[1, 2])) / np.float32(K[1, 1]) * z, z], axis=-1)
+    n = np.cross(np.gradient(P, axis=0), np.gradient(P, axis=1))
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
+    n = np.where(n[..., 2:3] > 0, -n, n)
+    ray = P / np.maximum(np.linalg.norm(P, axis=-1, keepdims=True), 1e-12)
+    return P, n, np.arccos(np.clip(np.abs(np.sum(ray * n, axis=-1)), 0.0, 1.0))
+
+
+def test_normals_and_incidence_match_the_stacked_formulation_exactly():
+    from simulator.sensors import incidence_angle, normals_from_depth
+
+    rng = np.random.default_rng(11)
+    K = np.array([[420.0, 0, 160.3], [0, 425.0, 119.7], [0, 0, 1.0]])
+    yy, xx = np.mgrid[0:240, 0:320]
+    z = 0.9 + 0.0004 * xx - 0.0002 * yy + np.where((abs(xx - 160) < 60) & (abs(yy - 120) < 50),
+                                                     -0.2 + 0.03 * np.sin(xx / 7.0), 0.0)
+    z[rng.random(z.shape) < 0.01] = 0.0  # holes: no return
+    z[:, :5] = 0.0
+    P, n, theta = _normals_reference(z, K)
+    P2, n2 = normals_from_depth(z, K)
+    assert np.array_equal(P, P2) and np.array_equal(n, n2)
+    assert np.array_equal(theta, incidence_angle(z, K))
+
+
+def test_pristine_replays_the_same_noise_fields_and_rejects_another_frame():
+    """A SensorDraws cache hands the second frame set of a capture exactly the
+    draws a fresh generator gives (same output bits), and refuses a frame set
+    whose draws would differ (another size) instead of serving wrong noise."""
+    from dataclasses import replace
+
+    from simulator.render import Frame
+    from simulator.sensors import SensorDraws, SensorModel, apply_to_frames
+
+    class _Cam:
+        def __init__(self, name, sensor, K):
+            self.name, self.sensor, self.K = name, sensor, K
+
+    class _Rig:
+        cameras = (_Cam("c", SensorModel(rgb=RGBModel(enabled=True)), np.diag([300.0, 300.0, 1.0])),
+                   _Cam("d", SensorModel(depth=replace(MODELS["active_stereo"], lateral_px=0.5)),
+                        np.array([[300.0, 0, 40], [0, 300.0, 30], [0, 0, 1.0]])))
+
+    rng = np.random.default_rng(12)
+
+    def frames(h, w):
+        lab = np.zeros((h, w), np.uint16)
+        return {c: Frame(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.uniform(0.5, 1.0, (h, w)).astype(np.float32),
+                         lab, lab.astype(np.uint8), lab.astype(np.uint8), lab) for c in "cd"}
+
+    damaged, pristine = frames(60, 80), frames(60, 80)
+    cache = SensorDraws()
+    apply_to_frames(_Rig, damaged, 99, cache)
+    replayed, d1 = apply_to_frames(_Rig, pristine, 99, cache)
+    fresh, d2 = apply_to_frames(_Rig, pristine, 99)
+    assert d1 == d2
+    for c in "cd":
+        assert np.array_equal(replayed[c].rgb, fresh[c].rgb) and np.array_equal(replayed[c].depth_m, fresh[c].depth_m)
+    with pytest.raises(RuntimeError, match="differs from the recorded"):
+        apply_to_frames(_Rig, frames(40, 50), 99, cache)
+
+
+def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, materials, tmp_path):
+    """A depth-only camera is rendered by the label pass alone: the same depth and
+    labels as a label-only render, no colour pass, and an IR amplitude rgb that is
+    grey, black where there is no return, and on the frontal tray exactly
+    albedo x (z_ref / z)^2 through the sRGB table."""
+    from conftest import box_product
+
+    from simulator.render import BoothRenderer, SceneItem
+    from simulator.sensors import _luts, apply_to_frames, linear_to_srgb
+
+    rig = _rig_looking_down(tmp_path, 600.0)
+    prod = box_product(extents=(0.06, 0.05, 0.04))
+    T = np.eye(4)
+    T[2, 3] = 0.02
+    with BoothRenderer(rig, materials) as r:
+        full = r.render([SceneItem(prod, T, 1)])["d"]
+        assert "colour_pass" not in r.timings  # nothing but the label pass
+        labels = r.render([SceneItem(prod, T, 1)], want_rgb=False)["d"]
+    for k in ("depth_m", "instance", "part", "damage_category", "damage_instance"):
+        assert np.array_equal(getattr(full, k), getattr(labels, k)), k
+    rgb = full.rgb
+    assert rgb.dtype == np.uint8 and rgb.shape == full.depth_m.shape + (3,)
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
+    assert (rgb[full.depth_m == 0] == 0).all() and (rgb[full.depth_m > 0, 0] > 0).all()
+    tray = (full.instance == 0) & (full.depth_m > 0)
+    tray_albedo = float(np.mean(materials[rig.tray.material].color))
+    z = 0.6  # a frontal plane: cos = 1 away from its outline
+    inner = ndimage.binary_erosion(tray, iterations=2)
+    want = _luts()[1][min(int(tray_albedo * (z / z) ** 2 * 16384), 16383)]  # z_ref = the tray centre's range
+    assert abs(int(np.median(rgb[inner, 0])) - int(want)) <= 1
+    assert abs(int(want) - round(float(linear_to_srgb(np.array(tray_albedo))) * 255)) <= 1
+    # the sensor stage uses the incidence, then drops the shading inputs from the frame
+    out, _ = apply_to_frames(rig, {"d": full}, 5)
+    assert out["d"].reflectance is None and out["d"].incidence_cos is None
+    # ToF dropouts read the colour image (dark print): a ToF camera keeps its colour pass
+    tof = replace(rig.cameras[0], sensor=SensorModel(depth=MODELS["tof"]))
+    with BoothRenderer(replace(rig, cameras=(tof,)), materials) as r:
+        f = r.render([SceneItem(prod, T, 1)])["d"]
+        assert len(r.timings["colour_pass"]) == 1 and f.reflectance is None
