@@ -45,6 +45,31 @@ def pink_noise(rng: np.random.Generator, s: np.ndarray, lam_min: float, lam_max:
     return out
 
 
+def pink_noise_loop(rng: np.random.Generator, n: int, perimeter: float, lam_min: float,
+                    beta: float = 1.6) -> np.ndarray:
+    """Periodic 1/f^beta value noise at n equally spaced points round a closed
+    loop of ``perimeter`` m (octaves from perimeter / 3 down to >= lam_min, as
+    :func:`pink_noise`; each octave's knot count is a whole number, so the
+    loop closes smoothly). Returns (n,) values, zero mean, unit std."""
+    t = np.arange(n) / n
+    out = np.zeros(n)
+    lam = perimeter / 3.0
+    lams = []
+    while lam >= lam_min * 0.999 and len(lams) < 10:
+        lams.append(lam)
+        lam /= 2.0
+    for lam in lams or [perimeter / 3.0]:
+        k = max(int(round(perimeter / lam)), 3)
+        knots = rng.uniform(-1.0, 1.0, k)
+        x = t * k + rng.uniform(0.0, 1.0)
+        i = np.floor(x).astype(np.int64)
+        f = x - i
+        w = f * f * (3.0 - 2.0 * f)
+        out += (lam / (lams[-1] if lams else lam)) ** ((beta - 1.0) / 2.0) * (knots[i % k] * (1 - w) + knots[(i + 1) % k] * w)
+    out -= out.mean()
+    return out / max(float(out.std()), 1e-12)
+
+
 def resample(P: np.ndarray, ds: float) -> tuple[np.ndarray, np.ndarray]:
     """Polyline P (k, 2) resampled at arclength spacing ~ds (both ends kept).
     Returns (Q (j, 2), arclength (j,))."""
@@ -180,3 +205,67 @@ def stepped_prism(outer: np.ndarray, inner: np.ndarray, origin: np.ndarray, e1: 
     kind = np.concatenate([np.full(len(cap_t), TOP), np.full(len(cap_b), BOTTOM), np.full(len(so), OUTER_SIDE),
                            np.full(len(st), STEP), np.full(len(si), INNER_SIDE)])
     return V, F, kind
+
+
+#: parts behind a through cut that show as the item's dark inside (other parts,
+#: units and contents, show as they are)
+DARK_BEHIND = ("body", "flap", "seal", "film")
+#: tint of the faces behind a through cut (with finish ``interior``)
+BEHIND_TINT = 0.45
+
+
+def behind(V: np.ndarray, F: np.ndarray, part_ids: np.ndarray, parts, poly: np.ndarray, p: np.ndarray,
+           e1: np.ndarray, e2: np.ndarray, n: np.ndarray, thick: float) -> np.ndarray:
+    """(len(F),) bool: faces that a through cut of outline ``poly`` (m, 2) in the
+    frame (p, e1, e2, n) opens a view onto: facing the viewer (normal . n > 0.3),
+    more than thick / 2 and less than 0.25 m behind the surface, overlapping the
+    outline in projection, of a part named in DARK_BEHIND."""
+    from .product import normals_areas
+
+    if len(F) == 0:
+        return np.zeros(0, bool)
+    T = V[F]
+    rel = T - p
+    h = rel @ n
+    ok_part = np.isin(part_ids, [i for i, q in enumerate(parts) if q.name in DARK_BEHIND])
+    fn, _ = normals_areas(V, F)
+    r = float(np.linalg.norm(poly, axis=1).max())
+    x, y = rel @ e1, rel @ e2
+    cand = ok_part & (fn @ n > 0.3) & (h.max(1) < -0.5 * thick) & (h.min(1) > -0.25) \
+        & (x.min(1) < r) & (x.max(1) > -r) & (y.min(1) < r) & (y.max(1) > -r)
+    idx = np.flatnonzero(cand)
+    if not len(idx):
+        return cand
+    tri = np.stack([x[idx], y[idx]], -1)                 # (k, 3, 2)
+    hit = in_poly(tri.reshape(-1, 2), poly).reshape(-1, 3).any(1) | in_poly(tri.mean(1), poly)
+    # outline points inside a (large) triangle
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    q = poly[:: max(1, len(poly) // 32)]
+
+    def side(u, v):
+        return (v[:, None, 0] - u[:, None, 0]) * (q[None, :, 1] - u[:, None, 1]) \
+            - (v[:, None, 1] - u[:, None, 1]) * (q[None, :, 0] - u[:, None, 0])
+    s1, s2, s3 = side(a, b), side(b, c), side(c, a)
+    inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
+    hit |= inside.any(1)
+    out = np.zeros(len(F), bool)
+    out[idx[hit]] = True
+    return out
+
+
+def in_poly(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(k,) bool: points q (k, 2) inside polygon poly (m, 2) (crossing number)."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    yq = q[:, None, 1]
+    straddle = (a[None, :, 1] > yq) != (b[None, :, 1] > yq)
+    t = (yq - a[None, :, 1]) / np.where(b[None, :, 1] == a[None, :, 1], 1e-30, b[None, :, 1] - a[None, :, 1])
+    xc = a[None, :, 0] + t * (b[None, :, 0] - a[None, :, 0])
+    return ((straddle & (q[:, None, 0] < xc)).sum(1) % 2) == 1
+
+
+def paint_dark(attrs: dict, faces: np.ndarray) -> None:
+    """The item's dark inside on ``faces`` (in place on face attributes)."""
+    from .product import FINISH_IDS
+
+    attrs["finish"][faces] = FINISH_IDS["interior"]
+    attrs["tint"][faces] = np.float32(BEHIND_TINT)

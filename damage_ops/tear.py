@@ -82,8 +82,7 @@ BOARD_MATERIALS = ("cardboard",)
 BOARD_M = 4e-3
 #: default pocket depth (m) of a tear in a solid board body: deep enough to read as a hole
 BOARD_POCKET_M = 12e-3
-#: tint of the faces behind a through cut (the item's dark inside)
-BEHIND_TINT = 0.45
+
 
 
 @dataclass(frozen=True)
@@ -410,7 +409,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
 
     p, n, e1, e2 = site.p, site.n, site.e1, site.e2
     part = int(pid[site.face])
-    layered = out.parts[part].material.startswith(BOARD_MATERIALS)
+    layered = out.parts[part].material in BOARD_MATERIALS
     if not layered:  # one material: the surface outline is the core's
         outl = Outline(outl.cut_in, outl.cut_in, outl.flap_in, outl.flap_in, False)
         outl = outl.scaled(L / _rip_len(outl.cut_out))
@@ -481,16 +480,16 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     attrs["finish"][cut] = fin
     behind = np.zeros(len(NF), bool)
     if through:
-        behind = _behind(NV, NF, attrs["part_id"], out.parts, outl.cut_in, p, e1, e2, n, thick) & src
-        _paint_dark(attrs, behind)
+        behind = R.behind(NV, NF, attrs["part_id"], out.parts, outl.cut_in, p, e1, e2, n, thick) & src
+        R.paint_dark(attrs, behind)
     cut_part = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
     cut_part.face_attributes = attrs
     rest_behind = np.zeros(len(rest.faces), bool)
     if through:
         ensure_optional(rest)
-        rest_behind = _behind(np.asarray(rest.vertices), np.asarray(rest.faces), rest.face_attributes["part_id"],
+        rest_behind = R.behind(np.asarray(rest.vertices), np.asarray(rest.faces), rest.face_attributes["part_id"],
                               out.parts, outl.cut_in, p, e1, e2, n, thick)
-        _paint_dark(rest.face_attributes, rest_behind)
+        R.paint_dark(rest.face_attributes, rest_behind)
 
     # the flap: a closed (stepped) slab in the tongue's shape, curled up about the hinge
     if layered:
@@ -605,61 +604,6 @@ def _curl(FV: np.ndarray, Ftop: np.ndarray, hinge: np.ndarray, e1: np.ndarray, n
         B = bend(FV, hinge, e1, n, phi0, curl, U)
         phi0 += theta - np.radians(_top_angle(B, Ftop, n))
     return bend(FV, hinge, e1, n, phi0, curl, U), float(np.degrees(curl))
-
-
-#: parts behind a through cut that show as the item's dark inside (other parts,
-#: units and contents, show as they are)
-DARK_BEHIND = ("body", "flap", "card", "seal", "film")
-
-
-def _behind(V: np.ndarray, F: np.ndarray, part_ids: np.ndarray, parts, poly: np.ndarray, p: np.ndarray,
-            e1: np.ndarray, e2: np.ndarray, nn: np.ndarray, thick: float) -> np.ndarray:
-    """(len(F),) bool: faces facing the viewer (normal . n > 0.3) that lie behind
-    a through cut of outline ``poly`` (2-D, frame (p, e1, e2, n)) within 0.25 m,
-    overlapping the outline in projection, of a part in DARK_BEHIND."""
-    if len(F) == 0:
-        return np.zeros(0, bool)
-    T = V[F]
-    rel = T - p
-    h = rel @ nn
-    ok_part = np.isin(part_ids, [i for i, q in enumerate(parts) if q.name in DARK_BEHIND])
-    fn, _ = normals_areas(V, F)
-    r = float(np.linalg.norm(poly, axis=1).max())
-    x, y = rel @ e1, rel @ e2
-    cand = ok_part & (fn @ nn > 0.3) & (h.max(1) < -0.5 * thick) & (h.min(1) > -0.25) \
-        & (x.min(1) < r) & (x.max(1) > -r) & (y.min(1) < r) & (y.max(1) > -r)
-    idx = np.flatnonzero(cand)
-    if not len(idx):
-        return cand
-    tri = np.stack([x[idx], y[idx]], -1)                 # (k, 3, 2)
-    hit = _in_poly(tri.reshape(-1, 2), poly).reshape(-1, 3).any(1) | _in_poly(tri.mean(1), poly)
-    # outline points inside a (large) triangle
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    q = poly[:: max(1, len(poly) // 32)]
-    def side(u, v):
-        return (v[:, None, 0] - u[:, None, 0]) * (q[None, :, 1] - u[:, None, 1]) \
-            - (v[:, None, 1] - u[:, None, 1]) * (q[None, :, 0] - u[:, None, 0])
-    s1, s2, s3 = side(a, b), side(b, c), side(c, a)
-    inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
-    hit |= inside.any(1)
-    out = np.zeros(len(F), bool)
-    out[idx[hit]] = True
-    return out
-
-
-def _in_poly(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """(k,) bool: points q (k, 2) inside polygon poly (m, 2) (crossing number)."""
-    a, b = poly, np.roll(poly, -1, axis=0)
-    yq = q[:, None, 1]
-    straddle = (a[None, :, 1] > yq) != (b[None, :, 1] > yq)
-    t = (yq - a[None, :, 1]) / np.where(b[None, :, 1] == a[None, :, 1], 1e-30, b[None, :, 1] - a[None, :, 1])
-    xc = a[None, :, 0] + t * (b[None, :, 0] - a[None, :, 0])
-    return ((straddle & (q[:, None, 0] < xc)).sum(1) % 2) == 1
-
-
-def _paint_dark(attrs: dict, faces: np.ndarray) -> None:
-    attrs["finish"][faces] = FINISH_IDS["interior"]
-    attrs["tint"][faces] = np.float32(BEHIND_TINT)
 
 
 def _rotate(X: np.ndarray, k: np.ndarray, th: float) -> np.ndarray:
