@@ -26,11 +26,24 @@ Modes:
   items: a slit as in ``burst_seam`` and a contents box that fits through it.
   Changed = the opening's faces (+ cavity); every satellite face carries the
   damage.
+- ``box_open``: an opened carton (Kaputt actuation / deconstruction): every
+  flap swings open as in ``flap_open``, each to its own opening
+  (``opening_mm`` x U(0.75, 1.25), capped at 1.9 x the flap's reach), tape on
+  the flaps peeled; the solid body is hollowed under the flaps (a boolean
+  pocket one board thickness inside the walls, down to 30 % of the height:
+  inner-liner walls, a dark floor, the board's cut edge on the rim); with
+  ``contents`` (None: even odds) a contents box (``Part("contents",
+  contents_material)``) stands on the inside floor. Changed = every moved
+  flap, what the tape covered, the pocket's faces and rim, the contents box.
+
+The opened flaps' former undersides show the board's lighter inner liner
+(finish ``inner_liner``) on corrugated board, the raw inside (``interior``)
+otherwise.
 
 Every mode moves, removes or recolours whole closed components or displaces
 vertices of a closed surface without cutting it, so all parts stay closed:
 ``opens_surface=False``. Measured size: {"opening_mm": the flap's largest
-vertex displacement (flap_open, contents_out on a flap) or the lateral separation of the slit walls at
+vertex displacement (flap_open, contents_out on a flap; box_open: the largest over its flaps) or the lateral separation of the slit walls at
 their widest (burst_seam, contents_out), both measured on the result}.
 """
 from __future__ import annotations
@@ -44,10 +57,11 @@ from ._opkit import (LIP_BAND, add_part, drop_faces, face_components, face_norma
                      ray_first_hit, refine_where, trough)
 from .base import ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
-from .product import DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
+from .product import (FINISH_IDS, DamageRecord, Product, Satellite, concatenate, ensure_optional, labelled_mesh,
+                      normals_areas)
 
 OP = "deconstruction"
-MODES = ("flap_open", "burst_seam", "contents_out")
+MODES = ("flap_open", "burst_seam", "contents_out", "box_open")
 INTERIOR_TINT = 0.35
 #: a slit site must be a patch whose face normals stay within ~60 degrees of the
 #: centre's (pillows curve; carton walls are flat)
@@ -66,7 +80,9 @@ class DeconstructionParams:
         part, in build order) or None (random)
     center: slit modes: face index of the input product at the slit centre, or
         None (random)
-    contents_material: contents_out without units: material of the contents box
+    contents_material: contents_out without units, box_open: material of the contents box
+    contents: box_open: whether contents show in the opened box (None: drawn,
+        even odds)
     """
 
     mode: str = "flap_open"
@@ -75,6 +91,7 @@ class DeconstructionParams:
     flap: int | None = None
     center: int | None = None
     contents_material: str = "cardboard_white"
+    contents: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -86,6 +103,8 @@ class DeconstructionParams:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
                 raise ParamError(f"{OP}.{name}: must be an index >= 0 or None, got {v!r}")
+        if self.contents is not None and not isinstance(self.contents, (bool, np.bool_)):
+            raise ParamError(f"{OP}.contents: must be true, false or null, got {self.contents!r}")
         if not isinstance(self.contents_material, str) or not self.contents_material:
             raise ParamError(f"{OP}.contents_material: must be a material name, got {self.contents_material!r}")
 
@@ -102,7 +121,11 @@ def _rotation(axis_pt: np.ndarray, ax: np.ndarray, inward: np.ndarray, theta: fl
     return axis_pt + np.outer(a * ct - b * st, inward) + np.outer(a * st + b * ct, up) + np.outer(c, ax)
 
 
-def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
+def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, scale_w: float | None = None):
+    """Open one flap (``prm.flap`` or a random one) so its free edge moves
+    ``prm.opening_mm``; with ``scale_w`` the opening is scaled by it and capped at
+    1.9 x the flap's reach (an opened box's flaps each fall their own way)
+    instead of refused. Mutates p. Returns (changed face indices, size, region)."""
     fids = part_indices(p, "flap")
     ffaces = np.flatnonzero(np.isin(p.part_id, fids)) if fids else np.zeros(0, np.int64)
     if len(ffaces) == 0:
@@ -137,6 +160,8 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     rel = P - hinge
     r_max = float(np.sqrt(((rel - np.outer(rel @ ax, ax)) ** 2).sum(1)).max())
     w = prm.opening_mm / 1000.0
+    if scale_w is not None:
+        w = min(w * scale_w, 1.9 * r_max)
     if w > 2 * r_max:
         raise ParamError(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
                          f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
@@ -207,7 +232,9 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     moved_flap = np.isin(nfo, my)
     under = np.isin(nfo, under_side)
     paint(m2, np.flatnonzero(floor), np.full(3, INTERIOR_TINT), "interior")
-    paint(m2, np.flatnonzero(under), np.full(3, 0.9), "interior")
+    # the flap's former underside: the board's lighter inner liner
+    board = p.parts[int(p.part_id[my[0]])].material == "cardboard"  # corrugated: paperboard has no inner liner
+    paint(m2, np.flatnonzero(under), np.full(3, 1.0 if board else 0.9), "inner_liner" if board else "interior")
     changed = floor | exposed | moved_flap
     keep = ~drop
     if drop.any():
@@ -222,6 +249,112 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
               "hinge_m": hinge.tolist(), "hinge_axis": ax.tolist(), "angle_deg": float(np.degrees(theta)),
               "flap": k}
     return np.flatnonzero(changed), {"opening_mm": disp * 1000.0}, region
+
+
+#: a hollowed box keeps this fraction of its body height below the inside floor
+FLOOR_KEEP = 0.3
+
+
+def _board_m(p: Product) -> float:
+    """Board thickness (m) of a carton: its build parameter, else 4 mm."""
+    b = p.meta.get("board_mm") if isinstance(p.meta, dict) else None
+    return float(np.clip(b, 1.0, 10.0)) / 1e3 if isinstance(b, (int, float)) else 4e-3
+
+
+def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
+    """Hollow the (solid) carton body under its opened flaps: a boolean pocket
+    (manifold3d) one board thickness inside the walls, down to FLOOR_KEEP of the
+    height, so the opened box shows its inside: inner-liner walls, a dark floor
+    and the board's cut edge (core) on the rim. The body stays closed. Marks the
+    changed faces in the private ``_chg`` attribute. Returns the floor's z (m)."""
+    from . import puncture as P
+    from .product import concatenate as cat
+
+    bid = part_indices(p, "body")[0]
+    wall = _board_m(p)
+    lo = np.array([blo[0] + wall, blo[1] + wall, blo[2] + FLOOR_KEEP * (bhi[2] - blo[2])])
+    hi = np.array([bhi[0] - wall, bhi[1] - wall, bhi[2] + 5e-3])
+    if np.any(hi - lo <= 2e-3):
+        return float(bhi[2])
+    box = trimesh.creation.box(extents=hi - lo)
+    CV, CF = np.asarray(box.vertices) + (lo + hi) / 2, np.asarray(box.faces)
+    chg = p.mesh.face_attributes.pop("_chg")
+    m = p.mesh
+    m.face_attributes["_chg"] = chg  # carried by split_part / inherit_labels with the labels
+    pm, rest = P.split_part(m, bid)
+    m.face_attributes.pop("_chg")
+    NV, NF, src, fid = P.boolean_difference(pm, CV, CF)
+    attrs, retri = P.inherit_labels(pm, NV, NF, src, fid)
+    cut = ~src
+    cn, _ = normals_areas(NV, NF[cut])
+    ci = np.flatnonzero(cut)
+    flo = cn[:, 2] > 0.7
+    attrs["finish"][ci] = np.where(flo, FINISH_IDS["interior"], FINISH_IDS["inner_liner"])
+    attrs["tint"][ci] = np.where(flo[:, None], INTERIOR_TINT, 0.8).astype(np.float32)
+    attrs["uv"][ci] = 0.0
+    attrs["damage_id"][ci] = 0
+    # what is left of the top under the flaps: the board's cut edge on the rim
+    top = src & (attrs["finish"] == FINISH_IDS["interior"]) & (np.abs(NV[NF][:, :, 2] - bhi[2]).max(1) < 1e-6)
+    attrs["finish"][top] = FINISH_IDS["core"]
+    attrs["tint"][top] = 1.0
+    attrs["_chg"][cut | retri | top] = 1
+    bm = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
+    bm.face_attributes = {k: v for k, v in attrs.items() if k != "_chg"}
+    rchg = rest.face_attributes.pop("_chg", np.zeros(len(rest.faces), np.int8))
+    p.mesh = cat([rest, bm])
+    p.mesh.face_attributes["_chg"] = np.concatenate([rchg, attrs["_chg"]]).astype(np.int8)
+    return float(lo[2])
+
+
+def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
+    """Every flap of a carton swings open (each ``opening_mm`` x U(0.75, 1.25),
+    capped at 1.9 x its reach), tape on the flaps peeled, the box's inside dark;
+    optionally a contents box stands in the opening. Mutates p."""
+    fids = part_indices(p, "flap")
+    if not fids:
+        raise ParamError(f"{OP}.mode: 'box_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
+                         f"{[q.name for q in p.parts]}")
+    F = np.asarray(p.mesh.faces)
+    nf, _ = face_components(F[np.isin(p.part_id, fids)], len(p.mesh.vertices))
+    ensure_optional(p.mesh)
+    p.mesh.face_attributes["_chg"] = np.zeros(len(F), np.int8)
+    flaps, disp = [], 0.0
+    for k in range(nf):
+        one = DeconstructionParams(mode="flap_open", opening_mm=prm.opening_mm, flap=k)
+        faces, size, region = _flap_open(p, one, rng, scale_w=float(rng.uniform(0.75, 1.25)))
+        p.mesh.face_attributes["_chg"][faces] = 1
+        flaps.append({key: region[key] for key in ("hinge_m", "hinge_axis", "angle_deg", "flap")})
+        disp = max(disp, size["opening_mm"])
+    V = np.asarray(p.mesh.vertices)
+    body = np.isin(p.part_id, part_indices(p, "body"))
+    bv = V[np.unique(np.asarray(p.mesh.faces)[body])] if body.any() else V
+    blo, bhi = bv.min(0), bv.max(0)
+    floor_z = bhi[2]
+    if body.any():
+        floor_z = _hollow(p, blo, bhi)
+    show = bool(rng.uniform() < 0.5) if prm.contents is None else bool(prm.contents)
+    if show:
+        # what was packed shows in the opening: a box standing on the inside floor
+        ext = bhi - blo
+        wall = 2 * _board_m(p)
+        dims = np.array([(ext[0] - 2 * wall) * rng.uniform(0.45, 0.85), (ext[1] - 2 * wall) * rng.uniform(0.45, 0.85),
+                         max(bhi[2] - floor_z, 0.01) * rng.uniform(0.6, 1.15)])
+        ctr = np.array([(blo[0] + bhi[0]) / 2 + rng.uniform(-0.4, 0.4) * (ext[0] - 2 * wall - dims[0]) / 2,
+                        (blo[1] + bhi[1]) / 2 + rng.uniform(-0.4, 0.4) * (ext[1] - 2 * wall - dims[1]) / 2,
+                        floor_z + dims[2] / 2 + 1e-4])
+        box = trimesh.creation.box(extents=dims)
+        ci = add_part(p, "contents", prm.contents_material)
+        cm = labelled_mesh(np.asarray(box.vertices) + ctr, box.faces, ci)
+        chg = p.mesh.face_attributes.pop("_chg")
+        p.mesh = concatenate([p.mesh, cm])        # (drops the private _chg key: restored below)
+        p.mesh.face_attributes["_chg"] = np.concatenate([chg, np.ones(len(cm.faces), np.int8)])
+        p.collision = tuple(p.collision) + (np.asarray(box.vertices) + ctr,)
+    changed = np.flatnonzero(p.mesh.face_attributes.pop("_chg"))
+    region = {"center_m": (0.5 * (blo + bhi) * [1, 1, 0] + [0, 0, bhi[2]]).tolist(),
+              "radius_m": float(np.linalg.norm(bhi[:2] - blo[:2]) / 2), "normal": [0.0, 0.0, 1.0],
+              "flaps": flaps, "angle_deg": float(min(f["angle_deg"] for f in flaps)), "contents": show,
+              "floor_m": float(floor_z)}
+    return changed, {"opening_mm": disp}, region
 
 
 # -- slits -------------------------------------------------------------------
@@ -457,6 +590,8 @@ def deconstruction(product: Product, params: DeconstructionParams,
         faces, size, region = _flap_open(p, prm, rng)
     elif prm.mode == "burst_seam":
         faces, size, region = _burst(p, prm, rng)
+    elif prm.mode == "box_open":
+        faces, size, region = _box_open(p, prm, rng)
     else:
         faces, size, region = _contents_out(p, prm, rng)
     p, rec = add_damage(p, faces, OP, size, dict(region, mode=prm.mode), asdict(prm))

@@ -41,6 +41,7 @@ from .product import (FINISH_IDS, Product, concatenate, ensure_optional, face_ge
 from ._surface import tangent_frame
 from .spatial import face_grid
 from .remesh import refine_once
+from . import _ragged as R
 
 OP = "puncture"
 #: attempts to draw an exposed, flat enough puncture point before giving up
@@ -52,6 +53,10 @@ THIN_M = 0.008
 SLIVER_M = 1e-7
 #: displacements below this (m) are dropped: labelled faces moved visibly
 MIN_PUSH_M = 5e-5
+#: materials that are corrugated board: cut in layers (liner, flutes, inner liner)
+BOARD_MATERIALS = ("cardboard",)
+#: board wall thickness (m): deeper in a solid carton body lies the box's dark inside
+BOARD_M = 4e-3
 
 
 @dataclass(frozen=True)
@@ -375,17 +380,36 @@ def smooth_falloff(u: np.ndarray) -> np.ndarray:
 
 # -- the op --------------------------------------------------------------------------
 
-def _jagged_radii(rng: np.random.Generator, n_ang: int, r_eq: float) -> np.ndarray:
-    """(n_ang,) radii of a star-shaped jagged polygon whose area is pi r_eq^2."""
+def _jagged_radii(rng: np.random.Generator, n_ang: int, r_eq: float, jitter: float | None = None) -> np.ndarray:
+    """(n_ang,) radii of a star-shaped jagged polygon whose area is pi r_eq^2:
+    low harmonics (the burst shape) plus 1/f fibre jitter round the rim
+    (:func:`damage_ops._ragged.pink_noise_loop`, ~1 mm down to the sample
+    spacing) of rms ``jitter`` m (None: max(0.3 mm, 0.06 r_eq))."""
     th = np.linspace(0, 2 * np.pi, n_ang, endpoint=False)
     k = np.arange(2, 6)
     amp = rng.uniform(0.0, 1.0, len(k)) / k
     ph = rng.uniform(0, 2 * np.pi, len(k))
     low = (amp[:, None] * np.cos(k[:, None] * th + ph[:, None])).sum(0)
     low = low / max(np.abs(low).max(), 1e-9)
-    r = 1.0 + 0.15 * low + 0.07 * rng.uniform(-1, 1, n_ang)
+    per = 2 * np.pi * r_eq
+    jit = min(max(0.3e-3, 0.06 * r_eq), 0.08 * r_eq) if jitter is None else jitter
+    fib = R.pink_noise_loop(rng, n_ang, per, 2.0 * per / n_ang)
+    r = 1.0 + 0.15 * low + np.clip(jit / r_eq * fib, -0.25, 0.25)
     area = 0.5 * np.sum(r * np.roll(r, -1)) * np.sin(2 * np.pi / n_ang)
     return r * r_eq * np.sqrt(np.pi / area)
+
+
+def _band_radii(rng: np.random.Generator, radii: np.ndarray, r_eq: float) -> np.ndarray:
+    """Radii of the core's cut inside the liner's (``radii``): a band of
+    clip(0.15 d, 0.6, 3) mm that varies round the rim and carries its own
+    fibre jitter; always >= 0.3 band and >= 25 % of the radius inside."""
+    n_ang = len(radii)
+    band = float(np.clip(0.3 * r_eq, 0.6e-3, 3e-3))
+    per = 2 * np.pi * r_eq
+    b = band * np.clip(1.0 + 0.4 * R.pink_noise_loop(rng, n_ang, per, per / 12), 0.3, 1.8)
+    b = b + 0.25 * band * R.pink_noise_loop(rng, n_ang, per, 2.0 * per / n_ang)
+    b = np.clip(b, 0.3 * band, None)
+    return np.maximum(radii - b, 0.25 * radii)
 
 
 def _cutter(p, n, e1, e2, radii, levels):
@@ -743,8 +767,10 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     pid = mesh.face_attributes["part_id"]
     normals, areas, cen, reach2 = face_geometry(product.mesh)  # same faces as the copy; cached
     r_eq = params.diameter_mm / 2e3
-    n_ang = 48
+    # enough rim samples for mm-scale fibre jitter (~0.8 mm apart), 48..160
+    n_ang = int(np.clip(2 * np.pi * r_eq / 0.8e-3, 48, 160))
     radii = _jagged_radii(rng, n_ang, r_eq)
+    radii_in = _band_radii(rng, radii, r_eq)  # drawn always: the rng stream does not depend on the site
     r_max = float(radii.max())
     width = 0.8 * r_eq + 1e-3           # falloff width of the pushed-in rim (m)
     reach = r_max + width
@@ -791,9 +817,18 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         t_lim = t_bot + 0.5e-3
     t0 = sag + 0.5e-3                   # straight (scale 1) down to here: exact opening area
     h = sag + 2e-3                      # cutter starts this far outside the surface
+    layered = out.parts[part].material in BOARD_MATERIALS
+    liner = float(np.clip(0.3 * min(t_bot - sag, BOARD_M), 0.3e-3, 1.2e-3)) if layered else 0.0
+    if layered:
+        t0 = sag + liner                # the outer liner: cut along the outer radii down to here
     if t_bot <= t0 + 0.2e-3:
         t_bot = t0 + max(0.5e-3, 0.5 * t_bot)
-    levels = [(-h, 1.0), (t0, 1.0), (t_bot, taper)]
+    if layered:
+        # a step: the core is cut a band inside the liner, the flutes show in the band
+        ratio = radii_in / radii
+        levels = [(-h, 1.0), (t0, 1.0), (t0, ratio), (t_bot, ratio * taper)]
+    else:
+        levels = [(-h, 1.0), (t0, 1.0), (t_bot, taper)]
 
     pm, kept = refine_near(pm, p, reach, max(width / 2.5, 1.2e-3),
                            near=pg.near(p, reach + 2.5 * float(np.sqrt(reach2.max()))))
@@ -811,6 +846,17 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
     attrs["tint"][cut] = np.asarray(mesh.face_attributes["tint"][fi]) * 0.7
     attrs["finish"][cut] = FINISH_IDS["interior"]
+    if layered:
+        # torn liner edge (light paper), flute band and walls through the board
+        # (core), below the board the dark inside of the box (interior)
+        ci = np.flatnonzero(cut)
+        cnrm, _ = normals_areas(NV, NF[ci])
+        cd = -((NV[NF[ci]].mean(1) - p) @ n)
+        steep = np.abs(cnrm @ n) < 0.7
+        fin = np.where(cd < sag + BOARD_M, FINISH_IDS["core"], FINISH_IDS["interior"])
+        fin = np.where(steep & (cd < t0 - 1e-5), FINISH_IDS["inner_liner"], fin)
+        attrs["finish"][ci] = fin
+        attrs["tint"][ci[fin != FINISH_IDS["interior"]]] = 1.0
 
     # push the rim and the cavity in along -n with a smooth falloff around the jagged edge
     rel = NV - p
@@ -832,12 +878,24 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     rim_v = np.zeros(len(NV), bool)
     rim_v[NF[cut].ravel()] = True
     edge_faces = src & rim_v[NF].any(1)
-    attrs["finish"][edge_faces] = FINISH_IDS["interior"]
+    attrs["finish"][edge_faces] = FINISH_IDS["inner_liner" if layered else "interior"]
+    behind_self = np.zeros(len(NF), bool)
+    rest_behind = np.zeros(len(rest.faces), bool)
+    if through:
+        # the view into the item: what lies behind the hole is its dark inside
+        th_ = np.linspace(0, 2 * np.pi, n_ang, endpoint=False)
+        poly = (radii_in if layered else radii)[:, None] * taper * np.stack([np.cos(th_), np.sin(th_)], 1)
+        behind_self = R.behind(NV, NF, attrs["part_id"], out.parts, poly, p, e1, e2, n, thick) & src & ~labelled
+        R.paint_dark(attrs, behind_self)
+        ensure_optional(rest)
+        rest_behind = R.behind(np.asarray(rest.vertices), np.asarray(rest.faces), rest.face_attributes["part_id"],
+                               out.parts, poly, p, e1, e2, n, thick)
+        R.paint_dark(rest.face_attributes, rest_behind)
 
     new_part = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
     new_part.face_attributes = attrs
     out.mesh = concatenate([rest, new_part])
-    faces = len(rest.faces) + np.flatnonzero(labelled)
+    faces = np.concatenate([np.flatnonzero(rest_behind), len(rest.faces) + np.flatnonzero(labelled | behind_self)])
 
     # measure: opening = rim loop nearest the outside, projected on the tangent plane
     rim_edges = _rim_edges(NF, cut)
@@ -850,7 +908,7 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     depth_mm = 1e3 * float(tv_pre[cut_v].max())
     size = {"diameter_mm": diameter_mm, "depth_mm": depth_mm, "push_mm": push * 1e3}
     region = {"center_m": p.tolist(), "radius_m": float(reach), "normal": n.tolist(), "through": bool(through),
-              "part": out.parts[part].name}
+              "part": out.parts[part].name, "layered": bool(layered), "liner_mm": 1e3 * liner}
     return add_damage(out, faces, OP, size, region, asdict(params))
 
 

@@ -154,7 +154,7 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
         return {"length_mm": _size(op, severity, cap=0.8 * large, rng=rng),
                 "opening_deg": float(rng.uniform(10, 35) if severity == "minor" else rng.uniform(30, 90))}
     if op == "deconstruction":
-        modes = {"carton": ["flap_open", "contents_out"], "mailer": ["burst_seam"], "pouch": ["burst_seam"]}[product.kind]
+        modes = {"carton": ["flap_open", "contents_out", "box_open"], "mailer": ["burst_seam"], "pouch": ["burst_seam"]}[product.kind]
         return {"mode": str(rng.choice(modes)), "opening_mm": _size(op, severity, cap=0.6 * large, rng=rng)}
     if op == "spill":
         substance = "powder" if product.kind == "pouch" and rng.random() < 0.6 else "liquid"

@@ -55,6 +55,7 @@ import noise
 import numpy as np
 import trimesh
 
+from . import _ragged as R
 from . import puncture as P
 from ._surface import tangent_frame
 from .spatial import face_grid
@@ -75,6 +76,13 @@ MAX_TILT_DEG = 25.0
 ORIENT_TRIES = 4
 #: interior finish tint of the pocket floor (dark: the inside) and of the walls
 FLOOR_TINT, WALL_TINT = 0.4, 0.7
+#: materials that are corrugated board: torn in layers (liner, flutes, inner liner)
+BOARD_MATERIALS = ("cardboard",)
+#: board wall thickness (m) of a solid carton body: below it a pocket shows the box's inside
+BOARD_M = 4e-3
+#: default pocket depth (m) of a tear in a solid board body: deep enough to read as a hole
+BOARD_POCKET_M = 12e-3
+
 
 
 @dataclass(frozen=True)
@@ -102,43 +110,141 @@ class TearParams:
         check_face_index(OP, self.center)
 
 
-# -- the tongue outline (2-D, tangent plane) ---------------------------------------
+# -- the tongue outlines (2-D, tangent plane) --------------------------------------
 
-def tongue(rng: np.random.Generator, length: float) -> tuple[np.ndarray, int]:
-    """Outline of the torn tongue in its own 2-D frame, meters.
+@dataclass
+class Outline:
+    """The 2-D outlines of one tear in the tongue's frame (meters; hinge on the
+    left, tip on +x; each counter-clockwise, its rip from index 0 over the tip to
+    its last index, closed by its straight hinge segment).
 
-    Returns (pts (m, 2) counter-clockwise, k): pts[:k + 1] is the rip (from one
-    hinge end over the tip to the other, total length ``length``), and the
-    closing segment pts[k] -> pts[0] is the hinge. The hinge lies on x = 0, the
-    tip on +x; the outline's area centroid is at the origin."""
+    cut_out: where the outer liner is cut (the opening seen on the surface);
+    cut_in: where the core and inner liner are cut (inside cut_out, a band of a
+    few mm narrower: the band of exposed flutes); flap_out / flap_in: the
+    flap's liner and core outlines, ``gap`` inside the cut's. A single-layer
+    material (film, foil, plastic) has cut_out == cut_in and flap_out == flap_in.
+    """
+
+    cut_out: np.ndarray
+    cut_in: np.ndarray
+    flap_out: np.ndarray
+    flap_in: np.ndarray
+    layered: bool
+
+    def scaled(self, k: float) -> "Outline":
+        return Outline(self.cut_out * k, self.cut_in * k, self.flap_out * k, self.flap_in * k, self.layered)
+
+
+def _rip_len(p: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum())
+
+
+def _clip_at_hinge(P: np.ndarray, xh: float) -> np.ndarray | None:
+    """The part of the open polyline P (k, 2) right of the hinge line x = xh, its
+    ends moved onto the line; None if P does not leave and re-enter it once."""
+    right = P[:, 0] > xh
+    idx = np.flatnonzero(right)
+    if len(idx) < 3 or idx[0] == 0 or idx[-1] == len(P) - 1 or not right[idx[0]:idx[-1] + 1].all():
+        return None
+    i0, i1 = idx[0], idx[-1]
+
+    def cross(a, b):
+        t = (xh - a[0]) / (b[0] - a[0])
+        return a + t * (b - a)
+
+    mid = P[i0:i1 + 1]
+    a, b = cross(P[i0 - 1], P[i0]), cross(P[i1], P[i1 + 1])
+    seg = float(np.linalg.norm(np.diff(mid, axis=0), axis=1).min()) if len(mid) > 1 else 1e-3
+    if np.linalg.norm(mid[0] - a) < 0.25 * seg:
+        mid = mid[1:]
+    if np.linalg.norm(mid[-1] - b) < 0.25 * seg:
+        mid = mid[:-1]
+    return np.concatenate([[a], mid, [b]])
+
+
+def tear_outlines(rng: np.random.Generator, length: float, layered: bool, gap: float) -> Outline:
+    """Outlines of a torn tongue whose outer rip (``cut_out`` minus its hinge)
+    is ``length`` m long.
+
+    The guide is a V (legs meeting at a rounded tip, each leg offset by
+    cm-scale Perlin noise vanishing at its ends); every outline is the guide
+    offset along its normal by 1/f^1.6 noise from ~2 cm down to ~1.2 mm (the
+    fibre jitter, :func:`damage_ops._ragged.pink_noise`). A layered board's
+    liner outline lies a band of 1.2-4.5 mm (varying along the rip) outside the
+    core's, on independent jitter; its hinge line lies 0.6 x that band behind.
+    ``gap`` m: clearance of the flap inside the cut. The outlines' frame: the
+    core outline's area centroid at the origin."""
     half = np.radians(rng.uniform(12.0, 32.0))          # half-angle at the tip
     leg = length / 2
-    n = int(np.clip(length / 1.5e-3 / 2, 12, 90))      # points per leg (~1.5 mm spacing)
     base = int(rng.integers(0, 256))
     off = rng.uniform(0.0, 100.0, 2)
     freq = rng.uniform(2.0, 4.0)
     amp = 0.035 * leg * rng.uniform(0.6, 1.0)
+    ds = max(0.6e-3, length / 300.0)
     A = np.array([0.0, -leg * np.sin(half)])
     T = np.array([leg * np.cos(half), 0.0])
     B = np.array([0.0, leg * np.sin(half)])
     legs = []
     for k, (a, b) in enumerate(((A, T), (T, B))):
-        s = np.linspace(0.0, 1.0, n + 1)[:-1] if k == 0 else np.linspace(0.0, 1.0, n + 1)
+        s = np.linspace(0.0, 1.0, 41)[:-1] if k == 0 else np.linspace(0.0, 1.0, 41)
         d = b - a
         nrm = np.array([-d[1], d[0]]) / np.linalg.norm(d)
         w = np.array([noise.pnoise1(float(off[k] + x * freq), octaves=3, base=base) for x in s])
         legs.append(a + s[:, None] * d + (amp * np.sin(np.pi * s) * w)[:, None] * nrm)
-    pts = np.concatenate(legs)
-    rip = np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()
-    pts = pts * (length / rip)                           # exact rip length, hinge stays on x = 0
-    pts = pts - _centroid(pts)
-    if _signed_area(pts) < 0:
-        pts = pts[::-1].copy()
-    return pts, len(pts) - 1
+    guide = np.concatenate(legs)
+    ext = 12e-3                                            # straight run-outs behind the hinge, clipped below
+    da, db = (T - A) / np.linalg.norm(T - A), (B - T) / np.linalg.norm(B - T)
+    guide = np.concatenate([[A - ext * da], guide, [B + ext * db]])
+    guide, _ = R.resample(guide, ds)
+    guide = R.smooth_polyline(guide, min(8e-3, 0.15 * length), ds)  # a torn tip is round, not a needle
+    guide, s = R.resample(guide, ds)
+    N = R.right_normals(guide)                            # outward: the tongue lies left of the rip
+    fine = 2.0 * ds
+    b0 = float(np.clip(rng.uniform(1.2e-3, 4.5e-3) * min(1.0, np.sqrt(length / 0.06)), 1.2e-3, 4.5e-3))
+    jit = rng.uniform(0.7, 1.3) * (0.45e-3 if layered else 0.3e-3)
+    out = None
+    for attempt in range(4):
+        k = 0.5 ** attempt if attempt < 3 else 0.0
+        def jitter(a):
+            x = R.pink_noise(rng, s, fine, 24e-3)
+            return a * k * x / max(float(x.std()), 1e-12)
+        o_in = jitter(jit)
+        if layered:
+            band = R.pink_noise(rng, s, 6e-3, 48e-3)
+            band = b0 * np.clip(1.0 + 0.35 * band / max(float(band.std()), 1e-12), 0.45, 1.7)
+            o_out = np.maximum(band + jitter(0.8 * jit), o_in + 0.5e-3)
+            xo = -0.6 * b0
+        else:
+            o_out, xo = o_in, 0.0
+        polys = [_clip_at_hinge(guide + o[:, None] * N, xh)
+                 for o, xh in ((o_out, xo), (o_in, 0.0), (o_out - gap, xo + gap), (o_in - gap, gap))]
+        if any(q is None for q in polys):
+            continue
+        if any(R.segments_cross(q) for q in polys):
+            continue
+        if layered and (R.segments_cross(polys[0], Q=polys[1], reach=0.2e-3)
+                        or R.segments_cross(polys[2], Q=polys[3], reach=0.2e-3)):
+            continue
+        out = polys
+        break
+    if out is None:
+        raise RuntimeError("tear outline: no simple outline after 4 tries")  # smooth guide offsets never fail
+    c = _centroid(out[1])
+    out = [q - c for q in out]
+    o = Outline(*out, layered=layered)
+    return o.scaled(length / _rip_len(o.cut_out))
+
+
+def tongue(rng: np.random.Generator, length: float) -> tuple[np.ndarray, int]:
+    """Single-layer ragged tongue (the core outline of :func:`tear_outlines`):
+    (pts (m, 2) counter-clockwise, k) with pts[:k + 1] the rip of length
+    ``length`` and pts[k] -> pts[0] the hinge on x = 0 (before centring)."""
+    o = tear_outlines(rng, length, False, 0.0)
+    return o.cut_in, len(o.cut_in) - 1
 
 
 def _signed_area(p: np.ndarray) -> float:
-    return 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
+    return R.signed_area(p)
 
 
 def _centroid(p: np.ndarray) -> np.ndarray:
@@ -146,19 +252,6 @@ def _centroid(p: np.ndarray) -> np.ndarray:
     c = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
     a = 0.5 * c.sum()
     return np.array([((p[:, 0] + q[:, 0]) * c).sum(), ((p[:, 1] + q[:, 1]) * c).sum()]) / (6 * a)
-
-
-def inset(p: np.ndarray, g: float) -> np.ndarray:
-    """Polygon p (m, 2, counter-clockwise) offset inward by g (m), mitred (the
-    miter is capped at 6 g)."""
-    d_prev = p - np.roll(p, 1, axis=0)
-    d_next = np.roll(p, -1, axis=0) - p
-    n_prev = np.stack([-d_prev[:, 1], d_prev[:, 0]], 1) / np.linalg.norm(d_prev, axis=1)[:, None]
-    n_next = np.stack([-d_next[:, 1], d_next[:, 0]], 1) / np.linalg.norm(d_next, axis=1)[:, None]
-    m = n_prev + n_next
-    m /= np.maximum(np.linalg.norm(m, axis=1), 1e-12)[:, None]
-    cosh = np.maximum((m * n_next).sum(1), 1.0 / 6.0)
-    return p + m * (g / cosh)[:, None]                   # left normals point inward for CCW
 
 
 def _triangulate(p: np.ndarray) -> np.ndarray:
@@ -272,7 +365,9 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     normals, areas, cen, rad2 = face_geometry(product.mesh)  # same faces as the copy; cached
     cols = tuple(np.ascontiguousarray(cen.T))  # for the many probes
     L = params.length_mm / 1e3
-    pts0, k_rip = tongue(rng, L)
+    g = min(GAP, 0.02 * L)
+    outl = tear_outlines(rng, L, True, g)
+    pts0 = outl.cut_out
     rad = np.sqrt(rad2)
     lift = 5e-3
 
@@ -314,14 +409,22 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
 
     p, n, e1, e2 = site.p, site.n, site.e1, site.e2
     part = int(pid[site.face])
+    layered = out.parts[part].material in BOARD_MATERIALS
+    if not layered:  # one material: the surface outline is the core's
+        outl = Outline(outl.cut_in, outl.cut_in, outl.flap_in, outl.flap_in, False)
+        outl = outl.scaled(L / _rip_len(outl.cut_out))
     # a curved patch makes the rip longer than its plane projection: rescale once
-    up = site.pts[: k_rip + 1]
-    path3 = p + up[:, :1] * e1 + up[:, 1:] * e2 + site.heights[: k_rip + 1, None] * n
-    scale = L / np.linalg.norm(np.diff(path3, axis=0), axis=1).sum()
-    pts2 = site.pts * scale
-    ok, hit, heights = _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, pts2, lift)
+    ok, hit, heights = _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, outl.cut_out, lift)
     if not ok:
-        pts2, hit, heights = site.pts, site.hits, site.heights
+        ok, hit, heights = True, site.hits, site.heights
+        outl = Outline(site.pts, site.pts, outl.flap_out, outl.flap_out, False) if not layered else outl
+    up = outl.cut_out
+    path3 = p + up[:, :1] * e1 + up[:, 1:] * e2 + heights[:, None] * n
+    scale = L / np.linalg.norm(np.diff(path3, axis=0), axis=1).sum()
+    o2 = outl.scaled(scale)
+    ok, hit2, heights2 = _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, o2.cut_out, lift)
+    if ok:
+        outl, hit, heights = o2, hit2, heights2
 
     pm, rest = P.split_part(mesh, part)
     pg = P.PartGrid(product.mesh, part)
@@ -330,7 +433,10 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     sag = float(max(-heights.min(), 0.0))
     bump = float(max(heights.max(), 0.0))
     through = thick < THIN_M
-    want = (params.depth_mm if params.depth_mm is not None else 2.0) / 1e3
+    if params.depth_mm is not None:
+        want = params.depth_mm / 1e3
+    else:
+        want = BOARD_POCKET_M if layered else 2e-3   # a torn carton wall opens onto the box's dark inside
     if through:
         depth = thick
         t_bot = thick + sag + 1e-3
@@ -338,8 +444,13 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
         depth = min(want, 0.6 * thick)
         t_bot = sag + depth
     h_top = bump + 2e-3
+    # the outer liner: the step between the two outlines lies this deep
+    liner = float(np.clip(0.3 * min(depth, BOARD_M), 0.3e-3, 1.2e-3)) if layered else 0.0
 
-    CV, CF, _ = prism(pts2, p, e1, e2, n, h_top, -t_bot)
+    if layered:
+        CV, CF, _ = R.stepped_prism(outl.cut_out, outl.cut_in, p, e1, e2, n, h_top, -liner, -t_bot)
+    else:
+        CV, CF, _ = prism(outl.cut_in, p, e1, e2, n, h_top, -t_bot)
     clear = not np.isfinite(pg.ray(p + n * 1e-7, n)).any()
     NV, NF, src, fid = P.boolean_difference(pm, CV, CF, n, p, candidates=pg.candidates(np.arange(len(pm.faces)),
                                                                                       len(pm.faces)),
@@ -355,74 +466,144 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     attrs["part_id"][cut] = part
     attrs["damage_id"][cut] = mesh.face_attributes["damage_id"][fi]
     cn, _ = normals_areas(NV, NF[cut])
+    cdepth = -((NV[NF[cut]].mean(1) - p) @ n)
     floor = np.abs(cn @ n) > 0.7
     attrs["tint"][cut] = base_tint * np.where(floor & (not through), FLOOR_TINT, WALL_TINT)[:, None].astype(np.float32)
-    attrs["finish"][cut] = FINISH_IDS["interior"]
+    fin = np.full(int(cut.sum()), FINISH_IDS["interior"], np.int8)
+    if layered:
+        # outer liner edge (light torn paper), the flute band and walls (core),
+        # and below the board's thickness the box's dark inside
+        fin[~floor & (cdepth < liner)] = FINISH_IDS["inner_liner"]
+        fin[(cdepth >= liner - 1e-5) & (cdepth < BOARD_M) & ~(floor & (cdepth > 0.5 * (liner + t_bot)))] = FINISH_IDS["core"]
+        core_f = fin == FINISH_IDS["core"]
+        attrs["tint"][np.flatnonzero(cut)[core_f | (fin == FINISH_IDS["inner_liner"])]] = 1.0
+    attrs["finish"][cut] = fin
+    behind = np.zeros(len(NF), bool)
+    if through:
+        behind = R.behind(NV, NF, attrs["part_id"], out.parts, outl.cut_in, p, e1, e2, n, thick) & src
+        R.paint_dark(attrs, behind)
     cut_part = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
     cut_part.face_attributes = attrs
+    rest_behind = np.zeros(len(rest.faces), bool)
+    if through:
+        ensure_optional(rest)
+        rest_behind = R.behind(np.asarray(rest.vertices), np.asarray(rest.faces), rest.face_attributes["part_id"],
+                              out.parts, outl.cut_in, p, e1, e2, n, thick)
+        R.paint_dark(rest.face_attributes, rest_behind)
 
-    # the flap: a thin closed slab in the tongue's shape, rotated about the hinge
-    g = min(GAP, 0.02 * L)
-    fl2 = inset(pts2, g)
-    tf = 0.9 * thick if through else min(0.45 * depth, 1.5e-3)
-    FV, FF, kind = prism(fl2, p, e1, e2, n, 0.0, -tf)
-    hinge_a, hinge_b = FV[0], FV[k_rip]                 # top corners at the hinge ends
-    ax = hinge_b - hinge_a
-    ax /= np.linalg.norm(ax)
-    c_dir = FV[: len(fl2)].mean(0) - hinge_a
-    c_dir -= (c_dir @ ax) * ax
-    c_dir /= np.linalg.norm(c_dir)
-    k_ax = np.cross(c_dir, n)                            # rotating c_dir about k_ax lifts it toward +n
-    th = np.radians(params.opening_deg)
-    FV = hinge_a + _rotate(FV - hinge_a, k_ax, th)
+    # the flap: a closed (stepped) slab in the tongue's shape, curled up about the hinge
+    if layered:
+        tf = 0.9 * thick if through else max(min(0.45 * depth, 2.5e-3), liner + 0.4e-3)
+        FV, FF, kind = R.stepped_prism(outl.flap_out, outl.flap_in, p, e1, e2, n, 0.0, -(liner - g), -tf)
+    else:
+        tf = 0.9 * thick if through else min(0.45 * depth, 1.5e-3)
+        FV, FF, kind = prism(outl.flap_in, p, e1, e2, n, 0.0, -tf)
+        kind = np.where(kind == 2, R.OUTER_SIDE, kind)
+    m_top = len(outl.flap_out)
+    hinge_a, hinge_b = FV[0], FV[m_top - 1]              # top corners at the hinge ends
+    top = kind == R.TOP
+    FV0 = FV
+    FV, curl_deg = _curl(FV, FF[top], hinge_a, e1, n, np.radians(params.opening_deg), rng)
     nf = len(FF)
     # flap uv: the surface point under each top corner (the hit triangle, barycentric)
-    Fuv = np.zeros((nf, 3, 2), np.float32)
-    top = kind == 0
-    hit_tris = V[F[hit]]
-    corner_pts = p + fl2[:, :1] * e1 + fl2[:, 1:] * e2
-    # project each corner onto its hit triangle's plane along n for the barycentric weights
-    hn, _ = normals_areas(V, F[hit])
+    okf, fhit, _ = _probe(V, F, normals, cen, cols, rad, pid, part, p, n, e1, e2, outl.flap_out, lift)
+    if not okf:
+        fhit = np.full(m_top, fi)
+    hit_tris = V[F[fhit]]
+    corner_pts = FV0[:m_top]
+    hn, _ = normals_areas(V, F[fhit])
     dn = np.einsum("ij,ij->i", hit_tris[:, 0] - corner_pts, hn) / np.maximum(hn @ n, 1e-6)
     on_surf = corner_pts + dn[:, None] * n
-    cuv = P.barycentric_uv(on_surf[:, None], hit_tris, np.asarray(mesh.face_attributes["uv"])[hit])[:, 0]
-    m = len(fl2)
-    Fuv[:] = cuv[np.where(FF < m, FF, FF - m)]
+    cuv = P.barycentric_uv(on_surf[:, None], hit_tris, np.asarray(mesh.face_attributes["uv"])[fhit])[:, 0]
+    vuv = np.tile(np.asarray(src_uv, np.float32), (len(FV), 1))
+    vuv[:m_top] = cuv
+    Fuv = vuv[FF].astype(np.float32)
+    if layered:
+        ffin = np.where(top, mesh.face_attributes["finish"][fi],
+                        np.where(kind == R.BOTTOM, FINISH_IDS["inner_liner"], FINISH_IDS["core"]))
+        ftint = np.where(top[:, None], np.asarray(mesh.face_attributes["tint"])[fhit].mean(0), 1.0)
+    else:
+        ffin = np.where(top, mesh.face_attributes["finish"][fi], FINISH_IDS["interior"])
+        ftint = np.where(top[:, None], np.asarray(mesh.face_attributes["tint"])[fhit].mean(0), base_tint * WALL_TINT)
     flap = trimesh.Trimesh(vertices=FV, faces=FF, process=False)
     flap.face_attributes = {
         "part_id": np.full(nf, part, np.int32),
         "damage_id": np.zeros(nf, np.int32),
         "uv": Fuv,
-        "tint": np.where(top[:, None], np.asarray(mesh.face_attributes["tint"])[hit].mean(0),
-                         base_tint * WALL_TINT).astype(np.float32),
-        "finish": np.where(top, mesh.face_attributes["finish"][fi], FINISH_IDS["interior"]).astype(np.int8),
+        "tint": ftint.astype(np.float32),
+        "finish": ffin.astype(np.int8),
     }
     out.mesh = concatenate([rest, cut_part, flap])
     nr, nc = len(rest.faces), len(NF)
-    faces = np.concatenate([nr + np.flatnonzero(cut | retri), nr + nc + np.arange(nf)])
+    faces = np.concatenate([np.flatnonzero(rest_behind), nr + np.flatnonzero(cut | retri | behind),
+                            nr + nc + np.arange(nf)])
 
     # measure on the result: rip length = outer rim loop of the cut minus the hinge segment
     rel = NV - p
     tv = -(rel @ n)
     rim = P.outer_loop(P._rim_edges(NF, cut), tv)
     x, y = rel @ e1, rel @ e2
-    ha, hb = pts2[0], pts2[k_rip]
+    ha, hb = outl.cut_out[0], outl.cut_out[-1]
     hd = (hb - ha) / np.linalg.norm(hb - ha)
     dist = np.abs((x - ha[0]) * hd[1] - (y - ha[1]) * hd[0])
     on_hinge = (dist[rim] < 2e-5).all(1)
     length_mm = 1e3 * float(np.linalg.norm(NV[rim[~on_hinge, 0]] - NV[rim[~on_hinge, 1]], axis=1).sum())
-    tn, ta = normals_areas(FV, FF[top])
-    ft = (tn * ta[:, None]).sum(0)
-    opening = float(np.degrees(np.arccos(np.clip(ft @ n / np.linalg.norm(ft), -1.0, 1.0))))
+    opening = _top_angle(FV, FF[top], n)
     size = {"length_mm": length_mm, "opening_deg": opening, "depth_mm": 1e3 * depth}
     extent = float(np.ptp(np.asarray(pm.vertices), axis=0).max())
     opens_item = params.opening_deg >= 45.0 and length_mm / 1e3 >= 0.4 * extent
-    r_reg = float(np.linalg.norm(pts2, axis=1).max())
+    r_reg = float(np.linalg.norm(outl.cut_out, axis=1).max())
     region = {"center_m": p.tolist(), "radius_m": r_reg,
               "normal": n.tolist(), "through": bool(through), "part": out.parts[part].name,
-              "hinge_m": [(p + ha[0] * e1 + ha[1] * e2).tolist(), (p + hb[0] * e1 + hb[1] * e2).tolist()]}
+              "hinge_m": [(p + ha[0] * e1 + ha[1] * e2).tolist(), (p + hb[0] * e1 + hb[1] * e2).tolist()],
+              "layered": bool(layered), "liner_mm": 1e3 * liner, "curl_deg": curl_deg}
     return add_damage(out, faces, OP, size, region, asdict(params),
                       category="deconstruction" if opens_item else "penetration")
+
+
+def _top_angle(V: np.ndarray, F: np.ndarray, n: np.ndarray) -> float:
+    """Angle (degrees) between the area-weighted mean normal of faces F and n."""
+    tn, ta = normals_areas(V, F)
+    ft = (tn * ta[:, None]).sum(0)
+    return float(np.degrees(np.arccos(np.clip(ft @ n / np.linalg.norm(ft), -1.0, 1.0))))
+
+
+def bend(X: np.ndarray, hinge: np.ndarray, e1: np.ndarray, n: np.ndarray, phi0: float, curl: float,
+         U: float) -> np.ndarray:
+    """Bend points X (k, 3) about the hinge line through ``hinge`` (along e2 =
+    n x e1) so the top surface (height 0 along n) becomes the curve whose tangent
+    angle at distance u from the hinge is phi(u) = phi0 + curl (u / U)^1.5
+    (radians, lifting e1 towards n); a point h below the top keeps its distance
+    h along the curve's normal. All the material lies on the convex side
+    (h <= 0), so the map is one-to-one while phi stays below pi: the bent slab
+    stays closed and free of self-intersection."""
+    rel = X - hinge
+    u = np.maximum(rel @ e1, 0.0)
+    h = rel @ n
+    w = rel - np.outer(rel @ e1, e1) - np.outer(h, n)
+    uu = np.linspace(0.0, max(U, float(u.max()), 1e-9), 257)
+    ph = phi0 + curl * np.clip(uu / max(U, 1e-12), 0.0, None) ** 1.5
+    du = np.diff(uu)
+    gx = np.concatenate([[0.0], np.cumsum(0.5 * (np.cos(ph[1:]) + np.cos(ph[:-1])) * du)])
+    gz = np.concatenate([[0.0], np.cumsum(0.5 * (np.sin(ph[1:]) + np.sin(ph[:-1])) * du)])
+    pu = np.interp(u, uu, ph)
+    cx, cz = np.interp(u, uu, gx), np.interp(u, uu, gz)
+    return hinge + w + np.outer(cx - h * np.sin(pu), e1) + np.outer(cz + h * np.cos(pu), n)
+
+
+def _curl(FV: np.ndarray, Ftop: np.ndarray, hinge: np.ndarray, e1: np.ndarray, n: np.ndarray, theta: float,
+          rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Curl the flap: rotation rising along it (a torn flap bends, it does not
+    stay flat), the mean angle of its top ``theta`` radians. Returns (bent
+    vertices, curl in degrees = tip angle - hinge angle)."""
+    U = float(((FV - hinge) @ e1).max())
+    curl = theta * rng.uniform(0.3, 0.7)
+    curl = float(min(curl, max(np.radians(170.0) - theta, 0.0) / 0.6))
+    phi0 = theta - 0.45 * curl
+    for _ in range(4):  # match the measured mean top angle to theta
+        B = bend(FV, hinge, e1, n, phi0, curl, U)
+        phi0 += theta - np.radians(_top_angle(B, Ftop, n))
+    return bend(FV, hinge, e1, n, phi0, curl, U), float(np.degrees(curl))
 
 
 def _rotate(X: np.ndarray, k: np.ndarray, th: float) -> np.ndarray:

@@ -209,7 +209,7 @@ def kaputt_defect_type(damage: dict[str, Any]) -> str:
     """Kaputt defect type of one capture.json ``damages[]`` record: its category,
     except a deconstruction that opens a flap, which Kaputt calls actuation."""
     cat = damage["category"]
-    if cat == "deconstruction" and (damage.get("region") or {}).get("mode") == "flap_open":
+    if cat == "deconstruction" and (damage.get("region") or {}).get("mode") in ("flap_open", "box_open"):
         return "actuation"
     if cat not in KAPUTT_DEFECT_TYPES:
         raise DamagesimError(f"damage {damage.get('damage_instance_id')}: category {cat!r} has no Kaputt name "

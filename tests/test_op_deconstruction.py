@@ -227,3 +227,80 @@ def test_param_errors_need_the_product():
 def test_registered():
     spec = REGISTRY["deconstruction"]
     assert spec.category == "deconstruction" and spec.opens_surface is False
+
+
+@pytest.mark.parametrize("seed,contents", [(0, True), (1, False), (3, None)])
+def test_box_open(seed, contents):
+    """An opened carton: every flap swings open about its hinge by more than 60
+    degrees (measured on the output: the angle of its top to the horizontal),
+    rigidly; its former underside shows the inner liner; the tape is peeled; the
+    labels are exactly the moved flaps, the dark inside, what the tape covered
+    and the contents box standing in the opening."""
+    p = product("carton", seed)
+    flaps_in = flap_components(p)
+    widths = [np.ptp(p.mesh.vertices[v], axis=0)[:2].min() for v in flaps_in]
+    snap = snapshot(p)
+    prm = {"mode": "box_open", "opening_mm": 1.6 * min(widths) * 1000}
+    if contents is not None:
+        prm["contents"] = contents
+    q, rec = apply(p, "deconstruction", prm, np.random.default_rng(seed))
+    assert_unchanged(p, snap)
+    assert_valid(q)
+    did = len(q.damages)
+    lab = q.damage_id == did
+    assert rec.category == "deconstruction" and rec.region["mode"] == "box_open"
+    flaps_out = flap_components(q)
+    assert len(flaps_out) == len(flaps_in) == len(rec.region["flaps"]) >= 2
+    fid = [i for i, t in enumerate(q.parts) if t.name == "flap"]
+    fl = np.flatnonzero(np.isin(q.part_id, fid))
+    fin = q.mesh.face_attributes["finish"]
+    for k, (vin, vout) in enumerate(zip(flaps_in, flaps_out)):
+        moved, orig = q.mesh.vertices[vout], p.mesh.vertices[vin]
+        assert np.allclose(np.linalg.norm(moved - moved[0], axis=1), np.linalg.norm(orig - orig[0], axis=1),
+                           atol=1e-9)  # rigid
+        on = fl[np.isin(q.mesh.faces[fl], vout).all(1)]
+        assert lab[on].all()
+        # hinge angle measured: the faces that faced up now face ... rotated by the recorded angle
+        was_up = np.isin(p.mesh.faces[np.flatnonzero(np.isin(p.part_id, fid))], vin).all(1)
+        up_in = np.flatnonzero(np.isin(p.part_id, fid))[was_up]
+        up_in = up_in[p.mesh.face_normals[up_in][:, 2] > 0.9]
+        area_up = p.mesh.area_faces[up_in].sum()
+        top_out = on[(fin[on] != FINISH_IDS["inner_liner"]) & (fin[on] != FINISH_IDS["interior"])]
+        nz = q.mesh.face_normals[top_out] @ [0, 0, 1.0]
+        big = q.mesh.area_faces[top_out] > 0
+        ang = np.degrees(np.arccos(np.clip(np.median(nz[big]), -1, 1)))
+        assert ang > 60.0
+        assert ang == pytest.approx(rec.region["flaps"][k]["angle_deg"], abs=2.0)
+        assert area_up > 0
+        assert (fin[on] == FINISH_IDS["inner_liner"]).any()   # the inside face of the board shows
+    tape = [i for i, t in enumerate(q.parts) if t.name == "tape"]
+    assert not np.isin(q.part_id, tape).any()
+    body = [i for i, t in enumerate(q.parts) if t.name == "body"]
+    floor = lab & (fin == FINISH_IDS["interior"]) & np.isin(q.part_id, body)
+    assert floor.any() and (q.mesh.face_attributes["tint"][floor] < 0.5).all()
+    cont = [i for i, t in enumerate(q.parts) if t.name == "contents"]
+    has = bool(cont) and np.isin(q.part_id, cont).any()
+    assert has == rec.region["contents"]
+    if contents is not None:
+        assert has == contents
+    if has:
+        cf = np.isin(q.part_id, cont)
+        assert lab[cf].all()
+        assert q.mesh.vertices[np.unique(q.mesh.faces[cf])][:, 2].min() >= rec.region["floor_m"]  # on the floor
+    # the body is hollow under the flaps: inner-liner walls down to a floor well below the top
+    bv = q.mesh.vertices[np.unique(q.mesh.faces[np.isin(q.part_id, body)])]
+    walls = lab & np.isin(q.part_id, body) & (fin == FINISH_IDS["inner_liner"])
+    assert walls.any() and (np.abs(q.mesh.face_normals[walls][:, 2]) < 0.1).all()
+    assert bv[:, 2].max() - rec.region["floor_m"] > 0.5 * np.ptp(bv[:, 2])
+    assert (lab & np.isin(q.part_id, body) & (fin == FINISH_IDS["core"])).any()  # the cut edge on the rim
+    check_unlabelled_unchanged(p, q, did)
+    # deterministic
+    q2, rec2 = apply(p, "deconstruction", prm, np.random.default_rng(seed))
+    assert np.array_equal(q2.mesh.vertices, q.mesh.vertices) and rec2.to_json() == rec.to_json()
+
+
+def test_box_open_needs_flaps_and_bool_contents():
+    with pytest.raises(ParamError, match="'box_open' needs a 'flap' part"):
+        apply(product("mailer", 0), "deconstruction", {"mode": "box_open"}, np.random.default_rng(0))
+    with pytest.raises(ParamError, match="deconstruction.contents"):
+        apply(product("carton", 0), "deconstruction", {"mode": "box_open", "contents": "yes"}, np.random.default_rng(0))
