@@ -180,7 +180,7 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
         for j in range(nt):
             tv = V[np.unique(F[tape_faces[tcomp == j]])]
             tlo, thi = tv.min(0), tv.max(0)
-            if np.all(tlo[:2] <= hi[:2]) and np.all(thi[:2] >= lo[:2]) and thi[2] >= hi[2] - 1e-4:
+            if np.all(tlo[:2] <= hi[:2]) and np.all(thi[:2] >= lo[:2]) and thi[2] > lo[2] + 1e-4:
                 drop[tape_faces[tcomp == j]] = True
                 tape_boxes.append((tlo - 1e-3, thi + 1e-3))
 
