@@ -87,3 +87,29 @@ def test_shortcut_features_and_patchcore():
     q[1, 0] = [3, 4]
     s = patchcore_scores(q, [np.zeros((5, 2)), np.zeros((5, 2))])
     np.testing.assert_allclose(s, [0.0, 5.0])
+
+
+def test_vand_point_matches_the_single_metrics():
+    from harness.metrics import (VAND_METRICS, ap_major, average_precision, recall_at_fpr, recall_at_precision,
+                                 roc_auc, vand_per_category, vand_point)
+
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(40), np.zeros(1200)].astype(int)
+    s = rng.normal(size=y.size) + 1.5 * y
+    s[:5] = s[-5:]  # ties across classes
+    sev = ["major" if i % 3 == 0 else "minor" for i in range(40)] + [""] * 1200
+    p = vand_point(y, s, sev)
+    assert tuple(p) == VAND_METRICS
+    assert p["AUROC"] == pytest.approx(roc_auc(y, s), abs=1e-12)
+    assert p["AP_any"] == pytest.approx(average_precision(y, s), abs=1e-12)
+    assert p["AP_major"] == pytest.approx(ap_major(y, s, sev), abs=1e-12)
+    assert p["recall@50%precision"] == recall_at_precision(y, s, 0.5)
+    assert p["recall@1%FPR"] == recall_at_fpr(y, s, 0.01)["value"]
+    assert p["recall@0.1%FPR"] == recall_at_fpr(y, s, 0.001)["value"]
+    # 0.1% needs >= 1000 negatives; no severity -> no AP_major
+    few = vand_point(y[:100], s[:100])
+    assert np.isnan(few["recall@0.1%FPR"]) and np.isnan(few["AP_major"]) and np.isfinite(few["recall@1%FPR"])
+    cats = ["dent" if i < 20 else "hole" for i in range(40)] + [""] * 1200
+    pc = vand_per_category(y, s, cats)
+    keep = np.r_[np.ones(20, bool), np.zeros(20, bool), np.ones(1200, bool)]
+    assert pc["dent"]["AUROC"] == pytest.approx(roc_auc(y[keep], s[keep])) and pc["dent"]["n_pos"] == 20
