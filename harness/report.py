@@ -20,18 +20,41 @@ _COLORS = {"real_only": "tab:blue", "synthetic_only": "tab:orange", "synthetic+k
 
 
 def _fmt(m: dict | None, key: str = "mean") -> str:
-    if m is None or m.get(key) is None or (isinstance(m[key], float) and math.isnan(m[key])):
+    if m is None or not math.isfinite(_f(m.get(key))):
         return "n/a"
-    lo, hi = m["ci95"]
+    lo, hi = (_f(v) for v in m["ci95"])
     return f"{m[key]:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
+def _arm_label(c: dict) -> str:
+    return "shortcut LR on synthetic" if c["arm"] == "shortcut" and c["k"] == 0 else _LABEL[c["arm"]]
+
+
 def _defined(cells: list[dict], metric: str) -> bool:
-    return any(math.isfinite(c[metric]["mean"]) for c in cells)
+    return any(math.isfinite(_f(c[metric]["mean"])) for c in cells)
+
+
+def _f(v) -> float:
+    """A JSON number back as float (null = NaN)."""
+    return math.nan if v is None else float(v)
+
+
+def _eq_nums(eq: dict) -> dict:
+    """An equivalence record with its k_num and ci95 as numbers again (a
+    results.json read back has null for the censored 0 / inf, and the text)."""
+    def num(v, text):
+        if v is not None:
+            return v
+        return 0.0 if text.startswith("<") else math.inf if text.startswith(">") else math.nan
+    if "k_text" not in eq:
+        return eq
+    return {**eq, "k_num": num(eq["k_num"], eq["k_text"]),
+            "ci95": [num(v, t) for v, t in zip(eq["ci95"], eq["ci95_text"])]}
 
 
 def equivalence_text(eq: dict) -> str:
     """``"7.3 real images [95% CI 3.1, >32]"`` from an equivalence record."""
+    eq = _eq_nums(eq)
     kmin, kmax = eq["ks"][0], eq["ks"][-1]
     pt = format_k(eq["k_num"], kmin, kmax)
     lo, hi = (format_k(v, kmin, kmax) for v in eq["ci95"])
@@ -50,7 +73,7 @@ def markdown_table(res: dict) -> str:
     lines = ["| k (real) | arm | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     for c in cells:
         k = "0" if c["k"] == 0 else kname.get(c["k"], c["k"])
-        lines.append(f"| {k} | {_LABEL[c['arm']]} | " + " | ".join(_fmt(c[m]) for m in metrics) + " |")
+        lines.append(f"| {k} | {_arm_label(c)} | " + " | ".join(_fmt(c[m]) for m in metrics) + " |")
     if s["lift"]:
         lines += ["", "| k (real) | lift: (synthetic + k) - (real only) | " + " | ".join(metrics) + " |",
                   "|---|---|" + "---|" * len(metrics)]
@@ -73,7 +96,7 @@ def markdown_table(res: dict) -> str:
         cats = sorted(cat_cells[0]["per_category"])
         lines += ["", "| k | arm | " + " | ".join(f"AUROC {c}" for c in cats) + " |", "|---|---|" + "---|" * len(cats)]
         for c in cat_cells:
-            lines.append(f"| {c['k']} | {_LABEL[c['arm']]} | "
+            lines.append(f"| {c['k']} | {_arm_label(c)} | "
                          + " | ".join(_fmt(c["per_category"][x]["AUROC"]) for x in cats) + " |")
     t = res["real"]["test"]
     notes = [f"Test set: {t['n']} real images ({t['damaged']} damaged, {t['intact']} intact), "
@@ -83,6 +106,10 @@ def markdown_table(res: dict) -> str:
                      "positives, a lower bound, and the interval is wide.")
     if t["intact"] < 1000:
         notes.append(f"recall@0.1%FPR: not reported (needs >= 1000 negatives, the test set has {t['intact']}).")
+    if t["damaged"] >= t["intact"]:
+        notes.append(f"recall@50%precision: the test set is {t['damaged'] / t['n']:.0%} damaged, so calling "
+                     "everything damaged already has precision >= 50% and this recall is 1 for any scorer; "
+                     "it says nothing here.")
     if "AP_major" not in metrics:
         notes.append("AP_major: not reported (the test set has no severity labels).")
     capped = [b for b in res["budgets"] if b["capped"]]
@@ -94,8 +121,8 @@ def markdown_table(res: dict) -> str:
     sc = [c for c in cells if c["arm"] == "shortcut"]
     md = [c for c in cells if c["arm"] != "shortcut"]
     if sc and md:
-        best_sc = max(c["AUROC"]["mean"] for c in sc)
-        best_md = max(c["AUROC"]["mean"] for c in md)
+        best_sc = max(_f(c["AUROC"]["mean"]) for c in sc)
+        best_md = max(_f(c["AUROC"]["mean"]) for c in md)
         if best_sc >= best_md - 0.05:
             notes.append(f"WARNING: the shortcut baseline (best AUROC {best_sc:.3f}) scores near the models "
                          f"(best {best_md:.3f}): the data may have a brightness/background/aspect shortcut.")
@@ -116,8 +143,10 @@ def plot(res: dict, path: str | Path, metrics: tuple[str, ...] | None = None) ->
     cells = s["cells"]
     eqm = s.get("equivalence_metric", "AUROC")
     if metrics is None:
-        metrics = tuple(dict.fromkeys([eqm] + [m for m in ("AP_any", "AUROC", "recall@50%precision")
-                                               if _defined(cells, m)]))
+        t = res["real"]["test"]
+        # recall@50%precision is 1 for any scorer when the test set is >= 50% damaged
+        r50 = "recall@50%precision" if t["damaged"] < t["intact"] else "recall@1%FPR"
+        metrics = tuple(dict.fromkeys([eqm] + [m for m in ("AUROC", "AP_any", r50) if _defined(cells, m)]))
     ks = sorted({c["k"] for c in cells if c["k"] > 0})
     kmin, kmax = (ks[0], ks[-1]) if ks else (1, 2)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), dpi=90)
@@ -127,20 +156,23 @@ def plot(res: dict, path: str | Path, metrics: tuple[str, ...] | None = None) ->
             if not cs:
                 continue
             x = [c["k"] for c in cs]
-            ax.plot(x, [c[m]["mean"] for c in cs], "o-", color=_COLORS[arm], label=_LABEL[arm], lw=1.5, ms=4)
-            ax.fill_between(x, [c[m]["ci95"][0] for c in cs], [c[m]["ci95"][1] for c in cs], color=_COLORS[arm],
-                            alpha=0.15)
+            ax.plot(x, [_f(c[m]["mean"]) for c in cs], "o-", color=_COLORS[arm], label=_LABEL[arm], lw=1.5, ms=4)
+            ax.fill_between(x, [_f(c[m]["ci95"][0]) for c in cs], [_f(c[m]["ci95"][1]) for c in cs],
+                            color=_COLORS[arm], alpha=0.15)
         for c in cells:
             if c["k"] != 0:
                 continue
             arm = c["arm"]
             lab = _LABEL[arm] if arm == "synthetic_only" else "shortcut LR on synthetic"
-            ax.axhline(c[m]["mean"], color=_COLORS[arm], lw=1.5 if arm == "synthetic_only" else 0.8,
+            if not math.isfinite(_f(c[m]["mean"])):
+                continue
+            ax.axhline(_f(c[m]["mean"]), color=_COLORS[arm], lw=1.5 if arm == "synthetic_only" else 0.8,
                        ls="--" if arm == "synthetic_only" else ":", label=lab)
             if arm == "synthetic_only":
-                ax.axhspan(*c[m]["ci95"], color=_COLORS[arm], alpha=0.08)
+                ax.axhspan(*(_f(v) for v in c[m]["ci95"]), color=_COLORS[arm], alpha=0.08)
         eq = s.get("equivalence", {}).get(m)
         if eq is not None:
+            eq = _eq_nums(eq)
             lo, hi = (min(max(v, kmin / 1.5), kmax * 1.5) for v in eq["ci95"])
             y = eq["target"]
             ax.plot([lo, hi], [y, y], color="k", lw=3, alpha=0.35, solid_capstyle="butt")
@@ -160,7 +192,7 @@ def plot(res: dict, path: str | Path, metrics: tuple[str, ...] | None = None) ->
             ax.axhline(0.5, color="k", lw=0.6, ls=":")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="lower right")
+        ax.legend(fontsize=6.5, loc="best")
     fig.suptitle(res.get("title", "damage detection vs. real budget (mean over seeds, 95% CI)"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
