@@ -25,6 +25,12 @@ def _need_torch(threads: int | None = None) -> None:
         if threads < 1:
             _fail(ValueError(f"--threads must be >= 1, got {threads}"))
         torch.set_num_threads(threads)
+        try:  # numpy's BLAS too (the frozen heads): spinning threads on shared cores cost 2x
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(threads)
+        except ImportError:
+            pass
 
 
 def _load_synth(paths, size, limit, cache, depth=False, min_damage_px=1):

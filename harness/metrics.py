@@ -284,3 +284,69 @@ def vand_per_category(y, s, categories: Sequence) -> dict[str, dict[str, float]]
         auroc, ap, *_ = _curve_metrics(y[keep], s[keep])
         out[c] = {"AUROC": auroc, "AP_any": ap, "n_pos": int(((y == 1) & keep).sum())}
     return out
+
+
+def vand_weighted(y, s, counts: np.ndarray, severity: Sequence | None = None,
+                  categories: Sequence | None = None) -> dict:
+    """:func:`vand_point` (and AUROC / AP_any per category) for many resamples
+    at once, each given as per-sample counts: ``counts`` ``(B, n)`` >= 0 (row b
+    = how often each of the n samples appears in resample b; a row of ones is
+    the set itself). Equal to :func:`vand_point` on the expanded resample
+    (tested), in one sort of ``s``: the order of distinct scores is the same in
+    every resample, only their multiplicities change. Returns ``{metric: (B,)}``
+    and, with categories, ``{"per_category": {c: {"AUROC": (B,), "AP_any": (B,)}}}``.
+    """
+    y, s = _check(y, s)
+    C = np.asarray(counts, np.float64)
+    if C.ndim != 2 or C.shape[1] != y.size:
+        raise ValueError(f"counts must be (B, {y.size}), got {C.shape}")
+    order = np.argsort(-s, kind="mergesort")
+    ys, ss, Cs = y[order], s[order], C[:, order]
+    starts = np.r_[0, np.where(np.diff(ss))[0] + 1]  # first index of each distinct score (descending)
+
+    def curves(pos_w: np.ndarray, neg_w: np.ndarray) -> dict:
+        """pos_w, neg_w: (B, n) weights of positives / negatives in sorted order."""
+        tps = np.add.reduceat(pos_w, starts, axis=1).cumsum(1)
+        fps = np.add.reduceat(neg_w, starts, axis=1).cumsum(1)
+        P, N = tps[:, -1:], fps[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rec = tps / P
+            prec = np.where(tps + fps > 0, tps / (tps + fps), 0.0)
+            ap = (np.diff(np.c_[np.zeros(len(rec)), rec], axis=1) * prec).sum(1)
+            tpr, fpr = np.c_[np.zeros(len(rec)), rec], np.c_[np.zeros(len(rec)), fps / N]
+            auroc = (np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2).sum(1)
+        P, N = P[:, 0], N[:, 0]
+        ap[P == 0] = np.nan
+        auroc[(P == 0) | (N == 0)] = np.nan
+        return {"ap": ap, "auroc": auroc, "rec": rec, "prec": prec, "tpr": tpr, "fpr": fpr, "P": P, "N": N,
+                "pred": tps + fps}
+
+    pos, neg = Cs * (ys == 1), Cs * (ys == 0)
+    c = curves(pos, neg)
+    out = {"AP_any": c["ap"], "AUROC": c["auroc"]}
+    ok = (c["prec"] >= 0.5 - 1e-12) & (c["pred"] > 0)
+    r50 = np.where(ok, c["rec"], 0.0).max(1)
+    r50[c["P"] == 0] = np.nan
+    out["recall@50%precision"] = r50
+    for name, f in (("recall@1%FPR", 0.01), ("recall@0.1%FPR", 0.001)):
+        v = np.where(c["fpr"] <= f + 1e-12, c["tpr"], -np.inf).max(1)
+        bad = (c["P"] == 0) | (c["N"] == 0) | ((f < 0.01) & (c["N"] < min_negatives_for_fpr(f)))
+        out[name] = np.where(bad, np.nan, v)
+    out["AP_major"] = np.full(len(C), np.nan)
+    if severity is not None:
+        sev = np.asarray([v or "" for v in severity], dtype=object)
+        if sev.shape != y.shape:
+            raise ValueError(f"severity must have shape {y.shape}, got {sev.shape}")
+        major = (sev[order] == "major") & (ys == 1)
+        if major.any():
+            cm = curves(Cs * major, neg)
+            out["AP_major"] = np.where(cm["N"] > 0, cm["ap"], np.nan)
+    out = {m: out[m] for m in VAND_METRICS}
+    if categories is not None:
+        cats = np.asarray([v or "" for v in categories], dtype=object)[order]
+        pc = {}
+        for cat in sorted({v for v in cats[ys == 1] if v}):
+            cc = curves(Cs * ((ys == 1) & (cats == cat)), neg)
+            pc[cat] = {"AUROC": cc["auroc"], "AP_any": cc["ap"]}
+        out["per_category"] = pc
+    return out

@@ -456,6 +456,9 @@ def aggregate(test: ImageSet, runs: list[dict], budgets: list[dict], rng: np.ran
         if "scores" in r:
             cells.setdefault((r["arm"], r["k"]), {})[r["seed"]] = np.asarray(r["scores"])
     # vals[(arm, k)][metric]: (n_boot + 1, n_seeds), NaN where a seed has no run
+    counts = np.zeros((len(boots), len(y)))
+    for b, idx in enumerate(boots):
+        np.add.at(counts[b], idx, 1.0)
     vals: dict = {}
     cat_names = sorted({c for c in cats[y == 1] if c})
     for key, by_seed in cells.items():
@@ -464,14 +467,11 @@ def aggregate(test: ImageSet, runs: list[dict], budgets: list[dict], rng: np.ran
         for j, sd in enumerate(seeds):
             if sd not in by_seed:
                 continue
-            s = by_seed[sd]
-            for b, idx in enumerate(boots):
-                pt = M.vand_point(y[idx], s[idx], None if sev is None else sev[idx])
-                for m in M.VAND_METRICS:
-                    v[m][b, j] = pt[m]
-                if cat_names:
-                    for c, d in M.vand_per_category(y[idx], s[idx], cats[idx]).items():
-                        vc[(c, "AUROC")][b, j], vc[(c, "AP_any")][b, j] = d["AUROC"], d["AP_any"]
+            w = M.vand_weighted(y, by_seed[sd], counts, sev, cats if cat_names else None)
+            for m in M.VAND_METRICS:
+                v[m][:, j] = w[m]
+            for c, d in w.get("per_category", {}).items():
+                vc[(c, "AUROC")][:, j], vc[(c, "AP_any")][:, j] = d["AUROC"], d["AP_any"]
         vals[key] = (v, vc)
 
     def summ(a: np.ndarray) -> dict:
