@@ -116,7 +116,8 @@ def _backbone(name, weights, width=16, input_size=None):
 @click.option("--head", default="logistic", show_default=True, type=click.Choice(["logistic", "mlp"]),
               help="Frozen mode: logistic regression or a one-hidden-layer MLP on the features.")
 @click.option("--head-hidden", default=64, show_default=True, type=int, help="Hidden units of the MLP head.")
-@click.option("--head-steps", default=300, show_default=True, type=int, help="Iterations of a head: L-BFGS (logistic) or full-batch AdamW (mlp).")
+@click.option("--head-steps", default=300, show_default=True, type=int,
+              help="Iterations of a head: L-BFGS (logistic) or full-batch AdamW (mlp).")
 @click.option("--head-l2", default=1e-3, show_default=True, type=float, help="L2 penalty on the head's weights.")
 @click.option("--synthetic-weight", default=0.5, show_default=True, type=float,
               help="Frozen synthetic+k head: share of the loss on the synthetic rows (the k real rows get the rest).")
