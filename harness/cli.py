@@ -122,7 +122,8 @@ def _backbone(name, weights, width=16, input_size=None):
 @click.option("--synthetic-weight", default=0.5, show_default=True, type=float,
               help="Frozen synthetic+k head: share of the loss on the synthetic rows (the k real rows get the rest).")
 @click.option("--budgets", default="0,2,4,8,16,32,all", show_default=True, help="Real budgets k.")
-@click.option("--seeds", default=5, show_default=True, type=int, help="Runs per budget, each drawing other real images.")
+@click.option("--seeds", default=5, show_default=True, type=int,
+              help="Runs per budget, each drawing other real images.")
 @click.option("--test-frac", default=0.4, show_default=True, type=float)
 @click.option("--split-seed", default=0, show_default=True, type=int)
 @click.option("--pretrain-steps", default=300, show_default=True, type=int, help="Finetune mode: steps on synthetic.")
