@@ -289,9 +289,12 @@ def cached_features(backbone, images: np.ndarray, cache_dir: str | Path | None, 
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """A head on frozen features: hidden = 0 is logistic regression, > 0 a
-    one-hidden-layer MLP (ReLU, dropout 0.2); full-batch AdamW for ``steps``
-    with weight decay ``l2``. Features are centred on the weighted training
+    """A head on frozen features: hidden = 0 is logistic regression, solved to
+    its optimum by L-BFGS (scipy; at most ``steps`` iterations; the problem is
+    convex, so the answer does not depend on a seed or a learning rate), > 0 a
+    one-hidden-layer MLP (ReLU, dropout 0.2) trained by full-batch AdamW for
+    ``steps`` at ``lr``; both minimise the weighted BCE + ``l2`` * (sum of
+    squared weights, biases free). Features are centred on the weighted training
     mean and scaled by ``scale``: ``global`` divides every dimension by one
     number (the training set's RMS distance to the mean), keeping the backbone's
     geometry; ``feature`` divides each dimension by its own training std.
@@ -301,9 +304,9 @@ class HeadConfig:
     in training. Per-feature standardisation does exactly that: a dimension
     nearly constant across synthetic crops (a background made uniform, say) gets
     a huge gain and then dominates the scores of real images, where it does vary.
-    Measured on a 150-capture corpus scored on 54 real photos: AUROC 0.65 with
-    ``feature`` and 0.81 with ``global``; on two others 0.80 and 0.81 with
-    ``feature``, 0.83 and 0.84 with ``global``."""
+    Measured with the AdamW head on a 150-capture corpus scored on 54 real
+    photos: AUROC 0.65 with ``feature`` and 0.81 with ``global``; on two others
+    0.80 and 0.81 with ``feature``, 0.83 and 0.84 with ``global``."""
 
     hidden: int = 0
     steps: int = 300
@@ -344,6 +347,9 @@ def train_head(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, cfg: H
     mu = (w[:, None] * X).sum(0)
     var = (w[:, None] * (X - mu) ** 2).sum(0)
     sd = np.sqrt(var) + 1e-6 if cfg.scale == "feature" else np.full(X.shape[1], np.sqrt(var.sum()) + 1e-6)
+    if cfg.hidden == 0:
+        state, losses = _fit_logistic((X - mu) / sd, y.astype(np.float64), w, cfg)
+        return {"mu": mu, "sd": sd, "state": state, "cfg": cfg, "losses": losses}
     Z = torch.from_numpy(((X - mu) / sd).astype(np.float32))
     Y = torch.from_numpy(y.astype(np.float32))
     W = torch.from_numpy(w.astype(np.float32))
@@ -363,6 +369,37 @@ def train_head(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, cfg: H
             losses.append(float(loss.detach()))
     return {"mu": mu, "sd": sd, "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
             "cfg": cfg, "losses": losses}
+
+
+def _fit_logistic(Z: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: HeadConfig) -> tuple[dict, list[float]]:
+    """Weighted L2 logistic regression on standardised features Z ``(n, d)``
+    by L-BFGS from zero; -> (nn.Linear state_dict, weighted BCE per iteration).
+    In float64 numpy: on a busy 2-core box this is ~20x faster than 300
+    AdamW steps in torch and lands on the exact optimum."""
+    from scipy.optimize import minimize
+
+    torch = _import_torch()
+    d = Z.shape[1]
+
+    Z = Z.astype(np.float32)  # the matrix-vector products are memory-bound: half the bytes
+
+    def bce(theta):
+        z = (Z @ theta[:d].astype(np.float32)).astype(np.float64) + theta[d]
+        # log(1 + e^z) - y z, stable for large |z|
+        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z))), z
+
+    def fg(theta):
+        loss, z = bce(theta)
+        g = w * (1.0 / (1.0 + np.exp(-z)) - y)
+        a = theta[:d]
+        return loss + cfg.l2 * float(a @ a), np.r_[(Z.T @ g.astype(np.float32)) + 2 * cfg.l2 * a, g.sum()]
+
+    losses = [bce(np.zeros(d + 1))[0]]
+    r = minimize(fg, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+                 callback=lambda th: losses.append(bce(th)[0]), options={"maxiter": cfg.steps, "gtol": 1e-6})
+    state = {"weight": torch.from_numpy(r.x[:d].astype(np.float32)).view(1, d),
+             "bias": torch.from_numpy(r.x[d:].astype(np.float32))}
+    return state, losses
 
 
 def _head_module(d: int, hidden: int):

@@ -25,6 +25,12 @@ def _need_torch(threads: int | None = None) -> None:
         if threads < 1:
             _fail(ValueError(f"--threads must be >= 1, got {threads}"))
         torch.set_num_threads(threads)
+        try:  # numpy's BLAS too (the frozen heads): spinning threads on shared cores cost 2x
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(threads)
+        except ImportError:
+            pass
 
 
 def _load_synth(paths, size, limit, cache, depth=False, min_damage_px=1):
@@ -65,66 +71,6 @@ def lift() -> None:
     """Measure how synthetic pretraining lifts damage detection on real images."""
 
 
-@lift.command("study")
-@click.option("--real", "real_dir", required=True,
-              help="Real data: damaged/+intact/ folders, MVTec folder, COCO json, or "
-                   "kaputt:ROOT[?split=train&defect_rate=0.01] (tested on Kaputt's test split).")
-@click.option("--real-test", default=None,
-              help="Separate real test set (then all of --real is the training pool).")
-@click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="damagesim dataset folder(s) for pretraining (repeatable).")
-@click.option("--synthetic-limit", default=None, type=int, help="Use the first N captures of each synthetic folder.")
-@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="npz cache of the synthetic views.")
-@click.option("--min-damage-px", default=1, show_default=True, type=int,
-              help="Visible damage pixels for a synthetic view to be damaged (smaller non-zero: view dropped).")
-@click.option("--budgets", default="0,10,25,50,100,all", show_default=True, help="Real budgets k.")
-@click.option("--seeds", default=3, show_default=True, type=int)
-@click.option("--test-frac", default=0.4, show_default=True, type=float)
-@click.option("--split-seed", default=0, show_default=True, type=int)
-@click.option("--pretrain-steps", default=300, show_default=True, type=int)
-@click.option("--finetune-steps", default=40, show_default=True, type=int)
-@click.option("--batch", default=32, show_default=True, type=int)
-@click.option("--pretrain-per-seed", is_flag=True, help="One synthetic pretraining per seed (default: one shared).")
-@click.option("--n-boot", default=1000, show_default=True, type=int)
-@click.option("--out", default="renders/lift", show_default=True, type=click.Path(file_okay=False))
-@common
-def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px, budgets, seeds, test_frac, split_seed,
-          pretrain_steps, finetune_steps, batch, pretrain_per_seed, n_boot, out, size, device, width, threads) -> None:
-    """Full protocol: (a) scratch vs (b) synthetic-pretrained per budget k and seed,
-    shortcut baseline, metrics with intervals; writes OUT/results.{json,md} and OUT/lift.png."""
-    _need_torch(threads)
-    from .data import DatasetError, load_real
-    from .protocol import StudyConfig, parse_budgets, run_study
-    from .report import markdown_table, write_report
-    from .train import TrainConfig
-
-    t0 = time.perf_counter()
-    try:
-        if size % 16:
-            raise ValueError(f"--size must be a multiple of 16, got {size}")
-        if real_test is None and real_dir.startswith("kaputt:"):  # Kaputt's own splits
-            from .kaputt import kaputt_test_spec
-
-            real_test = kaputt_test_spec(real_dir)
-        real = load_real(real_dir, size=size, progress=True)
-        test = load_real(real_test, size=size, progress=True) if real_test else None
-        synth = (_load_synth(synth_dirs, size, synthetic_limit, cache, min_damage_px=min_damage_px)
-                 if synth_dirs else None)
-        cfg = StudyConfig(budgets=parse_budgets(budgets), seeds=seeds, test_frac=test_frac, split_seed=split_seed,
-                          pretrain=TrainConfig(steps=pretrain_steps, batch=batch, lr=2e-3),
-                          finetune=TrainConfig(steps=finetune_steps, batch=min(batch, 16), lr=1e-3, seg_weight=0.0),
-                          pretrain_per_seed=pretrain_per_seed, width=width, n_boot=n_boot, device=device)
-        res = run_study(real, synth, cfg, real_test=test, echo=lambda m: click.echo(m, err=True))
-    except (DatasetError, ValueError) as e:
-        _fail(e)
-    res["seconds"] = time.perf_counter() - t0
-    res["command"] = " ".join(sys.argv)
-    paths = write_report(res, out)
-    click.echo(markdown_table(res))
-    click.echo(f"lift: wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
-    click.echo(f"lift: total wall time {res['seconds']:.0f} s ({res['seconds'] / 60:.1f} min)")
-
-
 _backbone_opts = [
     click.option("--backbone", default="efficientnet-lite0", show_default=True,
                  type=click.Choice(["scratch", "efficientnet-lite0"]),
@@ -149,6 +95,137 @@ def _backbone(name, weights, width=16, input_size=None):
         return load_backbone(name, weights, input_size=input_size, width=width)
     except (BackboneError, MissingExtraError) as e:
         _fail(e)
+
+
+@lift.command("study")
+@click.option("--real", "real_dir", required=True,
+              help="Real data: damaged/+intact/ folders, MVTec folder, COCO json, or "
+                   "kaputt:ROOT[?split=train&defect_rate=0.01] (tested on Kaputt's test split).")
+@click.option("--real-test", default=None,
+              help="Separate real test set (then all of --real is the training pool).")
+@click.option("--synthetic", "synth_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="damagesim dataset folder(s) (repeatable).")
+@click.option("--synthetic-limit", default=None, type=int, help="Use the first N captures of each synthetic folder.")
+@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="npz cache of the synthetic views.")
+@click.option("--min-damage-px", default=1, show_default=True, type=int,
+              help="Visible damage pixels for a synthetic view to be damaged (smaller non-zero: view dropped).")
+@backbone_options
+@click.option("--mode", default="auto", show_default=True, type=click.Choice(["auto", "frozen", "finetune"]),
+              help="frozen: cached features + a head; finetune: the whole network trained. "
+                   "auto: frozen for efficientnet-lite0, finetune for scratch.")
+@click.option("--head", default="logistic", show_default=True, type=click.Choice(["logistic", "mlp"]),
+              help="Frozen mode: logistic regression or a one-hidden-layer MLP on the features.")
+@click.option("--head-hidden", default=64, show_default=True, type=int, help="Hidden units of the MLP head.")
+@click.option("--head-steps", default=300, show_default=True, type=int,
+              help="Iterations of a head: L-BFGS (logistic) or full-batch AdamW (mlp).")
+@click.option("--head-l2", default=1e-3, show_default=True, type=float, help="L2 penalty on the head's weights.")
+@click.option("--synthetic-weight", default=0.5, show_default=True, type=float,
+              help="Frozen synthetic+k head: share of the loss on the synthetic rows (the k real rows get the rest).")
+@click.option("--budgets", default="0,2,4,8,16,32,all", show_default=True, help="Real budgets k.")
+@click.option("--seeds", default=5, show_default=True, type=int,
+              help="Runs per budget, each drawing other real images.")
+@click.option("--test-frac", default=0.4, show_default=True, type=float)
+@click.option("--split-seed", default=0, show_default=True, type=int)
+@click.option("--pretrain-steps", default=300, show_default=True, type=int, help="Finetune mode: steps on synthetic.")
+@click.option("--finetune-steps", default=40, show_default=True, type=int, help="Finetune mode: steps on k real.")
+@click.option("--batch", default=32, show_default=True, type=int)
+@click.option("--pretrain-per-seed", is_flag=True, help="One synthetic model per seed (default: one shared).")
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+@click.option("--equivalence-metric", default="AUROC", show_default=True,
+              type=click.Choice(["AP_any", "AP_major", "AUROC", "recall@50%precision", "recall@1%FPR"]),
+              help="Metric of the headline data-equivalence (every metric's is in the JSON).")
+@click.option("--out", default="renders/lift", show_default=True, type=click.Path(file_okay=False))
+@click.option("--size", default=None, type=int,
+              help="Image side loaded, multiple of 16 (default: the backbone's input, 224 / scratch 64).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+@click.option("--width", default=16, show_default=True, type=int, help="Scratch CNN width.")
+@click.option("--threads", default=1, show_default=True, type=int,
+              help="torch CPU threads; 1 is fastest when other processes share the cores.")
+def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px, backbone, weights, feature_cache,
+          mode, head, head_hidden, head_steps, head_l2, synthetic_weight, budgets, seeds, test_frac, split_seed,
+          pretrain_steps, finetune_steps, batch, pretrain_per_seed, n_boot, equivalence_metric, out, size, device,
+          width, threads) -> None:
+    """Full protocol: real only, synthetic only and synthetic + k real per
+    budget k and seed, the shortcut baseline, VAND metrics with intervals and
+    data-equivalence; writes OUT/results.{json,md} and OUT/lift.png."""
+    _need_torch(threads)
+    from .backbones import HeadConfig
+    from .data import DatasetError, load_real
+    from .protocol import CNNTrainer, FrozenTrainer, StudyConfig, parse_budgets, run_study
+    from .report import markdown_table, write_report
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    if mode == "auto":
+        mode = "frozen" if backbone == "efficientnet-lite0" else "finetune"
+    size = size or (224 if backbone == "efficientnet-lite0" else 64)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    try:
+        if size % 16:
+            raise ValueError(f"--size must be a multiple of 16, got {size}")
+        head_cfg = HeadConfig(hidden=head_hidden if head == "mlp" else 0, steps=head_steps, l2=head_l2)
+        cfg = StudyConfig(budgets=parse_budgets(budgets), seeds=seeds, test_frac=test_frac, split_seed=split_seed,
+                          mode=mode, head=head_cfg, synth_weight=synthetic_weight,
+                          pretrain=TrainConfig(steps=pretrain_steps, batch=batch, lr=2e-3),
+                          finetune=TrainConfig(steps=finetune_steps, batch=min(batch, 16), lr=1e-3, seg_weight=0.0),
+                          pretrain_per_seed=pretrain_per_seed, width=width, n_boot=n_boot, device=device,
+                          equivalence_metric=equivalence_metric)
+        if mode == "frozen":
+            trainer = FrozenTrainer(cfg, _backbone(backbone, weights, width, input_size=size), feature_cache,
+                                    progress=True, echo=echo)
+        else:
+            trainer = CNNTrainer(cfg, _finetune_factory(backbone, weights, width, size))
+        if real_test is None and real_dir.startswith("kaputt:"):  # Kaputt's own splits
+            from .kaputt import kaputt_test_spec
+
+            real_test = kaputt_test_spec(real_dir)
+        real = load_real(real_dir, size=size, progress=True)
+        test = load_real(real_test, size=size, progress=True) if real_test else None
+        synth = (_load_synth(synth_dirs, size, synthetic_limit, cache, min_damage_px=min_damage_px)
+                 if synth_dirs else None)
+        echo(f"lift: loaded data in {time.perf_counter() - t0:.0f} s; backbone {backbone}, mode {mode}")
+        res = run_study(real, synth, cfg, trainer, real_test=test, echo=echo)
+    except (DatasetError, ValueError) as e:
+        _fail(e)
+    res["seconds"] = time.perf_counter() - t0
+    res["command"] = " ".join(sys.argv)
+    res["backbone"] = {"name": backbone, "weights": weights, "mode": mode, "input_size": size,
+                       "head": head if mode == "frozen" else None}
+    res["title"] = (f"{backbone} ({mode}{', ' + head + ' head' if mode == 'frozen' else ''}): damage detection "
+                    f"vs. real budget (mean over {seeds} seeds, 95% CI)")
+    paths = write_report(res, out)
+    click.echo(markdown_table(res))
+    click.echo(f"lift: wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    click.echo(f"lift: total wall time {res['seconds']:.0f} s ({res['seconds'] / 60:.1f} min)")
+
+
+def _finetune_factory(backbone: str, weights, width: int, size: int):
+    """factory(seed, seg_head) -> a fresh trainable network for finetune mode;
+    the new head's init drawn from ``seed``."""
+    import torch
+
+    from .backbones import BackboneError, MissingExtraError, _load_into, _read_state_dict, load_backbone
+    from .train import new_model
+
+    try:  # fail before any data loads: a missing extra or a bad checkpoint
+        if backbone == "efficientnet-lite0":
+            load_backbone(backbone, weights, input_size=size)
+        elif weights is not None:
+            _load_into(new_model(0, 3, width, False), _read_state_dict(weights), weights, ("head.", "seg."))
+    except (BackboneError, MissingExtraError) as e:
+        _fail(e)
+
+    def factory(seed: int, seg_head: bool):
+        if backbone == "scratch":
+            m = new_model(seed, 3, width, seg_head=seg_head)
+            if weights is not None:
+                _load_into(m, _read_state_dict(weights), weights, ("head.", "seg."))
+            return m
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return load_backbone(backbone, weights, input_size=size)
+
+    return factory
 
 
 @lift.command("realism")

@@ -15,7 +15,11 @@ import numpy as np
 
 __all__ = ["roc_curve", "roc_auc", "average_precision", "recall_at_fpr", "threshold_at_fpr", "recall_at_precision",
            "ap_major",
-           "per_category_recall", "bootstrap_ci", "summarize", "min_negatives_for_fpr"]
+           "per_category_recall", "bootstrap_ci", "summarize", "min_negatives_for_fpr", "VAND_METRICS", "vand_point",
+           "vand_per_category"]
+
+# VAND 2026 retail track (Kaputt 2) metric names, in its ranking order
+VAND_METRICS = ("AP_any", "AP_major", "AUROC", "recall@50%precision", "recall@1%FPR", "recall@0.1%FPR")
 
 
 def _check(y, s) -> tuple[np.ndarray, np.ndarray]:
@@ -215,3 +219,134 @@ def mean_ci(values: Sequence[float]) -> dict:
     half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
     return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
 
+
+
+def _curve_metrics(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """(AUROC, AP, recall@50% precision, fpr, tpr) from one sort; y, s checked."""
+    P, N = int(y.sum()), int(y.size - y.sum())
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.where(np.diff(s_sorted))[0], y.size - 1]
+    tps = np.cumsum(y_sorted)[last]
+    n_pred = last + 1
+    if P == 0:
+        return float("nan"), float("nan"), float("nan"), np.zeros(1), np.zeros(1)
+    precision, recall = tps / n_pred, tps / P
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    ok = precision >= 0.5 - 1e-12
+    r50 = float(recall[ok].max()) if ok.any() else 0.0
+    if N == 0:
+        return float("nan"), ap, r50, np.zeros(1), np.zeros(1)
+    fpr, tpr = np.r_[0.0, (n_pred - tps) / N], np.r_[0.0, recall]
+    auroc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return auroc, ap, r50, fpr, tpr
+
+
+def vand_point(y, s, severity: Sequence | None = None) -> dict[str, float]:
+    """The VAND metrics of one scored set, point values (``VAND_METRICS`` keys).
+
+    AP_any: AP with every damaged sample positive; AP_major: AP with only major
+    damage positive (minor left out; NaN without severity labels or major
+    positives); recall@50%precision; recall@1%FPR and recall@0.1%FPR on this
+    set's own ROC curve (the VAND definition; 0.1% is NaN unless the set has
+    >= 1000 negatives, 1% is reported always and is the recall at zero false
+    positives below 100 negatives: see :func:`recall_at_fpr`). Same values as
+    :func:`roc_auc`, :func:`average_precision`, :func:`recall_at_precision`
+    and :func:`recall_at_fpr`, from one sort.
+    """
+    y, s = _check(y, s)
+    auroc, ap, r50, fpr, tpr = _curve_metrics(y, s)
+    n_neg = int((y == 0).sum())
+    out = {"AP_any": ap, "AP_major": float("nan"), "AUROC": auroc, "recall@50%precision": r50}
+    for name, f in (("recall@1%FPR", 0.01), ("recall@0.1%FPR", 0.001)):
+        if y.sum() == 0 or n_neg == 0 or (f < 0.01 and n_neg < min_negatives_for_fpr(f)):
+            out[name] = float("nan")
+        else:
+            out[name] = float(tpr[fpr <= f + 1e-12].max())
+    if severity is not None:
+        sev = np.asarray([v or "" for v in severity], dtype=object)
+        if sev.shape != y.shape:
+            raise ValueError(f"severity must have shape {y.shape}, got {sev.shape}")
+        keep = (y == 0) | (sev == "major")
+        if ((y == 1) & keep).any() and n_neg:
+            out["AP_major"] = _curve_metrics(y[keep], s[keep])[1]
+    return out
+
+
+def vand_per_category(y, s, categories: Sequence) -> dict[str, dict[str, float]]:
+    """AUROC and AP_any per damage category: the positives of that category
+    against every negative. ``{category: {"AUROC", "AP_any", "n_pos"}}``."""
+    y, s = _check(y, s)
+    cats = np.asarray([c or "" for c in categories], dtype=object)
+    out = {}
+    for c in sorted({c for c in cats[y == 1] if c}):
+        keep = (y == 0) | (cats == c)
+        auroc, ap, *_ = _curve_metrics(y[keep], s[keep])
+        out[c] = {"AUROC": auroc, "AP_any": ap, "n_pos": int(((y == 1) & keep).sum())}
+    return out
+
+
+def vand_weighted(y, s, counts: np.ndarray, severity: Sequence | None = None,
+                  categories: Sequence | None = None) -> dict:
+    """:func:`vand_point` (and AUROC / AP_any per category) for many resamples
+    at once, each given as per-sample counts: ``counts`` ``(B, n)`` >= 0 (row b
+    = how often each of the n samples appears in resample b; a row of ones is
+    the set itself). Equal to :func:`vand_point` on the expanded resample
+    (tested), in one sort of ``s``: the order of distinct scores is the same in
+    every resample, only their multiplicities change. Returns ``{metric: (B,)}``
+    and, with categories, ``{"per_category": {c: {"AUROC": (B,), "AP_any": (B,)}}}``.
+    """
+    y, s = _check(y, s)
+    C = np.asarray(counts, np.float64)
+    if C.ndim != 2 or C.shape[1] != y.size:
+        raise ValueError(f"counts must be (B, {y.size}), got {C.shape}")
+    order = np.argsort(-s, kind="mergesort")
+    ys, ss, Cs = y[order], s[order], C[:, order]
+    starts = np.r_[0, np.where(np.diff(ss))[0] + 1]  # first index of each distinct score (descending)
+
+    def curves(pos_w: np.ndarray, neg_w: np.ndarray) -> dict:
+        """pos_w, neg_w: (B, n) weights of positives / negatives in sorted order."""
+        tps = np.add.reduceat(pos_w, starts, axis=1).cumsum(1)
+        fps = np.add.reduceat(neg_w, starts, axis=1).cumsum(1)
+        P, N = tps[:, -1:], fps[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rec = tps / P
+            prec = np.where(tps + fps > 0, tps / (tps + fps), 0.0)
+            ap = (np.diff(np.c_[np.zeros(len(rec)), rec], axis=1) * prec).sum(1)
+            tpr, fpr = np.c_[np.zeros(len(rec)), rec], np.c_[np.zeros(len(rec)), fps / N]
+            auroc = (np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2).sum(1)
+        P, N = P[:, 0], N[:, 0]
+        ap[P == 0] = np.nan
+        auroc[(P == 0) | (N == 0)] = np.nan
+        return {"ap": ap, "auroc": auroc, "rec": rec, "prec": prec, "tpr": tpr, "fpr": fpr, "P": P, "N": N,
+                "pred": tps + fps}
+
+    pos, neg = Cs * (ys == 1), Cs * (ys == 0)
+    c = curves(pos, neg)
+    out = {"AP_any": c["ap"], "AUROC": c["auroc"]}
+    ok = (c["prec"] >= 0.5 - 1e-12) & (c["pred"] > 0)
+    r50 = np.where(ok, c["rec"], 0.0).max(1)
+    r50[c["P"] == 0] = np.nan
+    out["recall@50%precision"] = r50
+    for name, f in (("recall@1%FPR", 0.01), ("recall@0.1%FPR", 0.001)):
+        v = np.where(c["fpr"] <= f + 1e-12, c["tpr"], -np.inf).max(1)
+        bad = (c["P"] == 0) | (c["N"] == 0) | ((f < 0.01) & (c["N"] < min_negatives_for_fpr(f)))
+        out[name] = np.where(bad, np.nan, v)
+    out["AP_major"] = np.full(len(C), np.nan)
+    if severity is not None:
+        sev = np.asarray([v or "" for v in severity], dtype=object)
+        if sev.shape != y.shape:
+            raise ValueError(f"severity must have shape {y.shape}, got {sev.shape}")
+        major = (sev[order] == "major") & (ys == 1)
+        if major.any():
+            cm = curves(Cs * major, neg)
+            out["AP_major"] = np.where(cm["N"] > 0, cm["ap"], np.nan)
+    out = {m: out[m] for m in VAND_METRICS}
+    if categories is not None:
+        cats = np.asarray([v or "" for v in categories], dtype=object)[order]
+        pc = {}
+        for cat in sorted({v for v in cats[ys == 1] if v}):
+            cc = curves(Cs * ((ys == 1) & (cats == cat)), neg)
+            pc[cat] = {"AUROC": cc["auroc"], "AP_any": cc["ap"]}
+        out["per_category"] = pc
+    return out

@@ -87,3 +87,55 @@ def test_shortcut_features_and_patchcore():
     q[1, 0] = [3, 4]
     s = patchcore_scores(q, [np.zeros((5, 2)), np.zeros((5, 2))])
     np.testing.assert_allclose(s, [0.0, 5.0])
+
+
+def test_vand_point_matches_the_single_metrics():
+    from harness.metrics import (VAND_METRICS, ap_major, average_precision, recall_at_fpr, recall_at_precision,
+                                 roc_auc, vand_per_category, vand_point)
+
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(40), np.zeros(1200)].astype(int)
+    s = rng.normal(size=y.size) + 1.5 * y
+    s[:5] = s[-5:]  # ties across classes
+    sev = ["major" if i % 3 == 0 else "minor" for i in range(40)] + [""] * 1200
+    p = vand_point(y, s, sev)
+    assert tuple(p) == VAND_METRICS
+    assert p["AUROC"] == pytest.approx(roc_auc(y, s), abs=1e-12)
+    assert p["AP_any"] == pytest.approx(average_precision(y, s), abs=1e-12)
+    assert p["AP_major"] == pytest.approx(ap_major(y, s, sev), abs=1e-12)
+    assert p["recall@50%precision"] == recall_at_precision(y, s, 0.5)
+    assert p["recall@1%FPR"] == recall_at_fpr(y, s, 0.01)["value"]
+    assert p["recall@0.1%FPR"] == recall_at_fpr(y, s, 0.001)["value"]
+    # 0.1% needs >= 1000 negatives; no severity -> no AP_major
+    few = vand_point(y[:100], s[:100])
+    assert np.isnan(few["recall@0.1%FPR"]) and np.isnan(few["AP_major"]) and np.isfinite(few["recall@1%FPR"])
+    cats = ["dent" if i < 20 else "hole" for i in range(40)] + [""] * 1200
+    pc = vand_per_category(y, s, cats)
+    keep = np.r_[np.ones(20, bool), np.zeros(20, bool), np.ones(1200, bool)]
+    assert pc["dent"]["AUROC"] == pytest.approx(roc_auc(y[keep], s[keep])) and pc["dent"]["n_pos"] == 20
+
+
+def test_vand_weighted_equals_vand_point_on_each_resample():
+    """The one-sort bootstrap (counts per sample) gives exactly the metrics of
+    each expanded resample, ties, severity and categories included."""
+    from harness.metrics import VAND_METRICS, vand_per_category, vand_point, vand_weighted
+
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        n = int(rng.integers(6, 50))
+        y = rng.integers(0, 2, n)
+        y[:2] = (1, 0)
+        s = np.round(rng.normal(size=n) + y, 1)  # ties
+        sev = [("major" if rng.random() < 0.5 else "minor") if v else "" for v in y]
+        cat = [("a" if rng.random() < 0.5 else "b") if v else "" for v in y]
+        pos, neg = np.where(y == 1)[0], np.where(y == 0)[0]
+        idxs = [np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)] for _ in range(20)]
+        C = np.stack([np.bincount(i, minlength=n) for i in idxs])
+        W = vand_weighted(y, s, C, sev, cat)
+        for b, i in enumerate(idxs):
+            p = vand_point(y[i], s[i], [sev[j] for j in i])
+            for m in VAND_METRICS:
+                assert W[m][b] == pytest.approx(p[m], abs=1e-9, nan_ok=True), m
+            for c, d in vand_per_category(y[i], s[i], [cat[j] for j in i]).items():
+                for m in ("AUROC", "AP_any"):
+                    assert W["per_category"][c][m][b] == pytest.approx(d[m], abs=1e-9, nan_ok=True)
