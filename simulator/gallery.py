@@ -13,6 +13,14 @@ from .paths import assets_dir
 SEVERITIES = ("minor", "major")
 
 
+def _save(sheet: Image.Image, out_png: str | Path) -> Path:
+    """Write a contact sheet, creating its folder; returns the path."""
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
 def _outline(rgb: np.ndarray, mask: np.ndarray, color=(255, 40, 40)) -> np.ndarray:
     """Draw the boundary of ``mask`` on ``rgb`` (2 px)."""
     edge = np.zeros_like(mask)
@@ -85,10 +93,7 @@ def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progre
                 sheet.paste(Image.fromarray(img).resize((tw, th), Image.BILINEAR), (x0, y0))
                 if progress:
                     progress(1)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    return out
+    return _save(sheet, out_png)
 
 
 def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
@@ -148,10 +153,7 @@ def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
         for j, t in enumerate(tiles):
             sheet.paste(Image.fromarray(t).resize((tw, h), Image.BILINEAR), (j * tw, y + 16))
         y += h + 18
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    return out
+    return _save(sheet, out_png)
 
 
 def _sku_caption(kind: str, p: dict) -> str:
@@ -243,7 +245,4 @@ def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, se
             draw.text((x0 + 4, y0 + 2), f"{spec.sku}: {_sku_caption(spec.kind, spec.params)}", fill=(235, 235, 235))
             if progress:
                 progress(1)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    return out
+    return _save(sheet, out_png)

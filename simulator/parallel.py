@@ -503,26 +503,27 @@ def _local(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
     if threads:
         for k in _THREAD_ENV:
             os.environ.setdefault(k, str(threads))
+    finished = False
     try:
         # bounded window: a 10^7 run never holds 10^7 futures
         yield from _windowed(todo, 2 * opts.workers, pending, lambda i: ex.submit(_task, spec, i, opts.gl, threads),
                              wait_one, result)
-    except BaseException:
-        # stopped from outside (Ctrl-C, SIGTERM, an error in this process): the
-        # captures in flight are dropped, not waited for; their workers ignore
-        # SIGINT/SIGTERM, so they are killed here
-        for p in list((getattr(ex, "_processes", None) or {}).values()):
-            try:
-                p.kill()
-            except (OSError, ValueError):
-                pass
-        for p in list((getattr(ex, "_processes", None) or {}).values()):
-            p.join(5)
-        ex.shutdown(wait=False, cancel_futures=True)
-        raise
-    else:
-        ex.shutdown(wait=True, cancel_futures=True)
+        finished = True
     finally:
+        if finished:
+            ex.shutdown(wait=True, cancel_futures=True)
+        else:
+            # stopped from outside (Ctrl-C, SIGTERM, an error in this process, the
+            # generator closed): the captures in flight are dropped, not waited for;
+            # their workers ignore SIGINT/SIGTERM, so they are killed here
+            for p in list((getattr(ex, "_processes", None) or {}).values()):
+                try:
+                    p.kill()
+                except (OSError, ValueError):
+                    pass
+            for p in list((getattr(ex, "_processes", None) or {}).values()):
+                p.join(5)
+            ex.shutdown(wait=False, cancel_futures=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

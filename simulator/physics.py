@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from scipy.optimize import linprog
+from scipy.spatial.transform import Rotation
 from scipy.spatial import ConvexHull, HalfspaceIntersection
 
 from damage_ops.product import Product
@@ -264,9 +265,8 @@ def flat_drop_rotation(rng: np.random.Generator, pts: np.ndarray,
 
 
 def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues rotation (3, 3) about a unit axis by angle (radians)."""
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    """(3, 3) rotation about a unit axis by angle (radians)."""
+    return Rotation.from_rotvec(np.asarray(axis, float) * angle).as_matrix()
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:

