@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import damage_ops.crush  # noqa: E402,F401
 from damage_ops.base import apply  # noqa: E402
-from simulator.catalog import load_catalog  # noqa: E402
-from simulator.render import visual_mesh  # noqa: E402
+from simulator.config.catalog import load_catalog  # noqa: E402
+from simulator.render.renderer import visual_mesh  # noqa: E402
 
 #: (kind, mode, depth_mm, radius_mm)
 ROWS = (

@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from damage_ops.base import REGISTRY, apply  # noqa: E402
-from damage_ops.product import prepare  # noqa: E402
 from damage_ops.remesh import refine  # noqa: E402
+from damage_ops.spatial import prepare  # noqa: E402
 from simulator.products import build_product  # noqa: E402
 
 #: op modules, imported if present (other engineers add them concurrently)
@@ -79,7 +79,7 @@ def product_near(kind: str, faces: int, seed: int = 0):
 def time_op(p, op: str, params: dict, n: int) -> dict:
     """Median over ``n`` runs, warm and cold. Warm: the input is a copy of a
     product prepared as the catalog prepares each product once
-    (damage_ops.product.prepare: per-face geometry, the face grid, and the
+    (damage_ops.spatial.prepare: per-face geometry, the face grid, and the
     cover record the copies share, which fills as runs measure cover). Cold:
     those caches cleared before each run (a product nobody has seen)."""
     prepare(p.mesh)

@@ -50,12 +50,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.glenv import configure  # noqa: E402
+from simulator.render.glenv import configure  # noqa: E402
 
 
 def timed_run(spec, opts, warmup: int = 1) -> dict:
     """Run ``spec`` with ``opts``; steady-state throughput and where time went."""
-    from simulator.parallel import run_captures
+    from simulator.generate.parallel import run_captures
 
     done: list[tuple[float, dict]] = []
     t0 = time.perf_counter()
@@ -208,8 +208,8 @@ def main() -> None:
     ap.add_argument("--skip-ceiling", action="store_true")
     a = ap.parse_args()
     gl = configure()
-    from simulator.parallel import RunOptions
-    from simulator.pipeline import GenerateSpec, prepare
+    from simulator.generate.parallel import RunOptions
+    from simulator.generate.spec import GenerateSpec, prepare
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-scaling-"))
     cheap = {"pairs": False, "reference_poses": 0}  # captures only: what scales
@@ -260,8 +260,8 @@ def main() -> None:
             res["load_avg_after_scaling"] = os.getloadavg()
             print(f"load average before/after: {res['load_avg_before']} / {res['load_avg_after_scaling']}")
         if not a.skip_rss:
-            from simulator.parallel import DEFAULT_RECYCLE
-            from simulator.rig import load_rig
+            from simulator.config.rig import load_rig
+            from simulator.generate.parallel import DEFAULT_RECYCLE
 
             ncam = len(load_rig(a.rig).cameras)
             n = -(-a.rss_frames // ncam)

@@ -63,13 +63,13 @@ def main(argv=None) -> int:
     import damage_ops.puncture  # noqa: F401
     import damage_ops.tear  # noqa: F401
     from damage_ops.base import apply
-    from simulator.catalog import load_catalog
-    from simulator.conventions import cv_to_gl, look_at
-    from simulator.gallery import _outline
-    from simulator.paths import assets_dir
-    from simulator.pipeline import footprint_xy, place_beside
-    from simulator.render import BoothRenderer, SceneItem
-    from simulator.rig import load_rig
+    from simulator.config.catalog import load_catalog
+    from simulator.config.rig import load_rig
+    from simulator.core.conventions import cv_to_gl, look_at
+    from simulator.core.paths import assets_dir
+    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.scene.placement import footprint_xy, place_beside
+    from simulator.tools.gallery import _outline
 
     rig = load_rig(assets_dir() / "rigs" / "gallery.yaml")
     cat = load_catalog(assets_dir() / "catalogs" / "transfer.yaml")

@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.glenv import configure  # noqa: E402
+from simulator.render.glenv import configure  # noqa: E402
 
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
 
@@ -76,7 +76,7 @@ def tiny_frame(client, cam) -> float:
     """Seconds for one TinyRenderer RGB + depth + segmentation image."""
     import pybullet as p
 
-    from simulator.conventions import cv_to_gl
+    from simulator.core.conventions import cv_to_gl
 
     V = np.linalg.inv(cv_to_gl(cam.T_world_from_cam))
     t = time.perf_counter()
@@ -93,7 +93,7 @@ def tiny_scene(rig, scene_items):
     import pybullet as p
     from scipy.spatial.transform import Rotation
 
-    from simulator.render import tray_mesh
+    from simulator.render.renderer import tray_mesh
 
     c = p.connect(p.DIRECT)
     meshes = [(tray_mesh(rig), np.eye(4), [0.3, 0.3, 0.3, 1])]
@@ -143,10 +143,10 @@ class StageTimer:
 
 def end_to_end(spec, n: int) -> dict:
     """Phase 1: generate's in-process path, timed per stage (see the module doc)."""
-    import simulator.pipeline as pl
-    import simulator.render as rd
-    import simulator.writers as wr
-    from simulator.parallel import RunOptions, run_captures
+    import simulator.dataset.writers as wr
+    import simulator.generate.capture as pl
+    import simulator.render.renderer as rd
+    from simulator.generate.parallel import RunOptions, run_captures
 
     st = StageTimer()
     originals = []
@@ -198,7 +198,7 @@ def render_only(spec, rig, catalog, n: int) -> dict:
     on the same items and cameras right after each (see the module doc)."""
     import pybullet as p
 
-    from simulator.pipeline import CaptureMaker
+    from simulator.generate.capture import CaptureMaker
 
     cams = list(rig.cameras)
     ours_cam, tiny_cam = defaultdict(list), defaultdict(list)
@@ -250,16 +250,15 @@ def render_only(spec, rig, catalog, n: int) -> dict:
 
 def workers(spec, n: int) -> dict:
     """Phase 3: generate with 1 and with 2 local workers (steady state)."""
-    from dataclasses import replace
-
     import importlib.util
+    from dataclasses import replace
 
     # benchmarks/ is no package (and its damage_ops.py would shadow the real one on sys.path)
     sp = importlib.util.spec_from_file_location("_scaling", Path(__file__).resolve().parent / "scaling.py")
     scaling = importlib.util.module_from_spec(sp)
     sp.loader.exec_module(scaling)
     timed_run = scaling.timed_run
-    from simulator.parallel import RunOptions
+    from simulator.generate.parallel import RunOptions
 
     out = {}
     for w in (1, 2):
@@ -292,7 +291,7 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from simulator.pipeline import GenerateSpec, prepare
+    from simulator.generate.spec import GenerateSpec, prepare
 
     tmp = Path(tempfile.mkdtemp(prefix="damagesim-bench-"))
     kw = {k: v for k, v in (("rig", args.rig), ("catalog", args.catalog)) if v}

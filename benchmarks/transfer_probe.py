@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import metrics as M  # noqa: E402
 from harness.backbones import HeadConfig, cached_features, head_scores, load_backbone, train_head  # noqa: E402
-from harness.data import load_real, load_synthetic  # noqa: E402
+from harness.data import load_synthetic  # noqa: E402
+from harness.real import load_real  # noqa: E402
 from harness.realism import kid  # noqa: E402
 
 

@@ -2,8 +2,18 @@
 
 Imports only numpy, scipy, trimesh and noise: never OpenGL, pybullet or torch.
 """
-from .product import (FINISH_IDS, FINISHES, DamageRecord, Part, Product, Satellite, concatenate, ensure_optional,
-                      labelled_mesh, take_faces)
+from .product import (
+                      FINISH_IDS,
+                      FINISHES,
+                      DamageRecord,
+                      Part,
+                      Product,
+                      Satellite,
+                      concatenate,
+                      ensure_optional,
+                      labelled_mesh,
+                      take_faces,
+)
 from .taxonomy import CATEGORIES, CATEGORY_IDS, PART_IDS, PART_NAMES, SEVERITIES, category_id, part_id
 
 __all__ = [

@@ -13,7 +13,11 @@ surface with e1 x e2 = n.
 """
 from __future__ import annotations
 
+import manifold3d as mf
 import numpy as np
+from scipy.spatial import cKDTree
+
+from damage_ops.product import FINISH_IDS, normals_areas
 
 
 def pink_noise(rng: np.random.Generator, s: np.ndarray, lam_min: float, lam_max: float,
@@ -106,7 +110,6 @@ def segments_cross(P: np.ndarray, closed: bool = True, Q: np.ndarray | None = No
     cross or come within ``reach`` of touching. Only segment pairs whose
     midpoints lie within twice the longest segment are tested (outlines built by
     small offsets go wrong locally), so the cost is ~linear."""
-    from scipy.spatial import cKDTree
 
     def segs(X):
         Y = np.roll(X, -1, axis=0) if closed else X[1:]
@@ -155,7 +158,6 @@ def signed_area(p: np.ndarray) -> float:
 
 
 def _triangulate(polys: list[np.ndarray]) -> np.ndarray:
-    import manifold3d as mf
 
     return np.asarray(mf.triangulate([np.ascontiguousarray(p, np.float64) for p in polys]), np.int64)
 
@@ -220,7 +222,6 @@ def behind(V: np.ndarray, F: np.ndarray, part_ids: np.ndarray, parts, poly: np.n
     frame (p, e1, e2, n) opens a view onto: facing the viewer (normal . n > 0.3),
     more than thick / 2 and less than 0.25 m behind the surface, overlapping the
     outline in projection, of a part named in DARK_BEHIND."""
-    from .product import normals_areas
 
     if len(F) == 0:
         return np.zeros(0, bool)
@@ -265,7 +266,6 @@ def in_poly(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
 
 def paint_dark(attrs: dict, faces: np.ndarray) -> None:
     """The item's dark inside on ``faces`` (in place on face attributes)."""
-    from .product import FINISH_IDS
 
     attrs["finish"][faces] = FINISH_IDS["interior"]
     attrs["tint"][faces] = np.float32(BEHIND_TINT)

@@ -97,7 +97,7 @@ import numpy as np
 
 from . import _surface as S
 from . import fold as FD
-from .base import check_face_index, ParamError, add_damage, check_range, register
+from .base import ParamError, add_damage, check_face_index, check_range, register
 from .product import Product, take_faces
 
 OP = "crush"

@@ -53,12 +53,34 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from ._opkit import (LIP_BAND, add_part, drop_faces, face_components, face_normals_of, grow, paint, part_indices,
-                     ray_first_hit, refine_where, trough)
+from damage_ops import puncture as P
+from damage_ops.product import concatenate as cat
+
+from ._opkit import (
+    LIP_BAND,
+    add_part,
+    drop_faces,
+    face_components,
+    face_normals_of,
+    grow,
+    paint,
+    part_indices,
+    ray_first_hit,
+    refine_where,
+    trough,
+)
 from .base import ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
-from .product import (FINISH_IDS, DamageRecord, Product, Satellite, concatenate, ensure_optional, labelled_mesh,
-                      normals_areas)
+from .product import (
+    FINISH_IDS,
+    DamageRecord,
+    Product,
+    Satellite,
+    concatenate,
+    ensure_optional,
+    labelled_mesh,
+    normals_areas,
+)
 
 OP = "deconstruction"
 MODES = ("flap_open", "burst_seam", "contents_out", "box_open")
@@ -267,8 +289,6 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
     height, so the opened box shows its inside: inner-liner walls, a dark floor
     and the board's cut edge (core) on the rim. The body stays closed. Marks the
     changed faces in the private ``_chg`` attribute. Returns the floor's z (m)."""
-    from . import puncture as P
-    from .product import concatenate as cat
 
     bid = part_indices(p, "body")[0]
     wall = _board_m(p)

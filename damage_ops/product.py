@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from .taxonomy import CATEGORIES, SEVERITIES, part_id as _global_part_id
+from .taxonomy import CATEGORIES, SEVERITIES
+from .taxonomy import part_id as _global_part_id
 
 FACE_KEYS = ("part_id", "damage_id", "uv")
 #: optional face attributes, filled with defaults where absent:
@@ -329,18 +330,6 @@ def face_geometry(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray, np.nda
     if GEOMETRY_KEY not in mesh._cache:
         _set_geometry(mesh, _geometry_of(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces)))
     return mesh._cache[GEOMETRY_KEY]
-
-
-def prepare(mesh: trimesh.Trimesh) -> None:
-    """Compute what the damage ops read about a pristine mesh (face geometry,
-    the face grid, the shared cover record, vertex -> face adjacency) once, for
-    every copy to carry: the catalog calls it per product."""
-    from .spatial import face_grid
-
-    face_geometry(mesh)
-    face_grid(mesh)
-    face_cover(mesh)
-    vertex_faces(mesh)
 
 
 def vertex_faces(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:

@@ -32,16 +32,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import manifold3d as mf
 import numpy as np
 import trimesh
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
-from .product import (FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas, take_faces,
-                      tri_bounds)
-from ._surface import tangent_frame
-from .spatial import face_grid
-from .remesh import refine_once
 from . import _ragged as R
+from ._surface import tangent_frame
+from .base import ParamError, add_damage, check_face_index, check_range, params_from, register
+from .product import (
+    FINISH_IDS,
+    Product,
+    concatenate,
+    ensure_optional,
+    face_geometry,
+    normals_areas,
+    take_faces,
+    tri_bounds,
+)
+from .remesh import refine_once
+from .spatial import face_grid
 
 OP = "puncture"
 #: attempts to draw an exposed, flat enough puncture point before giving up
@@ -442,7 +453,6 @@ def _cutter(p, n, e1, e2, radii, levels):
 
 
 def _to_manifold(V: np.ndarray, F: np.ndarray, run_id: int):
-    import manifold3d as mf
 
     mesh = mf.Mesh64(vert_properties=np.ascontiguousarray(V, dtype=np.float64),
                      tri_verts=np.ascontiguousarray(F, dtype=np.uint64),
@@ -482,7 +492,6 @@ def _difference(V: np.ndarray, F: np.ndarray, CV: np.ndarray, CF: np.ndarray):
     """(V, F) minus the cutter (CV, CF), both closed, with manifold3d; slivers
     collapsed onto the input's own vertices where they have one, needles split.
     Returns (V', F', src, fid) as :func:`boolean_difference`."""
-    import manifold3d as mf
 
     ida = mf.Manifold.reserve_ids(2)
     A = _to_manifold(V, F, ida)
@@ -565,8 +574,6 @@ def _local_difference(part: trimesh.Trimesh, CV: np.ndarray, CF: np.ndarray, n: 
         return None
     LV = V[gidx]
     if len(border):
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
 
         nl, lab = connected_components(coo_matrix((np.ones(len(border)), (border[:, 0], border[:, 1])),
                                                   shape=(nv, nv)), directed=True, connection="weak")
@@ -714,8 +721,6 @@ def collapse_short_edges(V: np.ndarray, F: np.ndarray, eps: float, prefer: np.nd
     that collapse. Returns (F', kept face mask (n,)). Vertices are not moved: each
     welded cluster maps to one of its members (the lowest index, or one whose
     index is in ``prefer``... a position-identical original vertex)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     e = np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]])
     short = np.linalg.norm(V[e[:, 0]] - V[e[:, 1]], axis=1) < eps
@@ -944,8 +949,6 @@ def inherit_labels(part: trimesh.Trimesh, NV: np.ndarray, NF: np.ndarray, src: n
 def outer_loop(edges: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Of the edge loops in ``edges`` (k, 2), the one with the smallest mean
     ``depth`` (per-vertex, along -n): the opening on the outside."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     if len(edges) == 0:
         return edges

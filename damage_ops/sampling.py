@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import trimesh
 
 from .base import OP_CATEGORY, REGISTRY, SEVERITY_THRESHOLDS
 from .product import Product
@@ -43,7 +44,6 @@ def n_units(product: Product) -> int:
     faces = product.part_faces("unit")
     if len(faces) == 0:
         return 0
-    import trimesh
 
     sub = trimesh.Trimesh(product.mesh.vertices, product.mesh.faces[faces], process=False)
     return len(trimesh.graph.connected_components(sub.face_adjacency, nodes=np.arange(len(faces)), min_len=1))

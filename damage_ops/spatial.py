@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from .product import GRID_KEY, face_geometry, index_ranges
+from .product import GRID_KEY, face_cover, face_geometry, index_ranges, vertex_faces
 
 #: faces per occupied cell the cell size aims at
 FACES_PER_CELL = 8
@@ -83,3 +83,14 @@ def face_grid(mesh: trimesh.Trimesh) -> FaceGrid:
         grid = FaceGrid(cen, r2, areas)
         mesh._cache[GRID_KEY] = grid
     return grid
+
+
+def prepare(mesh: trimesh.Trimesh) -> None:
+    """Compute what the damage ops read about a pristine mesh (face geometry,
+    the face grid, the shared cover record, vertex -> face adjacency) once, for
+    every copy to carry: the catalog calls it per product."""
+
+    face_geometry(mesh)
+    face_grid(mesh)
+    face_cover(mesh)
+    vertex_faces(mesh)

@@ -26,7 +26,7 @@ import numpy as np
 from noise import pnoise2
 
 from ._opkit import add_part, face_normals_of, grow_on, paint, refine_where
-from .base import check_face_index, ParamError, add_damage, check_range, register
+from .base import ParamError, add_damage, check_face_index, check_range, register
 from .product import FINISH_IDS, DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
 
 OP = "spill"

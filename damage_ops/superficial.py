@@ -46,14 +46,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 import trimesh
+from scipy.spatial import cKDTree
 
 from . import _surface as S
-from .remesh import grow_on
 from .base import ParamError, add_damage, check_range, register
-from .spatial import face_grid
 from .product import COVER_KEY, FINISH_IDS, Product, ensure_optional, face_cover, take_faces
+from .remesh import grow_on
+from .spatial import face_grid
 
 OP = "superficial"
 STYLES = ("scuff", "scratch", "stain", "torn_label")

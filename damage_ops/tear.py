@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import manifold3d as mf
 import noise
 import numpy as np
 import trimesh
@@ -58,9 +59,9 @@ import trimesh
 from . import _ragged as R
 from . import puncture as P
 from ._surface import tangent_frame
-from .spatial import face_grid
-from .base import check_face_index, ParamError, add_damage, check_range, params_from, register
+from .base import ParamError, add_damage, check_face_index, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas
+from .spatial import face_grid
 
 OP = "tear"
 #: parts a tear can be placed on when ``center`` is None
@@ -255,7 +256,6 @@ def _centroid(p: np.ndarray) -> np.ndarray:
 
 
 def _triangulate(p: np.ndarray) -> np.ndarray:
-    import manifold3d as mf
 
     return np.asarray(mf.triangulate([np.ascontiguousarray(p, np.float64)]), np.int64)
 

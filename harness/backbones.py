@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy.optimize import minimize
+from tqdm import tqdm
 
 __all__ = ["BACKBONES", "MissingExtraError", "BackboneError", "Backbone", "load_backbone", "extract_features",
            "cached_features", "images_digest", "HeadConfig", "train_head", "head_scores", "EXTRA_HINT"]
@@ -232,7 +234,6 @@ def extract_features(backbone, images: np.ndarray, batch: int = 32, device: str 
     """Pooled features ``(n, backbone.dim)`` float32 of ``(n, S, S, 3)`` uint8
     RGB images (resized to the backbone's input size), in eval mode."""
     torch = _import_torch()
-    from tqdm import tqdm
 
     from .models import pick_device
     from .train import to_tensor
@@ -376,7 +377,6 @@ def _fit_logistic(Z: np.ndarray, y: np.ndarray, w: np.ndarray, cfg: HeadConfig) 
     by L-BFGS from zero; -> (nn.Linear state_dict, weighted BCE per iteration).
     In float64 numpy: on a busy 2-core box this is ~20x faster than 300
     AdamW steps in torch and lands on the exact optimum."""
-    from scipy.optimize import minimize
 
     torch = _import_torch()
     d = Z.shape[1]

@@ -2,11 +2,18 @@
 inside the commands, so ``import simulator.cli`` stays light."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
 import click
+import numpy as np
+
+from harness import metrics as M
+from harness.data import DatasetError, ImageSet, load_synthetic
+from harness.real import load_real
+from harness.report import markdown_table, write_report
 
 
 def _fail(e: Exception) -> None:
@@ -34,7 +41,6 @@ def _need_torch(threads: int | None = None) -> None:
 
 
 def _load_synth(paths, size, limit, cache, depth=False, min_damage_px=1):
-    from .data import ImageSet, load_synthetic
 
     if cache is not None and Path(cache).is_file():
         click.echo(f"lift: synthetic views from cache {cache}", err=True)
@@ -150,9 +156,7 @@ def study(real_dir, real_test, synth_dirs, synthetic_limit, cache, min_damage_px
     data-equivalence; writes OUT/results.{json,md} and OUT/lift.png."""
     _need_torch(threads)
     from .backbones import HeadConfig
-    from .data import DatasetError, load_real
     from .protocol import CNNTrainer, FrozenTrainer, StudyConfig, parse_budgets, run_study
-    from .report import markdown_table, write_report
     from .train import TrainConfig
 
     t0 = time.perf_counter()
@@ -249,12 +253,9 @@ def realism_cmd(real_dir, synth_dirs, synthetic_limit, cache, n_subsets, subset_
     features (overall, damaged, per kind / category / severity), and a picture of
     nearest neighbours both ways; writes OUT/realism.{json,md,png}."""
     _need_torch(threads)
-    import json
 
-    import numpy as np
 
     from .backbones import cached_features
-    from .data import DatasetError, load_real
     from .realism import neighbours_picture, realism_markdown, realism_report
 
     t0 = time.perf_counter()
@@ -302,7 +303,6 @@ def train_cmd(synth_dirs, real_dir, init, steps, batch, lr, seed, limit, out, si
     _need_torch(threads)
     import torch
 
-    from .data import DatasetError, load_real
     from .train import TrainConfig, new_model, train
 
     try:
@@ -332,13 +332,9 @@ def train_cmd(synth_dirs, real_dir, init, steps, batch, lr, seed, limit, out, si
 def eval_cmd(checkpoint, real_dir, synth_dirs, seed, device) -> None:
     """Score a labelled set with CHECKPOINT; print AUROC, AP, recall@FPR with 95% CIs."""
     _need_torch()
-    import json
 
-    import numpy as np
     import torch
 
-    from . import metrics as M
-    from .data import DatasetError, load_real
     from .train import new_model, predict
 
     ck = torch.load(checkpoint, map_location="cpu")
@@ -365,12 +361,8 @@ def eval_cmd(checkpoint, real_dir, synth_dirs, seed, device) -> None:
 @common
 def baseline(pairs_dir, checkpoint, real_dir, seed, out, size, device, width, threads) -> None:
     """Reference-comparison (PatchCore-style kNN) and shortcut baselines."""
-    import json
 
-    import numpy as np
 
-    from . import metrics as M
-    from .data import DatasetError, load_real
 
     result = {}
     try:
@@ -412,9 +404,7 @@ def baseline(pairs_dir, checkpoint, real_dir, seed, out, size, device, width, th
 def reference_cmd(real_spec, synth_dir, size, seed, n_boot, out) -> None:
     """Reference comparison: each query scored by the distance of its (pixel)
     features to the reference images of the same item; metrics with intervals."""
-    import json
 
-    from .data import DatasetError
     from .kaputt import kaputt_reference_comparison, parse_kaputt_spec, synthetic_reference_comparison
 
     try:

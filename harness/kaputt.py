@@ -31,8 +31,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Hashable, Sequence
+from urllib.parse import parse_qs
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from harness import metrics as M
+from harness.data import load_references
 
 from .data import DatasetError, ImageSet, _resize
 
@@ -171,7 +177,6 @@ class _Resolver:
 def _read(path: Path, mode: str, size: int) -> tuple[np.ndarray, float]:
     """(image, width / height of the file); a JPEG is decoded near ``2 size``
     px when ``size`` > 0 (never below that), other formats in full."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
@@ -235,7 +240,6 @@ def load_kaputt(root: str | Path, split: str = "train", size: int = 96, defect_r
     (cut to the crop by ``crop_box``), else None: Kaputt's ``query_mask`` is an
     item mask, not a damage mask.
     """
-    from tqdm import tqdm
 
     root, split = Path(root), _split_name(split)
     if image_type not in IMAGE_TYPES:
@@ -308,7 +312,6 @@ def load_kaputt_references(root: str | Path, split: str = "train", size: int = 9
                            progress: bool = False) -> tuple[ImageSet, list[str], list[str]]:
     """Reference images of one split: ``(images, item identifiers, cameras)``;
     the ImageSet's labels are 0 (references are primarily intact in Kaputt)."""
-    from tqdm import tqdm
 
     root, split = Path(root), _split_name(split)
     if image_type not in IMAGE_TYPES:
@@ -337,7 +340,6 @@ def load_kaputt_references(root: str | Path, split: str = "train", size: int = 9
 def parse_kaputt_spec(spec: str) -> tuple[Path, dict]:
     """``kaputt:ROOT[?split=..&defect_rate=..&seed=..&image=crop|image]`` ->
     (root, load_kaputt keyword arguments)."""
-    from urllib.parse import parse_qs
 
     if not spec.startswith("kaputt:"):
         raise DatasetError(f"{spec!r}: a Kaputt source starts with kaputt: (kaputt:ROOT)")
@@ -382,7 +384,6 @@ def pixel_features(images: np.ndarray, side: int = 16) -> np.ndarray:
     ``side`` px (box filter), each channel standardised per image (so a
     brighter capture of the same item stays near), then L2-normalised.
     images: ``(n, S, S, C)`` uint8."""
-    from PIL import Image
 
     if images.ndim != 4:
         raise ValueError(f"images must have shape (n, S, S, C), got {images.shape}")
@@ -397,7 +398,6 @@ def pixel_features(images: np.ndarray, side: int = 16) -> np.ndarray:
 
 
 def _features(fn, images: np.ndarray, batch: int, progress: bool, desc: str) -> np.ndarray:
-    from tqdm import tqdm
 
     parts = []
     for i in tqdm(range(0, len(images), batch), desc=desc, unit="batch", disable=not progress):
@@ -447,7 +447,6 @@ def reference_scores(query_images: np.ndarray, query_items: Sequence[Hashable], 
 
 
 def _summary(labels: np.ndarray, scores: np.ndarray, categories, seed: int, n_boot: int) -> dict:
-    from . import metrics as M
 
     return M.summarize(labels, scores, np.random.default_rng(seed), categories, n_boot=n_boot)
 
@@ -480,7 +479,6 @@ def synthetic_reference_comparison(root: str | Path, size: int = 96,
     """Reference comparison on a damagesim dataset made with
     ``--reference-poses`` >= 1: each view against the pristine reference views
     of its SKU, same camera first (harness.data.load_references)."""
-    from .data import load_references
 
     q, ref, q_sku, r_sku = load_references(root, size=size)
     cam = lambda src: src.rsplit("/", 1)[1]  # noqa: E731  (sources end in /<camera>)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from . import metrics as M
 from .baselines import patchcore_scores
 from .data import load_references
-from .train import new_model, to_tensor
 from .models import pick_device
+from .train import new_model, to_tensor
 
 __all__ = ["patch_features", "knn_baseline"]
 

@@ -6,8 +6,8 @@ Import cost: this module imports torch; ``import harness`` does not.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["ResBlock", "DamageNet", "pick_device"]
 

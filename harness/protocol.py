@@ -29,10 +29,12 @@ the real-only curve reaches the synthetic-only score.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from . import metrics as M
 from .baselines import LogisticRegression, shortcut_features
@@ -316,7 +318,6 @@ def run_study(real: ImageSet, synth: ImageSet | None, cfg: StudyConfig, trainer,
     ``finetune``, ``score`` and ``log``; ``prepare(sets)`` is called first
     when present).
     """
-    from tqdm import tqdm
 
     t_start = time.perf_counter()
     if cfg.mode == "finetune" and (cfg.pretrain is None or cfg.finetune is None):
@@ -519,7 +520,6 @@ class _no_nan_warnings:
     is undefined on a set, e.g. AP_major without major damage): NaN is the answer."""
 
     def __enter__(self):
-        import warnings
 
         self._w = warnings.catch_warnings()
         self._w.__enter__()

@@ -12,6 +12,7 @@ samples of one distribution. Usually quoted x 1000.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 __all__ = ["polynomial_kernel", "mmd2_unbiased", "kid"]
 
@@ -162,7 +163,6 @@ def neighbours_picture(real, synth, Fr: np.ndarray, Fs: np.ndarray, path, rng: n
     then ``n_rows`` sampled synthetic crops with their ``k`` nearest real images.
     Half of each sample is damaged when there are enough. Returns what was drawn
     (sources and similarities) for the JSON."""
-    from PIL import Image, ImageDraw
 
     def sample(labels):
         pos, neg = np.where(labels == 1)[0], np.where(labels == 0)[0]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .data import ImageSet
 from .models import DamageNet, pick_device
@@ -109,7 +110,6 @@ def train(model: DamageNet, data: ImageSet, cfg: TrainConfig, seed: int, device:
     on samples with masks (when the model has a seg head). Returns
     ``{"losses": [per-step total loss], "seconds": float, "steps": int}``.
     """
-    from tqdm import tqdm
 
     if len(data) == 0:
         raise ValueError("cannot train on an empty ImageSet")

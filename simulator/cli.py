@@ -2,14 +2,27 @@
 from __future__ import annotations
 
 import importlib
-
+import signal
 import sys
+import warnings
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
-from .errors import ConfigError, DamagesimError
-from .paths import default_catalog, default_rig
+from simulator.config.mix import parse_weights
+from simulator.core.errors import ConfigError, DamagesimError, GenerationError
+from simulator.core.paths import default_catalog, default_rig
+from simulator.dataset.validate import validate
+from simulator.generate.parallel import RunOptions
+from simulator.generate.run import generate as run
+from simulator.generate.spec import GenerateSpec
+from simulator.render.glenv import configure
+from simulator.tools.designer import ReportSettings, rig_preview, rig_report
+from simulator.tools.gallery import render_gallery, render_product_sheet, render_sensor_sheet
+from simulator.tools.report import build_report
+from simulator.tools.show import contact_sheet
 
 
 def _fail(e: Exception) -> None:
@@ -19,7 +32,6 @@ def _fail(e: Exception) -> None:
 
 def _warnings_as_lines() -> None:
     """Warnings (e.g. a rig with very many cameras) as one line each on stderr."""
-    import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"damagesim: warning: {message}", err=True)
@@ -34,7 +46,6 @@ class _Terminated(KeyboardInterrupt):
 def _stop_on_sigterm() -> None:
     """Make SIGTERM stop a run as cleanly as Ctrl-C: raise in the main thread,
     once (a second SIGTERM during the clean-up is ignored)."""
-    import signal
 
     def handler(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -98,15 +109,11 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
     Exit status: 0 done (with --on-error skip, failed captures are listed in the
     card and here); 2 bad input or unwritable output; 3 a capture failed or a
     worker died (completed captures are kept: rerun with --resume)."""
-    from .glenv import configure
 
     _stop_on_sigterm()
     _warnings_as_lines()
     try:
         gl_platform = configure(None if gl == "auto" else gl)
-        from .corpus import parse_weights
-        from .parallel import GenerationError, RunOptions
-        from .pipeline import GenerateSpec, generate as run
 
         damage = {"rate": damage_rate, "major_fraction": major_fraction, "mess_rate": mess_rate,
                   "variant_rate": variant_rate, "variants_per_sku": variants_per_sku,
@@ -122,7 +129,6 @@ def generate(n, seed, out, rig, catalog, items, only, gl, damage_rate, damages_p
         damage = {k: v for k, v in damage.items() if v is not None}
         spec = GenerateSpec(n=n, seed=seed, out=out, rig=rig, catalog=catalog, items_per_tray=items, damage=damage,
                             randomization=randomization)
-        from tqdm import tqdm
 
         opts = RunOptions(workers=workers, backend=backend, address=address, recycle=recycle, resume=resume,
                           shards=shards, shard_size=shard_size, on_error=on_error, gl=gl_platform)
@@ -163,33 +169,25 @@ def show(capture_dir, out_png, gallery, sensors, products, catalog, seed) -> Non
     overlays), or with --gallery a sheet of every damage op on every product kind."""
     try:
         if sensors:
-            from .glenv import configure
 
             configure()
-            from .gallery import render_sensor_sheet
 
             p = render_sensor_sheet(out_png or "renders/sensors.png", seed)
         elif products:
-            from .glenv import configure
 
             configure()
-            from .gallery import render_product_sheet
 
             p = render_product_sheet(out_png or "renders/products.png", catalog, products, seed)
         elif gallery:
-            from .glenv import configure
 
             configure()
-            from tqdm import tqdm
 
-            from .gallery import render_gallery
 
             with tqdm(desc="gallery", unit="render", file=sys.stderr) as bar:
                 p = render_gallery(out_png or "renders/gallery.png", catalog, seed, progress=bar.update)
         else:
             if capture_dir is None:
                 raise click.UsageError("give CAPTURE_DIR, or --gallery")
-            from .show import contact_sheet
 
             p = contact_sheet(capture_dir, out_png)
     except DamagesimError as e:
@@ -197,8 +195,22 @@ def show(capture_dir, out_png, gallery, sensors, products, catalog, seed) -> Non
     click.echo(str(p))
 
 
-# -- subcommands defined in other modules (one add_command line each) ----------
-from harness.cli import lift as _lift; main.add_command(_lift)  # noqa: E402,E702  (harness.cli imports torch only inside commands)
+# -- subcommands other packages register (entry points "damagesim.commands") ----
+def _add_registered_commands(group: click.Group) -> None:
+    """Mount every command registered under the ``damagesim.commands`` entry-point
+    group (harness registers ``lift`` in pyproject.toml), so simulator never
+    imports the packages built on top of it. A registered command whose package
+    cannot be imported (a missing extra) is left out, with a one-line warning."""
+    for ep in entry_points(group="damagesim.commands"):
+        try:
+            group.add_command(ep.load(), ep.name)
+        except ImportError as e:
+            print(f"damagesim: warning: command {ep.name!r} ({ep.value}) not available: {e}", file=sys.stderr)
+
+
+_add_registered_commands(main)
+
+
 @main.group("export")
 def export() -> None:
     """Export an existing dataset: anomalib/MVTec folders, Kaputt-style query +
@@ -268,7 +280,6 @@ def validate_cmd(dataset, quiet) -> None:
     """Check a dataset end to end: files present and decodable, masks consistent,
     COCO loads and matches, counts match the card, shards readable. Exit status 1
     when a problem is found."""
-    from .validate import validate
 
     report = validate(dataset)
     for p in report.problems:
@@ -296,11 +307,9 @@ def rig() -> None:
 def rig_preview_cmd(rig_file, out_png, catalog, sku, seed) -> None:
     """One PNG: the booth from outside (tray, lights, labelled frustums) and every
     camera's view of a reference item."""
-    from .glenv import configure
 
     try:
         configure()
-        from .designer import rig_preview
 
         click.echo(str(rig_preview(rig_file, out_png, catalog, sku, seed)))
     except DamagesimError as e:
@@ -322,13 +331,10 @@ def rig_preview_cmd(rig_file, out_png, catalog, sku, seed) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def rig_report_cmd(rig_file, compare, catalog, n, px_per_mm, min_pixels, min_depth_pixels, seed, out, quiet) -> None:
     """Surface coverage at a resolution and damage detectability (JSON, markdown, PNG plots)."""
-    from .glenv import configure
 
     try:
         configure()
-        from tqdm import tqdm
 
-        from .designer import ReportSettings, rig_report
 
         st = ReportSettings(n=n, seed=seed, px_per_mm=px_per_mm, min_pixels=min_pixels, min_depth_pixels=min_depth_pixels)
         st.validate()
@@ -349,7 +355,6 @@ def rig_report_cmd(rig_file, compare, catalog, n, px_per_mm, min_pixels, min_dep
 def report_cmd(dataset, limit, per_page, out_dir) -> None:
     """Write a static HTML report of a dataset to DATASET/report/index.html (or --out)."""
     try:
-        from .report import build_report
 
         click.echo(str(build_report(dataset, out_dir, limit=limit, per_page=per_page)))
     except DamagesimError as e:

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-
 from hypothesis import settings
 
-from simulator.glenv import configure
+from simulator.render.glenv import configure
 
 GL_PLATFORM = configure()
 # CI explores the same examples every run (a failure is reproducible, not flaky);
@@ -29,7 +28,7 @@ def small_rig_path() -> Path:
 
 @pytest.fixture(scope="session")
 def materials():
-    from simulator.materials import load_materials
+    from simulator.config.materials import load_materials
 
     return load_materials()
 

@@ -8,9 +8,9 @@ import pytest
 import trimesh
 import yaml
 
-from simulator.catalog import Catalog, SkuSpec, load_catalog
-from simulator.errors import ConfigError
-from simulator.paths import default_catalog, default_materials
+from simulator.config.catalog import Catalog, SkuSpec, load_catalog
+from simulator.core.errors import ConfigError
+from simulator.core.paths import default_catalog, default_materials
 from simulator.products import KINDS, MODULES
 
 

@@ -1,8 +1,15 @@
 import numpy as np
-import pytest
 
-from simulator.conventions import (
-    cv_to_gl, gl_to_cv, intrinsics_matrix, look_at, m_to_mm, mm_to_m, project, quat_xyzw_to_matrix, unproject,
+from simulator.core.conventions import (
+    cv_to_gl,
+    gl_to_cv,
+    intrinsics_matrix,
+    look_at,
+    m_to_mm,
+    mm_to_m,
+    project,
+    quat_xyzw_to_matrix,
+    unproject,
 )
 
 
@@ -61,7 +68,7 @@ def test_quaternion_identity_and_rotation():
 
 
 def test_distortion_round_trip_within_a_tenth_of_a_pixel():
-    from simulator.conventions import distort_normalized, undistort_normalized
+    from simulator.core.conventions import distort_normalized, undistort_normalized
 
     K = intrinsics_matrix(1500, 1500, 639.5, 479.5)
     rng = np.random.default_rng(3)

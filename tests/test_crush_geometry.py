@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
+from _damage_helpers import assert_valid, closed_parts, product
 from scipy.spatial import cKDTree
 
 import damage_ops.crush  # noqa: F401  registers "crush"
@@ -15,8 +16,6 @@ from damage_ops.base import apply
 from damage_ops.crush import change_threshold_m, crease_band_m, crush_field, target_edge_m
 from damage_ops.fold import dihedral_turn_deg
 from damage_ops.sampling import crush_material, sample_params
-
-from _damage_helpers import assert_valid, closed_parts, product
 
 
 def _top_face(p, where=(0.5, 0.5)) -> int:

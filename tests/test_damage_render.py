@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import damage_ops
-from damage_ops.base import OP_CATEGORY, REGISTRY, apply
-from damage_ops.sampling import APPLIES_TO, applicable_ops, sample_params
+from damage_ops.base import REGISTRY, apply
+from damage_ops.sampling import applicable_ops, sample_params
 from damage_ops.taxonomy import CATEGORY_IDS
-from simulator.conventions import project
+from simulator.core.conventions import project
 
 KIND_FOR = {"crush": "carton", "puncture": "carton", "tear": "mailer", "deconstruction": "carton",
             "spill": "bottle", "missing_component": "blister", "superficial": "pouch"}
@@ -19,10 +18,10 @@ KIND_FOR = {"crush": "carton", "puncture": "carton", "tear": "mailer", "deconstr
 
 @pytest.fixture(scope="module")
 def world(gl, small_rig_path):
-    from simulator.catalog import load_catalog
-    from simulator.physics import PhysicsWorld
-    from simulator.render import BoothRenderer
-    from simulator.rig import load_rig
+    from simulator.config.catalog import load_catalog
+    from simulator.config.rig import load_rig
+    from simulator.render.renderer import BoothRenderer
+    from simulator.scene.physics import PhysicsWorld
 
     rig = load_rig(small_rig_path)
     cat = load_catalog()
@@ -31,8 +30,8 @@ def world(gl, small_rig_path):
 
 
 def _damaged_scene(world, op, severity="major", seed=0):
-    from simulator.pipeline import footprint_xy, place_beside
-    from simulator.render import SceneItem
+    from simulator.render.renderer import SceneItem
+    from simulator.scene.placement import footprint_xy, place_beside
 
     rig, cat, w, r = world
     kind = KIND_FOR[op]

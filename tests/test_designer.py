@@ -9,16 +9,22 @@ import pytest
 import trimesh
 from click.testing import CliRunner
 
-from simulator.designer import (ReportSettings, damage_signal, detect, resolution_px_per_mm, sample_surface,
-                                surface_visibility)
-from simulator.noise_models import DEFAULT_BASELINE_M, family, sigma_z, stereo_baseline_m
+from simulator.render.noise_models import DEFAULT_BASELINE_M, family, sigma_z, stereo_baseline_m
+from simulator.tools.designer import (
+    ReportSettings,
+    damage_signal,
+    detect,
+    resolution_px_per_mm,
+    sample_surface,
+    surface_visibility,
+)
 
 TRAY = "tray: {size_mm: [600, 400], rim_height_mm: 25, rim_width_mm: 12, thickness_mm: 20}\n"
 LIGHTS = "lights:\n  - {name: top, type: area, position_mm: [0, 0, 1500], size_mm: [600, 400], grid: [2, 2], intensity: 1.5}\n"
 
 
 def _rig(tmp_path, cams: str, name="rig_test"):
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
 
     p = tmp_path / f"{name}.yaml"
     p.write_text(f"name: {name}\n" + TRAY + LIGHTS + "cameras:\n" + cams)
@@ -63,8 +69,8 @@ def _resting(extents):
 # -- pure geometry, no GL ---------------------------------------------------------
 
 def test_resolution_is_f_over_z_facing_and_cos_tilted():
-    from simulator.rig import Camera
-    from simulator.conventions import intrinsics_matrix, look_at
+    from simulator.config.rig import Camera
+    from simulator.core.conventions import intrinsics_matrix, look_at
 
     cam = Camera("c", "rgb", (640, 480), intrinsics_matrix(800, 800, 319.5, 239.5), (0,) * 5,
                  look_at(np.array([0, 0, 1.0]), np.zeros(3), up=(0, 1, 0)))
@@ -102,7 +108,7 @@ def test_noise_models():
 
 
 def test_settings_validation_names_the_option():
-    from simulator.errors import ConfigError
+    from simulator.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--n"):
         ReportSettings(n=0).validate()
@@ -119,7 +125,7 @@ FRONT = ("  - {name: front, modality: rgb, resolution: [200, 150], intrinsics: {
 
 
 def test_coverage_of_faces_a_camera_cannot_see(gl, tmp_path, materials):
-    from simulator.render import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer, SceneItem
 
     rig = _rig(tmp_path, TOP + FRONT)
     ext = (0.2, 0.15, 0.1)
@@ -161,8 +167,8 @@ def test_dent_against_depth_noise(gl, tmp_path, materials, depth_mm, depth_detec
     """The top face is 0.82 m from the depth camera (f 300 px, B 50 mm): sigma_z =
     0.82^2 * 0.08 / (300 * 0.05) = 3.6 mm, so 3 sigma = 10.8 mm. A 2 mm dent is
     visible to the RGB camera but not to depth; a 25 mm dent is visible to both."""
-    from simulator.noise_models import camera_sigma_z
-    from simulator.render import BoothRenderer, SceneItem
+    from simulator.render.noise_models import camera_sigma_z
+    from simulator.render.renderer import BoothRenderer, SceneItem
 
     rig = _rig(tmp_path, DEPTH_CAMS)
     ext = (0.25, 0.2, 0.08)
@@ -196,7 +202,7 @@ def test_removed_unit_counts_only_with_the_item_region(gl, tmp_path, materials):
     """A box removed from beside another (a missing unit) leaves no damage label
     where it was: its depth change shows only in the item region."""
     from damage_ops import DamageRecord, Part, Product, concatenate, labelled_mesh
-    from simulator.render import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer, SceneItem
 
     rig = _rig(tmp_path, DEPTH_CAMS)
 
@@ -262,7 +268,7 @@ def test_rig_report_compare_writes_json_markdown_plots(gl, tmp_path, small_rig_p
 def test_rig_preview_png(gl, tmp_path, small_rig_path):
     from PIL import Image
 
-    from simulator.designer import rig_preview
+    from simulator.tools.designer import rig_preview
 
     p = rig_preview(small_rig_path, tmp_path / "prev.png")
     im = np.asarray(Image.open(p).convert("RGB"))

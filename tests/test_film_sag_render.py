@@ -10,7 +10,7 @@ import yaml
 from scipy.interpolate import LinearNDInterpolator
 
 import damage_ops.missing as M
-from simulator.conventions import project, unproject
+from simulator.core.conventions import project, unproject
 
 PARAMS, SEED, WHICH = {"units": 6, "unit_kind": "can"}, 2, 1  # 3 x 2 cans, the front middle one goes
 LIFT_M = 1e-3  # the film's bottom is 0.8 mm below the item origin: sit it on the tray
@@ -19,8 +19,8 @@ LIFT_M = 1e-3  # the film's bottom is 0.8 mm below the item origin: sit it on th
 @pytest.fixture(scope="module")
 def top_view(gl, materials, tmp_path_factory):
     """(rig, renderer) with one pinhole camera 45 cm above the tray looking straight down."""
-    from simulator.render import BoothRenderer
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
+    from simulator.render.renderer import BoothRenderer
 
     rig = {"name": "film_top", "background_color": [0.5, 0.5, 0.5], "ambient": 0.2,
            "tray": {"size_mm": [600, 400], "rim_height_mm": 25, "rim_width_mm": 12, "thickness_mm": 20},
@@ -64,7 +64,7 @@ def sagged_top(p, which, step=1e-3):
 def measure(p, which, top_view):
     """Render ``p`` with unit ``which`` removed, sagged and not; return the figures
     the test checks (meters)."""
-    from simulator.render import SceneItem
+    from simulator.render.renderer import SceneItem
 
     rig, r = top_view
     cam = rig.camera("down")

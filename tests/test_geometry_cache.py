@@ -78,8 +78,8 @@ def test_shared_cover_record_never_changes_a_result(kind):
     copies. Ops on copies that share a record another op already filled must
     give exactly what they give on a product nobody has seen; and what the
     record holds must be each face's true cover."""
-    from damage_ops.product import COVER_KEY, face_cover
     from damage_ops._surface import Occluders
+    from damage_ops.product import COVER_KEY, face_cover
     from damage_ops.superficial import COVER_M, TRANSPARENT_MATERIALS
 
     p = product(kind, 2)

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import trimesh
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from simulator.errors import DamagesimError
-from simulator.paths import default_catalog
-from simulator.pipeline import GenerateSpec, prepare
+from simulator.core.errors import DamagesimError
+from simulator.core.paths import default_catalog
+from simulator.generate.spec import GenerateSpec, prepare
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))

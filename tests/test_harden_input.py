@@ -104,7 +104,7 @@ def test_camera_in_the_tray_slab_is_refused(tmp_path):
 def test_many_cameras_warn(tmp_path):
     import warnings
 
-    from simulator.pipeline import GenerateSpec, prepare
+    from simulator.generate.spec import GenerateSpec, prepare
 
     d = small_rig()
     cam = d["cameras"][1]

@@ -46,7 +46,7 @@ def test_report_of_a_sharded_dataset_shows_its_captures(sharded, tmp_path):
 def test_sharded_coco_opens_with_pycocotools(sharded):
     from pycocotools.coco import COCO
 
-    from simulator.shards import open_coco_image
+    from simulator.dataset.reader import open_coco_image
 
     base = base_dataset()
     card = json.loads((sharded / "dataset.json").read_text())
@@ -71,7 +71,7 @@ def test_sharded_coco_opens_with_pycocotools(sharded):
 def test_webdataset_keeps_16_bit_depth(sharded):
     import webdataset as wds
 
-    from simulator.shards import png_as_array
+    from simulator.dataset.reader import png_as_array
 
     base = base_dataset()
     urls = sorted(str(p) for p in (sharded / "shards").glob("shard-*.tar"))

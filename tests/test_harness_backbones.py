@@ -2,14 +2,15 @@
 import itertools
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 import pytest
+from sklearn.metrics import roc_auc_score
 
 torch = pytest.importorskip("torch")
 
+from _harness_helpers import block_efficientnet, draw, one_torch_thread  # noqa: E402,F401  (autouse fixture)
+
 from harness import backbones as B  # noqa: E402
 from harness.realism import kid, mmd2_unbiased  # noqa: E402
-from _harness_helpers import block_efficientnet, draw, one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def _direct_mmd2(X, Y):
@@ -55,10 +56,10 @@ def test_missing_extra_names_it(monkeypatch):
 
 
 def test_cli_missing_extra_exits_2(monkeypatch, tmp_path):
+    from _harness_helpers import fake_real, fake_synthetic
     from click.testing import CliRunner
 
     from simulator.cli import main
-    from _harness_helpers import fake_real, fake_synthetic
 
     block_efficientnet(monkeypatch)
     r = CliRunner().invoke(main, ["lift", "realism", "--real", str(fake_real(tmp_path / "r", 3, 3)),
@@ -170,10 +171,10 @@ def test_realism_gauge_cli_and_slices(tmp_path):
     label, kind, category and severity come from the synthetic metadata."""
     import json
 
+    from _harness_helpers import fake_real, fake_synthetic
     from click.testing import CliRunner
 
     from simulator.cli import main
-    from _harness_helpers import fake_real, fake_synthetic
 
     out = tmp_path / "o"
     r = CliRunner().invoke(main, ["lift", "realism", "--real", str(fake_real(tmp_path / "r", 6, 6)),

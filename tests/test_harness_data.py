@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from _harness_helpers import assert_same_views, fake_real, fake_synthetic
 from PIL import Image
 
-from harness.data import DatasetError, ImageSet, load_coco, load_mvtec, load_real, load_references, load_synthetic
-from _harness_helpers import assert_same_views, fake_real, fake_synthetic
+from harness.data import DatasetError, ImageSet, load_references, load_synthetic
+from harness.real import load_coco, load_mvtec, load_real
 
 
 def test_synthetic_views_labels_masks(tmp_path):
@@ -143,7 +144,7 @@ def _sharded_dataset(tmp_path, src):
     capture 2 (a run killed while packing) that the card does not list."""
     import shutil
 
-    from simulator.shards import export_shards
+    from simulator.dataset.shards import export_shards
 
     tmp = tmp_path / "pack" / "syn"
     shutil.copytree(src, tmp)
@@ -160,7 +161,7 @@ def _sharded_dataset(tmp_path, src):
 
 
 def test_shards_give_the_same_views_as_folders(tmp_path):
-    from simulator.shards import export_shards
+    from simulator.dataset.shards import export_shards
 
     folders = fake_synthetic(tmp_path / "a" / "syn", n=7)
     shard_dir = tmp_path / "b" / "syn"
@@ -186,7 +187,7 @@ def test_shards_give_the_same_views_as_folders(tmp_path):
 def test_shards_references_pair_queries_by_sku(tmp_path):
     import shutil
 
-    from simulator.shards import export_shards
+    from simulator.dataset.shards import export_shards
 
     src = fake_synthetic(tmp_path / "a" / "syn", n=4, references=2)
     ds = tmp_path / "b" / "syn"
@@ -203,7 +204,7 @@ def test_shards_references_pair_queries_by_sku(tmp_path):
 
 
 def test_bad_shards_name_the_shard(tmp_path):
-    from simulator.shards import export_shards, shard_name
+    from simulator.dataset.shards import export_shards, shard_name
 
     folders = fake_synthetic(tmp_path / "a" / "syn", n=4)
     sh = tmp_path / "b" / "syn"

@@ -15,12 +15,28 @@ from tests._harness_helpers import assert_same_views, draw, fake_synthetic
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from harness.data import DatasetError, load_real, load_synthetic  # noqa: E402
-from harness.kaputt import (KaputtSet, kaputt_test_spec, load_kaputt, load_kaputt_references,  # noqa: E402
-                            parse_kaputt_spec, pixel_features, reference_scores, synthetic_reference_comparison)
-from simulator.errors import DamagesimError  # noqa: E402
-from simulator.exports import (KAPUTT_DEFECT_TYPES, KAPUTT_MATERIALS, KAPUTT_QUERY_COLUMNS,  # noqa: E402
-                               KAPUTT_REFERENCE_COLUMNS, export_kaputt, kaputt_defect_type, kaputt_material)
+from harness.data import DatasetError, load_synthetic  # noqa: E402
+from harness.kaputt import (  # noqa: E402
+    KaputtSet,
+    kaputt_test_spec,
+    load_kaputt,
+    load_kaputt_references,
+    parse_kaputt_spec,
+    pixel_features,
+    reference_scores,
+    synthetic_reference_comparison,
+)
+from harness.real import load_real  # noqa: E402
+from simulator.core.errors import DamagesimError  # noqa: E402
+from simulator.dataset.exports import (
+    KAPUTT_DEFECT_TYPES,
+    KAPUTT_MATERIALS,
+    KAPUTT_QUERY_COLUMNS,
+    KAPUTT_REFERENCE_COLUMNS,
+    export_kaputt,
+    kaputt_defect_type,
+    kaputt_material,
+)
 
 TYPES = ("deformation", "deformation,penetration", "actuation,superficial", "spillage")
 

@@ -90,8 +90,16 @@ def test_shortcut_features_and_patchcore():
 
 
 def test_vand_point_matches_the_single_metrics():
-    from harness.metrics import (VAND_METRICS, ap_major, average_precision, recall_at_fpr, recall_at_precision,
-                                 roc_auc, vand_per_category, vand_point)
+    from harness.metrics import (
+        VAND_METRICS,
+        ap_major,
+        average_precision,
+        recall_at_fpr,
+        recall_at_precision,
+        roc_auc,
+        vand_per_category,
+        vand_point,
+    )
 
     rng = np.random.default_rng(5)
     y = np.r_[np.ones(40), np.zeros(1200)].astype(int)

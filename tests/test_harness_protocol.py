@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
-from harness.data import load_real, load_synthetic
-from harness.equivalence import bootstrap_equivalence, crossing_k, format_k
-from harness.protocol import (StudyConfig, budget_order, parse_budgets, resolve_budgets, run_study,
-                              stratified_split)
 from _harness_helpers import block_efficientnet, fake_real, fake_synthetic, one_torch_thread  # noqa: F401  (autouse fixture)
 
+from harness.data import load_synthetic
+from harness.equivalence import bootstrap_equivalence, crossing_k, format_k
+from harness.protocol import StudyConfig, budget_order, parse_budgets, resolve_budgets, run_study, stratified_split
+from harness.real import load_real
 
 
 class SpyTrainer:
@@ -152,7 +151,7 @@ def test_cli_train_and_eval_read_shards(tmp_path):
     from click.testing import CliRunner
 
     from simulator.cli import main
-    from simulator.shards import export_shards
+    from simulator.dataset.shards import export_shards
 
     folders = fake_synthetic(tmp_path / "a" / "syn", n=6)
     export_shards(folders, tmp_path / "b" / "syn", shard_size=4)

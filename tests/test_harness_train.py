@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.data import load_synthetic  # noqa: E402
-from harness.train import TrainConfig, new_model, predict, train  # noqa: E402
 from _harness_helpers import fake_synthetic, one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
+from harness.data import load_synthetic  # noqa: E402
+from harness.train import TrainConfig, new_model, predict, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ import sys
 
 def test_packages_import_without_gl_physics_or_torch():
     code = (
-        "import sys, damage_ops, simulator, harness, simulator.rig, simulator.catalog, simulator.products, "
-        "simulator.pipeline, simulator.writers, simulator.cli\n"
+        "import sys, damage_ops, simulator, harness, simulator.config.rig, simulator.config.catalog, simulator.products, "
+        "simulator.generate.run, simulator.generate.capture, simulator.dataset.writers, simulator.tools.designer, "
+        "simulator.tools.gallery, simulator.dataset.reader, simulator.cli, harness.cli, harness.data, harness.real\n"
         "bad = [m for m in ('OpenGL', 'pyrender', 'pybullet', 'torch') if m in sys.modules]\n"
         "print(','.join(bad))\n"
         "import os; print(os.environ.get('PYOPENGL_PLATFORM', ''))\n"

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from simulator.products import surface as S
-from simulator.products.artwork import (KRAFT_DARK, KRAFT_LIGHT, STYLES, draw_board, kraft_board, paint_atlas,
-                                        paint_atlas_maps)
+from simulator.products.artwork import (
+    KRAFT_DARK,
+    KRAFT_LIGHT,
+    STYLES,
+    draw_board,
+    kraft_board,
+    paint_atlas,
+    paint_atlas_maps,
+)
 
 PANELS = [(300, 250), (300, 250), (400, 250), (400, 250), (400, 300), (400, 150), (400, 150)]
 
@@ -88,8 +95,8 @@ def test_flute_normals_follow_the_height_slope():
 def _quad_scene(gl, normal, light_dir):
     import pyrender
 
-    from simulator.materials import Material
-    from simulator.render import _pbr
+    from simulator.config.materials import Material
+    from simulator.render.renderer import _pbr
 
     s = 0.2
     P = np.array([[-s, -s, 0], [s, -s, 0], [s, s, 0], [-s, -s, 0], [s, s, 0], [-s, s, 0]], np.float32)
@@ -141,8 +148,8 @@ def test_finishes_render_with_their_tiles(gl, materials):
     their tile's stripes; every finish named in FINISHES has a look."""
     from damage_ops import FINISHES
     from damage_ops._opkit import paint
-    from simulator.catalog import build_product
-    from simulator.render import FINISH_LOOK, visual_mesh
+    from simulator.config.catalog import build_product
+    from simulator.render.renderer import FINISH_LOOK, visual_mesh
 
     assert set(FINISHES) - {"base"} <= set(FINISH_LOOK)
     prod = build_product("carton", "c", {"art_style": "kraft"}, np.random.default_rng(0))
@@ -167,8 +174,8 @@ def test_tape_materials_glossy_and_clear_is_translucent(materials):
 
 
 def test_bad_pattern_names_the_key(tmp_path):
-    from simulator.errors import ConfigError
-    from simulator.materials import load_materials
+    from simulator.config.materials import load_materials
+    from simulator.core.errors import ConfigError
 
     p = tmp_path / "m.yaml"
     p.write_text("x: {color: [0.1, 0.2, 0.3], pattern: velvet}\n")

@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import given, settings, strategies as st
+from _damage_helpers import ALL_KINDS, assert_unchanged, assert_valid, closed_parts, product, snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import damage_ops.crush  # noqa: F401  registers "crush"
 import damage_ops.superficial  # noqa: F401  registers "superficial"
 from damage_ops import _surface as S
 from damage_ops.base import REGISTRY, ParamError, apply
 from damage_ops.crush import DEPTH_PER_THICKNESS, change_threshold_m, target_edge_m
-
-from _damage_helpers import ALL_KINDS, assert_unchanged, assert_valid, closed_parts, product, snapshot
 
 MODES = ("dent", "corner", "edge", "crumple", "bulge")
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import given, settings, strategies as st
+from _op_checks import assert_unchanged, part_mesh, product, snapshot  # noqa: F401
+from _op_checks import assert_valid as _assert_valid
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import damage_ops.missing as M
 import damage_ops.spill  # noqa: F401  (composition partner)
 from damage_ops._opkit import ray_first_hit
 from damage_ops.base import REGISTRY, ParamError, apply
 from damage_ops.product import Part
-from _op_checks import assert_unchanged, part_mesh, product, snapshot  # noqa: F401
-from _op_checks import assert_valid as _assert_valid
 
 SET_KINDS = ("blister", "multipack")
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import given, settings, strategies as st
+from _op_checks import assert_unchanged, assert_valid, part_mesh, product, snapshot  # noqa: F401
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import damage_ops.missing  # noqa: F401  (composition partner)
 import damage_ops.spill as S
 from damage_ops.base import REGISTRY, ParamError, apply
 from damage_ops.product import FINISH_IDS
 from simulator.products import KINDS
-from _op_checks import assert_unchanged, assert_valid, part_mesh, product, snapshot  # noqa: F401
 
 
 def tri_area(V, F):

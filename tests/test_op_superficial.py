@@ -5,14 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import given, settings, strategies as st
+from _damage_helpers import (
+    ALL_KINDS,
+    assert_unchanged,
+    assert_valid,
+    closed_parts,
+    face_areas,
+    part_mesh,
+    product,
+    snapshot,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import damage_ops.crush  # noqa: F401  registers "crush"
 import damage_ops.superficial  # noqa: F401  registers "superficial"
 from damage_ops.base import REGISTRY, ParamError, apply
-
-from _damage_helpers import (ALL_KINDS, assert_unchanged, assert_valid, closed_parts, face_areas, part_mesh, product,
-                             snapshot)
 
 NO_LABEL = tuple(k for k in ALL_KINDS if k != "bottle")
 

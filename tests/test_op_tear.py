@@ -142,9 +142,9 @@ def test_tear_explicit_center_and_depth():
                                           ("crush", {"depth_mm": 8.0, "radius_mm": 40.0})])
 @pytest.mark.parametrize("first", ["tear", "other"])
 def test_tear_composes(other, params, first):
-    from damage_ops.base import apply
     import damage_ops.crush  # noqa: F401  (registers crush)
     import damage_ops.puncture  # noqa: F401
+    from damage_ops.base import apply
 
     p = product("carton", 2)
     steps = [("tear", {"length_mm": 80.0, "opening_deg": 60.0}), (other, params)]
@@ -176,7 +176,8 @@ def test_local_cut_gives_the_whole_part_result(monkeypatch):
     """The tear's prism is cut on a closed local patch of the part (as the
     puncture's cutter is); the result equals manifold3d's cut of the whole part,
     and the local cut really ran."""
-    from tests._op_checks import compare_local_and_whole_cut, product as fresh
+    from tests._op_checks import compare_local_and_whole_cut
+    from tests._op_checks import product as fresh
 
     cases = [(fresh(kind, seed), {"length_mm": length, "opening_deg": deg}, seed)
              for kind in ("carton", "mailer", "pouch")

@@ -225,7 +225,7 @@ def test_bad_carton_params_named():
 def test_product_sheet_renders_the_named_skus(tmp_path, gl):
     from PIL import Image
 
-    from simulator.gallery import render_product_sheet
+    from simulator.tools.gallery import render_product_sheet
 
     out = render_product_sheet(tmp_path / "sheet.png", None, skus=["carton-000", "mailer-000"], cols=2)
     im = np.asarray(Image.open(out).convert("RGB"))

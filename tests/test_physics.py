@@ -10,10 +10,10 @@ import pytest
 import trimesh
 
 from damage_ops.product import Part, Product, concatenate, labelled_mesh
-from simulator import physics as P
-from simulator.errors import PlacementError
-from simulator.materials import load_materials
-from simulator.rig import Tray
+from simulator.config.materials import load_materials
+from simulator.config.rig import Tray
+from simulator.core.errors import PlacementError
+from simulator.scene import physics as P
 
 TRAY = Tray(size_m=(0.6, 0.4), rim_height_m=0.025, rim_width_m=0.012, thickness_m=0.02)
 

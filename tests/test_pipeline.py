@@ -128,9 +128,8 @@ def test_dataset_card_is_complete(runs):
 
 
 def test_items_rest_on_the_tray(runs):
-    import trimesh
 
-    from simulator.catalog import load_catalog
+    from simulator.config.catalog import load_catalog
 
     a, _, _ = runs
     cat = load_catalog()

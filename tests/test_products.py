@@ -9,7 +9,7 @@ import pytest
 import trimesh
 
 from damage_ops import PART_NAMES
-from simulator.materials import load_materials
+from simulator.config.materials import load_materials
 from simulator.products import GENERATORS, KINDS, MODULES, build_product
 from simulator.products.artwork import STYLES, make_artwork, paint_atlas
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from damage_ops._surface import refine_where
 from damage_ops.remesh import on_patch, refine_levels, refine_once

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simulator.report import build_report, mask_overlay
+from simulator.tools.report import build_report, mask_overlay
 
 
 @pytest.fixture(scope="module")
 def dataset(gl, tmp_path_factory, small_rig_path):
     """3 captures on the small rig, every item damaged (a superficial mark or a
     spill, which show in the cameras), pristine pairs on."""
-    from simulator.pipeline import GenerateSpec, generate
+    from simulator.generate.run import generate
+    from simulator.generate.spec import GenerateSpec
 
     out = tmp_path_factory.mktemp("ds") / "data"
     dmg = {"rate": 1.0, "per_item": [1, 1], "category_weights": {"superficial": 1.0, "spillage": 1.0},

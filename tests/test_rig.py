@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from simulator.errors import ConfigError
-from simulator.paths import default_rig
-from simulator.rig import load_rig, tray_visibility
+from simulator.config.rig import load_rig, tray_visibility
+from simulator.core.errors import ConfigError
+from simulator.core.paths import default_rig
 
 BASE = yaml.safe_load(default_rig().read_text())
 

@@ -47,7 +47,7 @@ def _fill(mnt, leave: int):
 
 
 def _capture_ids_on_disk(out, shard_size):
-    from simulator.shards import iter_shard, shard_files
+    from simulator.dataset.shards import iter_shard, shard_files
 
     folders = sorted(p.name for p in (out / "captures").iterdir()) if (out / "captures").is_dir() else []
     packed = [k for _, p in shard_files(out / "shards") for k, _ in iter_shard(p)]

@@ -18,7 +18,8 @@ def base(gl):
 
 def test_shards_read_back_by_webdataset(base, tmp_path):
     wds = pytest.importorskip("webdataset")
-    from simulator.shards import iter_dataset, png_as_array, read_index
+    from simulator.dataset.reader import iter_dataset, png_as_array
+    from simulator.dataset.shards import read_index
 
     cli("export", "shards", str(base), "--out", str(tmp_path / "sh"), "--shard-size", "2")
     index = read_index(tmp_path / "sh")
@@ -134,7 +135,7 @@ def _plant(base, tmp_path, name):
 
 
 def test_validate_passes_clean_and_catches_planted_corruption(base, tmp_path):
-    from simulator.validate import validate
+    from simulator.dataset.validate import validate
 
     assert validate(base).problems == []
     r = cli("validate", str(base), check=False)

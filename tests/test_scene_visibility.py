@@ -10,8 +10,10 @@ import pytest
 import trimesh
 from PIL import Image
 
-from simulator.pipeline import seen_faces, visible_pixels
-from simulator.randomization import Randomization, Target, closeup_pose, parse, preset, sample
+from simulator.config.randomization import Randomization, parse, preset
+from simulator.generate.capture import visible_pixels
+from simulator.scene.damage import seen_faces
+from simulator.scene.draws import Target, closeup_pose, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,7 @@ def test_seen_faces_follows_the_pose():
 
 
 def test_closeup_pose_centres_the_target_and_fills_the_requested_field():
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
     cam = rig.cameras[0]
@@ -71,7 +73,7 @@ def _unit(v):
 
 
 def test_closeup_first_camera_looks_along_the_damage_normal():
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
     r = preset("closeup")
@@ -86,7 +88,7 @@ def test_closeup_first_camera_looks_along_the_damage_normal():
 
 
 def test_new_draws_leave_older_presets_unchanged():
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
     for name in ("booth", "wild"):
@@ -99,7 +101,7 @@ def test_new_draws_leave_older_presets_unchanged():
 
 
 def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stream():
-    from simulator.rig import load_rig
+    from simulator.config.rig import load_rig
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
     free = Randomization(preset="wild", background_jitter=0.6)
@@ -127,16 +129,16 @@ def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stre
                                         ("exposure", [0.0, 1.0]), ("viewpoints", "orbit"), ("fill_lights", 0),
                                         ("closeup_elevation_deg", [1, 40]), ("background_saturation", 1.5)])
 def test_bad_closeup_settings_name_the_key(key, value):
-    from simulator.errors import ConfigError
+    from simulator.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=key):
         parse("cat.yaml", {"preset": "closeup", key: value})
 
 
 def test_exposure_brightens_the_render(gl):
-    from simulator.materials import load_materials
-    from simulator.render import BoothRenderer, SceneItem
-    from simulator.rig import load_rig
+    from simulator.config.materials import load_materials
+    from simulator.config.rig import load_rig
+    from simulator.render.renderer import BoothRenderer, SceneItem
     from tests.conftest import box_product
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
@@ -201,9 +203,10 @@ def test_damage_records_say_which_cameras_see_them(seen_run):
 
 
 def _scenes(where: str, n: int):
-    from simulator.catalog import load_catalog
-    from simulator.pipeline import CaptureMaker, GenerateSpec
-    from simulator.rig import load_rig
+    from simulator.config.catalog import load_catalog
+    from simulator.config.rig import load_rig
+    from simulator.generate.capture import CaptureMaker
+    from simulator.generate.spec import GenerateSpec
 
     rig_path = ROOT / "assets" / "rigs" / "harness_rgb.yaml"
     spec = GenerateSpec(n=n, seed=11, rig=str(rig_path), damage={"rate": 1.0, "where": where, "pairs": False,

@@ -7,9 +7,16 @@ import pytest
 import yaml
 from scipy import ndimage
 
-from simulator.rig import load_rig
-from simulator.sensors import (DepthModel, RGBModel, SensorModel, apply_depth, apply_rgb, occluded_from_offset_view,
-                               sigma_active_stereo, sigma_structured_light, sigma_tof)
+from simulator.config.rig import load_rig
+from simulator.config.sensors import DepthModel, RGBModel, SensorModel
+from simulator.render.sensors import (
+    apply_depth,
+    apply_rgb,
+    occluded_from_offset_view,
+    sigma_active_stereo,
+    sigma_structured_light,
+    sigma_tof,
+)
 
 MODELS = {
     "structured_light": DepthModel(model="structured_light", baseline_m=0.075, lateral_px=0.0, range_m=(0.3, 5.0)),
@@ -32,7 +39,7 @@ def _rig_looking_down(tmp_path, height_mm: float, fx: float = 300.0):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_depth_noise_on_a_rendered_plane_matches_the_formula(gl, materials, tmp_path, name):
-    from simulator.render import BoothRenderer
+    from simulator.render.renderer import BoothRenderer
 
     model = MODELS[name]
     # long enough focal length that disparity rounding (1/8 px) stays below the noise
@@ -115,7 +122,7 @@ def test_tof_flying_pixels_and_dark_surfaces():
 
 
 def test_rgb_noise_is_poisson_gaussian_in_linear_space():
-    from simulator.sensors import linear_to_srgb, srgb_to_linear
+    from simulator.render.sensors import linear_to_srgb, srgb_to_linear
 
     m = RGBModel(enabled=True, full_well_e=10000, read_noise_e=10, vignetting=0.0, exposure_jitter=0.0, wb_jitter=0.0)
     for level in (0.05, 0.3):
@@ -138,7 +145,8 @@ def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
     gradient on that side is the side/top edge 3 px inside the outline, not a
     misalignment (labels and RGB agree; 115b55a's lighter kraft had contrast)."""
     from conftest import box_product
-    from simulator.render import BoothRenderer, SceneItem
+
+    from simulator.render.renderer import BoothRenderer, SceneItem
 
     materials = dict(materials)
     for k in ("cardboard", "cardboard_white"):
@@ -185,7 +193,7 @@ def _normals_reference(depth_m, K):
 
 
 def test_normals_and_incidence_match_the_stacked_formulation_exactly():
-    from simulator.sensors import incidence_angle, normals_from_depth
+    from simulator.render.sensors import incidence_angle, normals_from_depth
 
     rng = np.random.default_rng(11)
     K = np.array([[420.0, 0, 160.3], [0, 425.0, 119.7], [0, 0, 1.0]])
@@ -206,8 +214,9 @@ def test_pristine_replays_the_same_noise_fields_and_rejects_another_frame():
     whose draws would differ (another size) instead of serving wrong noise."""
     from dataclasses import replace
 
-    from simulator.render import Frame
-    from simulator.sensors import SensorDraws, SensorModel, apply_to_frames
+    from simulator.config.sensors import SensorModel
+    from simulator.render.renderer import Frame
+    from simulator.render.sensors import SensorDraws, apply_to_frames
 
     class _Cam:
         def __init__(self, name, sensor, K):
@@ -244,8 +253,8 @@ def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, material
     albedo x (z_ref / z)^2 through the sRGB table."""
     from conftest import box_product
 
-    from simulator.render import BoothRenderer, SceneItem
-    from simulator.sensors import _luts, apply_to_frames, linear_to_srgb
+    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.sensors import _luts, apply_to_frames, linear_to_srgb
 
     rig = _rig_looking_down(tmp_path, 600.0)
     prod = box_product(extents=(0.06, 0.05, 0.04))

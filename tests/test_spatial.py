@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from damage_ops.product import GRID_KEY, face_geometry
 from damage_ops.puncture import closest_point_on_triangles, ray_hits
 from damage_ops.spatial import FaceGrid, face_grid
-
 from tests._op_checks import product
 
 KINDS = ("carton", "mailer", "blister", "bottle", "pouch", "multipack")

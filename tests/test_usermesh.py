@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from simulator.errors import MeshError
+from simulator.core.errors import MeshError
 from simulator.products.usermesh import load_user_mesh
 
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from simulator.errors import ConfigError
+from simulator.core.errors import ConfigError
 from simulator.products import KINDS, build_product
 from simulator.products.variants import artwork_panels, design_variant
 
@@ -81,7 +81,7 @@ def test_bad_variant_inputs():
 
 
 def test_catalog_variant_is_deterministic_and_per_k():
-    from simulator.catalog import load_catalog
+    from simulator.config.catalog import load_catalog
 
     cat = load_catalog()
     sku = cat.skus[0]
@@ -97,8 +97,9 @@ def test_catalog_variant_is_deterministic_and_per_k():
 def test_variant_rate_gives_the_requested_fraction():
     """The pipeline's draw over a corpus's real per-capture streams: the variant
     fraction and the spread over variant numbers match within 4 binomial sigma."""
-    from simulator.corpus import DamageMix
-    from simulator.pipeline import CaptureMaker, capture_streams
+    from simulator.config.mix import DamageMix
+    from simulator.generate.capture import CaptureMaker
+    from simulator.scene.streams import capture_streams
 
     n, rate, K = 3000, 0.3, 3
     fake = SimpleNamespace(mix=DamageMix(variant_rate=rate, variants_per_sku=K),
@@ -128,7 +129,7 @@ def test_variant_rate_gives_the_requested_fraction():
     ("variants_per_sku", 0, "1..64"), ("variants_per_sku", 2.5, "1..64"), ("variants_per_sku", True, "1..64"),
 ])
 def test_bad_variant_config_names_file_key_value(tmp_path, key, value, msg):
-    from simulator.catalog import load_catalog
+    from simulator.config.catalog import load_catalog
 
     cat = tmp_path / "cat.yaml"
     cat.write_text(f"products:\n  - kind: pouch\ndamage:\n  {key}: {json.dumps(value)}\n")

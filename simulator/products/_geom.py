@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, Delaunay
 
 Rect = tuple[float, float, float, float]  # (u0, v0, u1, v1) in the atlas
 
@@ -183,7 +183,6 @@ def polygon_cap(ring: np.ndarray, edge: float):
     ring that is not planar or not simple, or whose own vertices fall inside
     such a circle, as at a sharp inward corner).
     """
-    from scipy.spatial import Delaunay
 
     ring = np.asarray(ring, np.float64)
     c = len(ring)

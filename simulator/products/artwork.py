@@ -19,9 +19,12 @@ from typing import NamedTuple
 
 import noise
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from .surface import FLAT_NORMAL, FLUTES, WASHBOARD, encode_normals, fibre_height, flute_height, normals_from_height
+from simulator.products.surface import flute_profile, smooth_noise
+
+from .surface import FLUTES, WASHBOARD, encode_normals, fibre_height, flute_height, normals_from_height
 
 STYLES: tuple[str, ...] = ("retail", "kraft", "label", "plain", "crack_print", "splash_print", "shipping")
 HARD_NEGATIVE_STYLES: tuple[str, ...] = ("crack_print", "splash_print")
@@ -236,7 +239,6 @@ def kraft_board(img: np.ndarray, rng: np.random.Generator, board: Board, px_per_
     along u (the machine direction, ~2 mm), dark recycled specks, the faint
     shading of the flutes beneath (ridges along v, pitch of the board's flute)
     and handling grime (soft smudges, darker edges)."""
-    from .surface import flute_profile, smooth_noise
 
     h, w = img.shape[:2]
     ppm = float(px_per_mm)
@@ -279,13 +281,11 @@ def kraft_board(img: np.ndarray, rng: np.random.Generator, board: Board, px_per_
 
 @functools.lru_cache(maxsize=64)
 def _font(px: int):
-    from PIL import ImageFont
 
     return ImageFont.load_default(size=max(6, int(px)))
 
 
 def _canvas(h: int, w: int):
-    from PIL import Image, ImageDraw
 
     im = Image.new("L", (max(1, int(w)), max(1, int(h))), 0)
     return im, ImageDraw.Draw(im)
@@ -350,7 +350,6 @@ def inked(rng: np.random.Generator, cov: np.ndarray, px_per_mm: float, density: 
     """Ink coverage (h, w) in [0, 1] from a sharp mask: edges softened by ink
     spread (~0.15 mm), density mottled, and (for stamps, ``voids`` > 0) blotchy
     gaps where the stamp did not touch the board."""
-    from .surface import smooth_noise
 
     h, w = cov.shape
     a = ndimage.gaussian_filter(cov, 0.15 * px_per_mm + 0.35)
@@ -416,7 +415,6 @@ def shipping_label(rng: np.random.Generator, ppm: float) -> tuple[np.ndarray, np
         d.text((m + 12 * ppm, y + bh + 1.5 * ppm), "1Z " + _digits(rng, 4) + " " + _digits(rng, 4) + " " + _digits(rng, 4),
                fill=255, font=_font(fs))
     ink = inked(rng, _arr(im), ppm, density=0.92, mottle=0.25)
-    from .surface import smooth_noise
 
     paper = np.asarray((0.95, 0.95, 0.93), np.float32) * (1 + 0.015 * smooth_noise(rng, H, W, 0.8 * ppm))[..., None]
     col = paper * (1 - ink[..., None]) + ink[..., None] * np.float32(0.1)
@@ -519,7 +517,6 @@ def scribble(rng: np.random.Generator, ppm: float) -> np.ndarray:
     a = _arr(im)
     # wobble: a smooth displacement field, as a hand draws
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    from .surface import smooth_noise
 
     dy = smooth_noise(rng, H, W, 0.3 * fpx) * 0.06 * fpx
     dx = smooth_noise(rng, H, W, 0.3 * fpx) * 0.06 * fpx
@@ -535,7 +532,6 @@ def old_label(rng: np.random.Generator, ppm: float) -> tuple[np.ndarray, np.ndar
     """The remains of a peeled label on a re-used box: torn white face paper in
     patches over a grey adhesive ghost, with a few printed fragments.
     Returns (colour (h, w, 3), alpha (h, w))."""
-    from .surface import smooth_noise
 
     wmm, hmm = rng.uniform(60, 110), rng.uniform(40, 150)
     W, H = max(8, int(wmm * ppm)), max(8, int(hmm * ppm))
@@ -577,7 +573,6 @@ def old_label(rng: np.random.Generator, ppm: float) -> tuple[np.ndarray, np.ndar
 def tape_ghost(img: np.ndarray, rng: np.random.Generator, ppm: float) -> None:
     """Where old tape was pulled off: a strip of darker, torn liner (fibres
     lifted in light patches), across the panel, in place."""
-    from .surface import smooth_noise
 
     h, w = img.shape[:2]
     tw = int(rng.uniform(46, 52) * ppm)
@@ -847,7 +842,6 @@ def paint_relief(rng: np.random.Generator, pos, sizes, shape: tuple[int, int], p
     """(H, W, 3) uint8 normal map of the atlas: per panel a height field in mm
     (see :func:`paint_atlas_maps`), damped under opaque labels (``cover``),
     flat between panels."""
-    from .surface import smooth_noise
 
     H, W = shape
     ppm = float(px_per_mm)

@@ -85,6 +85,7 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     # inner rings: the base outline scaled in (same point count; thermoform draft)
     mid = base * np.array([1 - 1.2 * inset / bw, 1 - 1.2 * inset / bh])
     topr = base * np.array([1 - 2 * inset / bw, 1 - 2 * inset / bh])
+
     def ring(xy, z):
         return np.column_stack([xy[:, 0] + bx, xy[:, 1] + by, np.full(len(xy), z)])
     rings = np.stack([ring(base, CARD_T - 0.2e-3), ring(base, CARD_T + 0.4e-3),

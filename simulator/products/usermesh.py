@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from damage_ops import Part, Product, labelled_mesh
-
-from ..errors import MeshError
+from simulator.core.errors import MeshError
 
 UNITS_M: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
 MAX_EXTENT_M = 2.0
@@ -36,7 +36,6 @@ def load_user_mesh(path: str | Path, units: str, material: str, sku: str) -> Pro
     file for an unreadable file, no faces, non-finite vertices, or a largest
     extent over 2 m or under 5 mm.
     """
-    import trimesh  # local: keeps the error path clear of trimesh's import cost
 
     path = Path(path)
     if units not in UNITS_M:

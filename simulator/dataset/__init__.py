@@ -1,0 +1,1 @@
+"""The dataset on disk: writers, the run manifest, WebDataset shards, the one reader, validation and exports."""
