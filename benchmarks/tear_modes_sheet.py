@@ -67,8 +67,9 @@ def main(argv=None) -> int:
     from simulator.config.rig import load_rig
     from simulator.core.conventions import cv_to_gl, look_at
     from simulator.core.paths import assets_dir
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
     from simulator.scene.placement import footprint_xy, place_beside
+    from simulator.scene.scene import SceneItem
     from simulator.tools.gallery import _outline
 
     rig = load_rig(assets_dir() / "rigs" / "gallery.yaml")

@@ -209,7 +209,7 @@ def render_only(spec, rig, catalog, n: int) -> dict:
         for i in range(n):
             sc = maker.scene(i)
             items = maker.scene_items(sc)
-            r.configure(sc["randomization"])
+            r.configure(sc.randomization)
             r.timings.clear()
             t = time.perf_counter()
             r.render(items)

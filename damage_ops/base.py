@@ -50,6 +50,15 @@ class ParamError(ValueError):
     """Bad operator parameters; the message names the op, the field and the value."""
 
 
+class NotApplicable(ParamError):
+    """The op cannot apply to this product here: the geometry refuses (no room
+    for the cut, no part the op works on, a boolean the mesh kernel rejects).
+
+    The one error a damage-drawing loop catches to draw another damage; any
+    other exception inside an op is a bug and fails the capture. A subclass of
+    :class:`ParamError`, so callers that pass explicit params see both alike."""
+
+
 def check_range(op: str, name: str, value: Any, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value):
         raise ParamError(f"{op}.{name}: must be a finite number, got {value!r}")

@@ -69,7 +69,7 @@ from ._opkit import (
     refine_where,
     trough,
 )
-from .base import ParamError, add_damage, check_range, register
+from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
 from .product import (
     FINISH_IDS,
@@ -151,7 +151,7 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
     fids = part_indices(p, "flap")
     ffaces = np.flatnonzero(np.isin(p.part_id, fids)) if fids else np.zeros(0, np.int64)
     if len(ffaces) == 0:
-        raise ParamError(f"{OP}.mode: 'flap_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
+        raise NotApplicable(f"{OP}.mode: 'flap_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
                          f"{[q.name for q in p.parts]}")
     m = p.mesh
     V, F = np.asarray(m.vertices), np.asarray(m.faces)
@@ -185,7 +185,7 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
     if scale_w is not None:
         w = min(w * scale_w, 1.9 * r_max)
     if w > 2 * r_max:
-        raise ParamError(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
+        raise NotApplicable(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
                          f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
     theta = 2 * np.arcsin(min(1.0, w / (2 * r_max)))
     newP = _rotation(hinge, ax, inward, theta, P)
@@ -332,7 +332,7 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     optionally a contents box stands in the opening. Mutates p."""
     fids = part_indices(p, "flap")
     if not fids:
-        raise ParamError(f"{OP}.mode: 'box_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
+        raise NotApplicable(f"{OP}.mode: 'box_open' needs a 'flap' part; product {p.sku!r} ({p.kind}) has parts "
                          f"{[q.name for q in p.parts]}")
     F = np.asarray(p.mesh.faces)
     nf, _ = face_components(F[np.isin(p.part_id, fids)], len(p.mesh.vertices))
@@ -422,7 +422,7 @@ def _slit(p: Product, rng: np.random.Generator, w: float, L: float, main_ids: li
             good = (fn[:, 2] > -0.3) & (fa > 0)
             cidx, fa = cidx[good], fa[good]
             if not len(cidx):
-                raise ParamError(f"{OP}: product {p.sku!r} has no upward or side face of parts {main_ids}")
+                raise NotApplicable(f"{OP}: product {p.sku!r} has no upward or side face of parts {main_ids}")
             if seal_ids:
                 sv = V[np.unique(F[np.isin(pid, seal_ids)])]
                 slo, shi = sv.min(0), sv.max(0)
@@ -442,7 +442,7 @@ def _slit(p: Product, rng: np.random.Generator, w: float, L: float, main_ids: li
             fn, _ = face_normals_of(m, near_f)
             inside = np.all((C[:, :2] >= flo[:2]) & (C[:, :2] <= fhi[:2]), 1) & (fn[:, 2] > 0.7)
             if not inside.any():
-                raise ParamError(f"{OP}: no cover face above the removed unit of product {p.sku!r}")
+                raise NotApplicable(f"{OP}: no cover face above the removed unit of product {p.sku!r}")
             cx = 0.5 * (flo + fhi)
             cand = near_f[inside]
             Cc = C[inside]
@@ -481,7 +481,7 @@ def _slit(p: Product, rng: np.random.Generator, w: float, L: float, main_ids: li
             continue
         break
     else:
-        raise ParamError(f"{OP}: no room for a {L * 1e3:.0f} mm x {w * 1e3:.0f} mm slit on product {p.sku!r} "
+        raise NotApplicable(f"{OP}: no room for a {L * 1e3:.0f} mm x {w * 1e3:.0f} mm slit on product {p.sku!r} "
                          f"({p.kind}) after {n_try if tries is None else 1} tries: {why}")
     b = np.cross(n0, axis)
     edge = float(np.clip(min(w / 4, L / 8), 4e-4, 8e-3))
@@ -550,7 +550,7 @@ def _contents_out(p: Product, prm: DeconstructionParams, rng: np.random.Generato
         cavity, lo, hi, removed = remove_units(p, ufaces, comp, n, which, want_meshes=True)
         ext = (hi[0] - lo[0])[:2]
         if w > 0.8 * ext.min():
-            raise ParamError(f"{OP}.opening_mm: {prm.opening_mm!r} wider than 0.8 x the unit's short side "
+            raise NotApplicable(f"{OP}.opening_mm: {prm.opening_mm!r} wider than 0.8 x the unit's short side "
                              f"({0.8 * ext.min() * 1e3:.1f} mm): the slit must open the cover above the unit")
         L = min(_default_length(p, prm), 0.9 * ext.max())
         L = max(L, w)

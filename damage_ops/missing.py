@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._opkit import drop_faces, face_components, grow_on, part_indices, refine_where
-from .base import ParamError, add_damage, check_range, register
+from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .product import DamageRecord, Product, take_faces
 
 OP = "missing_component"
@@ -327,10 +327,10 @@ def missing_component(product: Product, params: MissingParams,
     prm = params
     ufaces, comp, n = units_of(product)
     if n == 0:
-        raise ParamError(f"{OP}: product {product.sku!r} ({product.kind}) has no 'unit' part; "
+        raise NotApplicable(f"{OP}: product {product.sku!r} ({product.kind}) has no 'unit' part; "
                          f"parts are {[p.name for p in product.parts]}")
     if prm.units >= n:
-        raise ParamError(f"{OP}.units: must be fewer than the {n} units present, got {prm.units!r}")
+        raise NotApplicable(f"{OP}.units: must be fewer than the {n} units present, got {prm.units!r}")
     if prm.which is not None:
         bad = [int(i) for i in prm.which if int(i) >= n]
         if bad:

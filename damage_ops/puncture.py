@@ -40,7 +40,7 @@ from scipy.sparse.csgraph import connected_components
 
 from . import _ragged as R
 from ._surface import tangent_frame
-from .base import ParamError, add_damage, check_face_index, check_range, params_from, register
+from .base import NotApplicable, ParamError, add_damage, check_face_index, check_range, params_from, register
 from .product import (
     FINISH_IDS,
     Product,
@@ -271,7 +271,7 @@ def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas:
             continue  # covered by another part (a flap over the body, a label over a bottle)
         if fits(fi, p, n):
             return fi, p, n
-    raise ParamError(f"{op}: no exposed surface point fits {what} after {MAX_TRIALS} tries")
+    raise NotApplicable(f"{op}: no exposed surface point fits {what} after {MAX_TRIALS} tries")
 
 
 def local_flat(V: np.ndarray, F: np.ndarray, normals: np.ndarray, p: np.ndarray, n: np.ndarray, radius: float,
@@ -497,7 +497,7 @@ def _difference(V: np.ndarray, F: np.ndarray, CV: np.ndarray, CF: np.ndarray):
     A = _to_manifold(V, F, ida)
     B = _to_manifold(CV, CF, ida + 1)
     if A.is_empty() or B.is_empty():
-        raise RuntimeError(f"{OP}: manifold3d rejected the part or the cutter ({A.status()}, {B.status()})")
+        raise NotApplicable(f"{OP}: manifold3d rejected the part or the cutter ({A.status()}, {B.status()})")
     out = (A - B).to_mesh64()
     NV = np.asarray(out.vert_properties)[:, :3].astype(np.float64)
     NF = np.asarray(out.tri_verts).astype(np.int64)

@@ -26,7 +26,7 @@ import numpy as np
 from noise import pnoise2
 
 from ._opkit import add_part, face_normals_of, grow_on, paint, refine_where
-from .base import ParamError, add_damage, check_face_index, check_range, register
+from .base import NotApplicable, ParamError, add_damage, check_face_index, check_range, register
 from .product import FINISH_IDS, DamageRecord, Product, Satellite, ensure_optional, labelled_mesh
 
 OP = "spill"
@@ -197,7 +197,7 @@ def _stain(p: Product, prm: SpillParams, rng: np.random.Generator, center_face: 
             break
         cand = np.arange(len(m.faces))             # stain spills past the patch: score every face
     if not len(cum) or cum[-1] < target:
-        raise ParamError(f"{OP}.stain_area_cm2: {prm.stain_area_cm2!r} exceeds the stainable area "
+        raise NotApplicable(f"{OP}.stain_area_cm2: {prm.stain_area_cm2!r} exceeds the stainable area "
                          f"{(cum[-1] if len(cum) else 0.0) * 1e4:.1f} cm^2 around face {center_face} of this product")
     k = int(np.searchsorted(cum, target))
     if k > 0 and abs(cum[k - 1] - target) < abs(cum[k] - target):
@@ -220,7 +220,7 @@ def _pick_center(p: Product, rng: np.random.Generator, n_try: int = 64) -> int:
         w = fa * (allowed[p.part_id[idx]] & (fn[:, 2] > -0.5))
         if w.sum() > 0:
             return int(idx[rng.choice(n_try, p=w / w.sum())])
-    raise ParamError(f"{OP}: product {p.sku!r} has no stainable faces (parts {[pt.name for pt in p.parts]})")
+    raise NotApplicable(f"{OP}: product {p.sku!r} has no stainable faces (parts {[pt.name for pt in p.parts]})")
 
 
 @register(OP, SpillParams, "spillage", opens_surface=False)

@@ -59,7 +59,7 @@ import trimesh
 from . import _ragged as R
 from . import puncture as P
 from ._surface import tangent_frame
-from .base import ParamError, add_damage, check_face_index, check_range, params_from, register
+from .base import NotApplicable, ParamError, add_damage, check_face_index, check_range, params_from, register
 from .product import FINISH_IDS, Product, concatenate, ensure_optional, face_geometry, normals_areas
 from .spatial import face_grid
 
@@ -229,7 +229,7 @@ def tear_outlines(rng: np.random.Generator, length: float, layered: bool, gap: f
         out = polys
         break
     if out is None:
-        raise RuntimeError("tear outline: no simple outline after 4 tries")  # smooth guide offsets never fail
+        raise NotApplicable("tear outline: no simple outline after 4 tries")  # smooth guide offsets never fail
     c = _centroid(out[1])
     out = [q - c for q in out]
     o = Outline(*out, layered=layered)
@@ -391,12 +391,12 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
             raise ParamError(f"{OP}.center: face index {fi} out of range for a mesh of {len(F)} faces")
         site = place(fi, V[F[fi]].mean(0), normals[fi])
         if site is None:
-            raise ParamError(f"{OP}.center: a tear of length_mm={params.length_mm:g} does not fit on a near-flat "
+            raise NotApplicable(f"{OP}.center: a tear of length_mm={params.length_mm:g} does not fit on a near-flat "
                              f"patch around face {fi}")
     else:
         allowed = np.isin(pid, [i for i, pt in enumerate(out.parts) if pt.name in TEAR_PARTS])
         if not allowed.any():
-            raise ParamError(f"{OP}: product kind {product.kind!r} has no part a tear applies to ({TEAR_PARTS})")
+            raise NotApplicable(f"{OP}: product kind {product.kind!r} has no part a tear applies to ({TEAR_PARTS})")
         box = {}
 
         def fits(f, q, nq):

@@ -30,7 +30,7 @@ def world(gl, small_rig_path):
 
 
 def _damaged_scene(world, op, severity="major", seed=0):
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
     from simulator.scene.placement import footprint_xy, place_beside
 
     rig, cat, w, r = world

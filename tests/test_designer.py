@@ -125,7 +125,8 @@ FRONT = ("  - {name: front, modality: rgb, resolution: [200, 150], intrinsics: {
 
 
 def test_coverage_of_faces_a_camera_cannot_see(gl, tmp_path, materials):
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+    from simulator.scene.scene import SceneItem
 
     rig = _rig(tmp_path, TOP + FRONT)
     ext = (0.2, 0.15, 0.1)
@@ -168,7 +169,8 @@ def test_dent_against_depth_noise(gl, tmp_path, materials, depth_mm, depth_detec
     0.82^2 * 0.08 / (300 * 0.05) = 3.6 mm, so 3 sigma = 10.8 mm. A 2 mm dent is
     visible to the RGB camera but not to depth; a 25 mm dent is visible to both."""
     from simulator.render.noise_models import camera_sigma_z
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+    from simulator.scene.scene import SceneItem
 
     rig = _rig(tmp_path, DEPTH_CAMS)
     ext = (0.25, 0.2, 0.08)
@@ -202,7 +204,8 @@ def test_removed_unit_counts_only_with_the_item_region(gl, tmp_path, materials):
     """A box removed from beside another (a missing unit) leaves no damage label
     where it was: its depth change shows only in the item region."""
     from damage_ops import DamageRecord, Part, Product, concatenate, labelled_mesh
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+    from simulator.scene.scene import SceneItem
 
     rig = _rig(tmp_path, DEPTH_CAMS)
 

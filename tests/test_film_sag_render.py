@@ -64,7 +64,7 @@ def sagged_top(p, which, step=1e-3):
 def measure(p, which, top_view):
     """Render ``p`` with unit ``which`` removed, sagged and not; return the figures
     the test checks (meters)."""
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     rig, r = top_view
     cam = rig.camera("down")

@@ -26,7 +26,7 @@ def _pose(rz_deg=25.0, xyz=(0.03, -0.02, 0.05)):
 
 
 def test_depth_unprojects_onto_the_mesh_surface(default_renderer):
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     prod = box_product((0.2, 0.15, 0.1))
     T = _pose(xyz=(0.03, -0.02, 0.05))
@@ -55,7 +55,7 @@ def test_known_point_projects_where_the_renderer_draws_it(default_renderer):
     """A 10 mm sphere at a known world point: its mask centroid in every camera is
     the point's projection through K and T_world_from_cam (no half-pixel shift)."""
     from damage_ops import Part, Product, labelled_mesh
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     s = trimesh.creation.icosphere(subdivisions=4, radius=0.01)
     prod = Product(sku="marker", kind="mesh", mesh=labelled_mesh(s.vertices, s.faces, 0),
@@ -78,7 +78,7 @@ def test_known_point_projects_where_the_renderer_draws_it(default_renderer):
 
 
 def test_labels_are_exact_and_damage_lies_inside_items(default_renderer):
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     prod_a = box_product((0.2, 0.15, 0.1), damaged_faces=[0, 1, 4, 5, 8, 9], sku="a")
     prod_b = box_product((0.12, 0.1, 0.08), damaged_faces=[2, 3], sku="b")
@@ -105,7 +105,7 @@ def test_labels_are_exact_and_damage_lies_inside_items(default_renderer):
 def test_label_images_have_no_blended_edges(default_renderer):
     """Label values only come from the set of drawn labels, even along edges, and
     the RGB pass (MSAA) does blend there: proof the passes differ."""
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     prod = box_product((0.2, 0.15, 0.1), damaged_faces=[0, 1])
     f = default_renderer.render([SceneItem(prod, _pose(33, (0, 0, 0.05)), 1)], cameras=["rgb_front"])["rgb_front"]
@@ -124,7 +124,7 @@ def test_gl_objects_of_earlier_captures_are_freed(default_renderer, monkeypatch)
 
     import pyrender
 
-    from simulator.render.renderer import SceneItem
+    from simulator.scene.scene import SceneItem
 
     uploaded = []  # strong references: a freed Python object would hide a leaked GL object
     for cls in (pyrender.Primitive, pyrender.Texture):

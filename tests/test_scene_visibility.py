@@ -13,7 +13,9 @@ from PIL import Image
 from simulator.config.randomization import Randomization, parse, preset
 from simulator.generate.capture import visible_pixels
 from simulator.scene.damage import seen_faces
-from simulator.scene.draws import Target, closeup_pose, sample
+from simulator.scene.draws import closeup_pose, sample
+from simulator.scene.placement import Target
+from simulator.scene.scene import Draws, FillDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +83,7 @@ def test_closeup_first_camera_looks_along_the_damage_normal():
     tgt = Target(center=np.array([0.0, 0.0, 0.05]), radius=0.1, damage_normals=normal[None])
     for seed in range(20):
         draws = sample(r, rig, np.random.default_rng(seed), [tgt])
-        T = draws["cameras"][rig.cameras[0].name]["T_world_from_cam"]
+        T = draws.cameras[rig.cameras[0].name].T_world_from_cam
         view = _unit(T[:3, 3] - tgt.center)
         # within the cone, allowing for the elevation clamp and calibration jitter
         assert np.degrees(np.arccos(np.clip(view @ normal, -1, 1))) <= r.closeup_damage_cone_deg + 25
@@ -93,11 +95,12 @@ def test_new_draws_leave_older_presets_unchanged():
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
     for name in ("booth", "wild"):
         d = sample(preset(name), rig, np.random.default_rng(3))
-        assert not {"fill", "exposure", "white_balance", "tray_color_delta"} & set(d)
+        assert all(getattr(d, k) is None for k in ("fill", "exposure", "white_balance", "tray_color_delta"))
+        assert not {"fill", "exposure", "white_balance", "tray_color_delta"} & set(d.to_json())
     d = sample(preset("closeup"), rig, np.random.default_rng(3), [Target(np.zeros(3), 0.1)])
-    assert {"fill", "exposure", "white_balance", "tray_color_delta"} <= set(d)
-    assert len(d["fill"]["directions"]) == preset("closeup").fill_lights
-    assert max(d["white_balance"]) == pytest.approx(1.0)
+    assert {"fill", "exposure", "white_balance", "tray_color_delta"} <= set(d.to_json())
+    assert len(d.fill.directions) == preset("closeup").fill_lights
+    assert max(d.white_balance) == pytest.approx(1.0)
 
 
 def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stream():
@@ -109,7 +112,7 @@ def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stre
     sats = []
     for seed in range(40):
         a, b = sample(free, rig, np.random.default_rng(seed)), sample(capped, rig, np.random.default_rng(seed))
-        ca, cb = np.array(a["background_color"]), np.array(b["background_color"])
+        ca, cb = np.array(a.background_color), np.array(b.background_color)
         s_a, s_b = (np.ptp(ca) / ca.max()), (np.ptp(cb) / cb.max())
         assert s_b <= 0.1 + 1e-9 and s_b <= s_a + 1e-9
         if s_a <= 0.1:
@@ -119,9 +122,10 @@ def test_background_saturation_caps_the_drawn_background_and_keeps_the_draw_stre
             assert list(np.argsort(ca)) == list(np.argsort(cb))
         sats.append(s_a)
         # the cap is arithmetic on the drawn colour, no extra draws: every other draw is identical
-        a.pop("background_color"), b.pop("background_color")
-        assert json.dumps(a, sort_keys=True, default=lambda x: np.asarray(x).tolist()) == \
-            json.dumps(b, sort_keys=True, default=lambda x: np.asarray(x).tolist())
+        ja, jb = a.to_json(), b.to_json()
+        ja.pop("background_color"), jb.pop("background_color")
+        assert json.dumps(ja, sort_keys=True) == json.dumps(jb, sort_keys=True)
+        assert all(np.array_equal(a.cameras[k].T_world_from_cam, b.cameras[k].T_world_from_cam) for k in a.cameras)
     assert max(sats) > 0.3  # the free jitter does draw saturated colours, so the cap was exercised
 
 
@@ -138,7 +142,8 @@ def test_bad_closeup_settings_name_the_key(key, value):
 def test_exposure_brightens_the_render(gl):
     from simulator.config.materials import load_materials
     from simulator.config.rig import load_rig
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+    from simulator.scene.scene import SceneItem
     from tests.conftest import box_product
 
     rig = load_rig(ROOT / "assets" / "rigs" / "harness_rgb.yaml")
@@ -148,10 +153,10 @@ def test_exposure_brightens_the_render(gl):
     means = {}
     with BoothRenderer(rig, load_materials()) as r:
         for g in (1.0, 2.0):
-            r.configure({"exposure": g})
+            r.configure(Draws(exposure=g))
             fr = r.render([SceneItem(p, T, 1, 0, ())])
             means[g] = np.mean([f.rgb.astype(float).mean() for f in fr.values()])
-        r.configure({"fill": {"intensity": 3.0, "directions": [[0, 0, 1.0], [0.5, 0.5, 0.7]], "color": [1, 1, 1]}})
+        r.configure(Draws(fill=FillDraw(intensity=3.0, directions=[[0, 0, 1.0], [0.5, 0.5, 0.7]], color=[1, 1, 1])))
         lit = np.mean([f.rgb.astype(float).mean() for f in r.render([SceneItem(p, T, 1, 0, ())]).values()])
         r.configure(None)
         base = np.mean([f.rgb.astype(float).mean() for f in r.render([SceneItem(p, T, 1, 0, ())]).values()])
@@ -216,7 +221,7 @@ def _scenes(where: str, n: int):
     with CaptureMaker(spec, rig, cat) as maker:
         for i in range(n):
             sc = maker.scene(i)
-            for prod, pl in zip(sc["products"], sc["placements"]):
+            for prod, pl in zip(sc.products, sc.placements):
                 yield prod, pl, seen_faces(pl.T_world_from_item, cams)
 
 

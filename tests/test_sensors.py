@@ -146,7 +146,9 @@ def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
     misalignment (labels and RGB agree; 115b55a's lighter kraft had contrast)."""
     from conftest import box_product
 
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+
+    from simulator.scene.scene import SceneItem
 
     materials = dict(materials)
     for k in ("cardboard", "cardboard_white"):
@@ -253,7 +255,9 @@ def test_depth_only_camera_has_no_colour_pass_and_an_exact_ir_image(gl, material
     albedo x (z_ref / z)^2 through the sRGB table."""
     from conftest import box_product
 
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    from simulator.render.renderer import BoothRenderer
+
+    from simulator.scene.scene import SceneItem
     from simulator.render.sensors import _luts, apply_to_frames, linear_to_srgb
 
     rig = _rig_looking_down(tmp_path, 600.0)

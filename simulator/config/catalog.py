@@ -37,6 +37,7 @@ from simulator.config.mix import parse_damage
 from simulator.config.randomization import parse as parse_randomization
 from simulator.core.errors import ConfigError, MeshError
 from simulator.core.paths import default_catalog
+from simulator.core.seeds import seed_sequence
 from simulator.core.yamlio import check_keys, load_yaml, number
 from simulator.products import MODULES, build_product
 from simulator.products.base import MAX_MM, draw
@@ -124,7 +125,7 @@ class Catalog:
         key = f"{spec.sku}#variant{int(k)}"
         prod = self._cache.get(key)
         if prod is None:
-            seed = int(np.random.SeedSequence([spec.seed, int(k)]).generate_state(1)[0])
+            seed = int(seed_sequence(spec.seed, int(k)).generate_state(1)[0])
             prod = design_variant(self.build(spec), int(k), seed)
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
@@ -133,7 +134,7 @@ class Catalog:
 
 
 def _sku_seed(catalog_seed: int, entry: int, k: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([catalog_seed, entry, k])
+    return seed_sequence(catalog_seed, entry, k)
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from simulator.render.sensors import SensorDraws, apply_to_frames
 from simulator.scene.damage import damage_item, seen_faces
 from simulator.scene.draws import clutter_products, sample
 from simulator.scene.placement import footprint_xy, item_target, place_beside, rest_like
+from simulator.scene.scene import Distractor, Scene, SceneItem
 from simulator.scene.streams import capture_streams, reference_streams
 
 #: scenes drawn again when physics cannot place an item (then the capture fails)
@@ -86,7 +88,7 @@ class CaptureMaker:
     """Makes captures. Owns one physics client and one GL context; reuse it."""
 
     def __init__(self, spec: GenerateSpec, rig, catalog):
-        # lazy: OpenGL and pybullet load only once a renderer / physics world is made
+        # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
         from simulator.render.renderer import BoothRenderer
         from simulator.scene.physics import PhysicsWorld
 
@@ -114,8 +116,9 @@ class CaptureMaker:
     def scene(self, index: int):
         """Sample, damage and place the items of capture ``index``.
 
-        Returns a dict with pristine and damaged products, placements, satellite
-        poses, distractors (unrelated mess) and the damage log."""
+        Returns the :class:`~simulator.scene.scene.Scene`: pristine and damaged
+        products, placements, satellite poses, distractors (mess, clutter), the
+        damage log, the sensor seed and the randomization draws."""
 
         streams = capture_streams(self.spec.seed, index)
         unplaceable = []
@@ -124,9 +127,9 @@ class CaptureMaker:
             pristine = [self.catalog.build(s) for s in skus]
             try:
                 if self.mix.where == "seen":
-                    placements, products, logs = self._damage_where_seen(skus, pristine, streams)
+                    placements, products, logs = self._damage_where_seen(skus, pristine, streams, f"capture {index}")
                 else:
-                    placements, products, logs = self._damage_anywhere(skus, pristine, streams)
+                    placements, products, logs = self._damage_anywhere(skus, pristine, streams, f"capture {index}")
                 break
             except PlacementError as e:
                 # an item that will not come to rest on this tray (too big, rolls off):
@@ -134,25 +137,24 @@ class CaptureMaker:
                 unplaceable.append({"skus": [s.sku for s in skus], "error": str(e)})
         else:
             raise PlacementError(f"capture {index}: no placeable scene in {PLACEMENT_REDRAWS + 1} draws: {unplaceable}")
-        sc = self._arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
-        sc["unplaceable_draws"] = unplaceable
-        sc["sensor_seed"] = int(streams["render"].integers(0, 2 ** 63 - 1))
-        self._randomize(sc, streams["randomize"])
-        return sc
+        sc = self.arrange(products, pristine, placements, logs, streams["placement"], allow_mess=True)
+        sc = replace(sc, unplaceable_draws=tuple(unplaceable),
+                     sensor_seed=int(streams["render"].integers(0, 2 ** 63 - 1)))
+        return self._randomize(sc, streams["randomize"])
 
-    def _damage_anywhere(self, skus, pristine, streams):
+    def _damage_anywhere(self, skus, pristine, streams, where: str = ""):
         """Damage the items, then drop them: damage may land on the face an item
         comes to rest on (``where: anywhere``; the draws of earlier versions)."""
         products, logs = [], []
         for p in pristine:
-            d, log = damage_item(p, self.mix, streams["damage"])
+            d, log = damage_item(p, self.mix, streams["damage"], where=where)
             products.append(d)
             logs.append(log)
         self._variants(skus, products, pristine, streams["variant"])
         placements = self.world.settle(products, self.rig.tray, streams["physics"], self.catalog.materials)
         return placements, products, logs
 
-    def _damage_where_seen(self, skus, pristine, streams):
+    def _damage_where_seen(self, skus, pristine, streams, where: str = ""):
         """Drop the pristine items, then damage each on faces a camera sees at its
         resting pose (``where: seen``); a damaged item keeps its pristine twin's
         pose (see :func:`rest_like`), so the counterfactual pair is exact."""
@@ -160,7 +162,7 @@ class CaptureMaker:
         cams = None if self.dr.viewpoints != "rig" else np.array([c.T_world_from_cam[:3, 3] for c in self.rig.cameras])
         products, logs = [], []
         for p, pl in zip(pristine, placements):
-            d, log = damage_item(p, self.mix, streams["damage"], seen=seen_faces(pl.T_world_from_item, cams))
+            d, log = damage_item(p, self.mix, streams["damage"], seen=seen_faces(pl.T_world_from_item, cams), where=where)
             products.append(d)
             logs.append(log)
         self._variants(skus, products, pristine, streams["variant"])
@@ -184,21 +186,26 @@ class CaptureMaker:
             return None
         return self.catalog.variant(sku, k)
 
-    def _randomize(self, sc: dict, rng: np.random.Generator) -> None:
-        """Draw this capture's domain randomization and its clutter."""
+    def _randomize(self, sc: Scene, rng: np.random.Generator) -> Scene:
+        """The scene with this capture's domain randomization drawn, and its clutter."""
+        targets = [item_target(p, pl.T_world_from_item) for p, pl in zip(sc.products, sc.placements)]
+        draws = sample(self.dr, self.rig, rng, targets)
+        distractors = list(sc.distractors)
+        if draws.clutter:
+            occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(sc.products, sc.placements)]
+            occupied += [footprint_xy(d.product.mesh, d.T) for d in distractors]
+            for prod, T, desc in clutter_products(draws.clutter, rng, self.rig.tray, occupied):
+                distractors.append(Distractor(prod, T, "clutter", desc))
+        return replace(sc, randomization=draws, distractors=tuple(distractors))
 
-        targets = [item_target(p, pl.T_world_from_item) for p, pl in zip(sc["products"], sc["placements"])]
-        sc["randomization"] = sample(self.dr, self.rig, rng, targets)
-        n = sc["randomization"].get("clutter", 0)
-        if n:
-            occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(sc["products"], sc["placements"])]
-            occupied += [footprint_xy(d["product"].mesh, d["T"]) for d in sc["distractors"]]
-            for prod, T, desc in clutter_products(n, rng, self.rig.tray, occupied):
-                sc["distractors"].append({"product": prod, "T": T, "kind": "clutter", "desc": desc})
+    def arrange(self, products, pristine, placements, logs, rng: np.random.Generator, allow_mess: bool) -> Scene:
+        """The :class:`~simulator.scene.scene.Scene` of placed items: satellites
+        (puddles, fallen contents) laid beside their items and, with
+        ``allow_mess``, an unrelated mess (a hard negative) beside some intact
+        items, at ``mix.mess_rate``. No randomization drawn yet.
 
-    def _arrange(self, products, pristine, placements, logs, rng, allow_mess: bool):
-        """Lay satellites (puddles, fallen contents) beside their items and, for
-        intact items, maybe an unrelated mess (hard negative)."""
+        products / pristine / placements / logs: per item, as the damage and
+        physics steps made them (the designer passes its own)."""
 
         occupied = [footprint_xy(p.mesh, pl.T_world_from_item) for p, pl in zip(products, placements)]
         sat_poses, distractors = [], []
@@ -228,23 +235,20 @@ class CaptureMaker:
                 T = place_beside(occ, V[:, :2], float(rng.uniform(0.02, 0.08)), self.rig.tray, rng, occupied)
                 if T is not None:
                     occupied.append(footprint_xy(mess.mesh, T))
-                    distractors.append({"product": mess, "T": T, "substance": substance, "area_cm2": area_cm2})
-        return {"products": products, "pristine": pristine, "placements": placements, "satellite_poses": sat_poses,
-                "distractors": distractors, "damage_log": logs}
+                    distractors.append(Distractor(mess, T, "mess", {"substance": substance, "area_cm2": area_cm2}))
+        return Scene(products=tuple(products), pristine=tuple(pristine), placements=tuple(placements),
+                     satellite_poses=tuple(sat_poses), distractors=tuple(distractors), damage_log=tuple(logs))
 
-    def scene_items(self, sc: dict, pristine: bool = False) -> list:
+    def scene_items(self, sc: Scene, pristine: bool = False) -> list[SceneItem]:
         """SceneItems of an arranged scene; ``pristine``: the counterfactual (same
         poses, damage and satellites removed; distractors kept)."""
-        # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-        from simulator.render.renderer import SceneItem
-
         items, offset = [], 0
-        for k, (prod, pl) in enumerate(zip(sc["pristine"] if pristine else sc["products"], sc["placements"])):
-            poses = () if pristine else sc["satellite_poses"][k]
+        for k, (prod, pl) in enumerate(zip(sc.pristine if pristine else sc.products, sc.placements)):
+            poses = () if pristine else sc.satellite_poses[k]
             items.append(SceneItem(prod, pl.T_world_from_item, k + 1, offset, poses))
             offset += len(prod.damages)
-        for d in sc["distractors"]:
-            items.append(SceneItem(d["product"], d["T"], 0, 0, (), distractor=True))
+        for d in sc.distractors:
+            items.append(SceneItem(d.product, d.T, 0, 0, (), distractor=True))
         return items
 
     def make(self, index: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
@@ -253,17 +257,17 @@ class CaptureMaker:
         Returns (capture.json dict, frames, pristine frames or None)."""
         sc = self.scene(index)
         meta = self.metadata(sc, index=index)
-        self.renderer.configure(sc["randomization"])
+        self.renderer.configure(sc.randomization)
         # the pristine counterfactual has the same sensor seed: it replays these draws
         noise = SensorDraws() if self.mix.pairs else None
-        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc["sensor_seed"], noise)
-        self._record_sensor(meta, draws, sc["sensor_seed"])
+        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc.sensor_seed, noise)
+        self._record_sensor(meta, draws, sc.sensor_seed)
         self._record_visibility(meta, frames)
         pair = None
         if self.mix.pairs and meta["damages"]:
             # same poses, lights and sensor noise seed: only the damage differs
             pair, _ = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc, pristine=True)),
-                                      sc["sensor_seed"], noise)
+                                      sc.sensor_seed, noise)
             meta["pristine_pair"] = True
         self.renderer.configure(None)
         _release_freed_memory()
@@ -286,10 +290,10 @@ class CaptureMaker:
         for name, d in draws.items():
             meta["cameras"][name]["sensor_draws"] = jsonable(d)
 
-    def metadata(self, sc: dict, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
+    def metadata(self, sc: Scene, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
         items, damages = [], []
         offset = 0
-        for k, (prod, pl) in enumerate(zip(sc["products"], sc["placements"])):
+        for k, (prod, pl) in enumerate(zip(sc.products, sc.placements)):
             iid = k + 1
             ids = []
             for j, rec in enumerate(prod.damages):
@@ -305,18 +309,18 @@ class CaptureMaker:
                            "printed": p.printed} for i, p in enumerate(prod.parts)],
                 "T_world_from_item": pl.T_world_from_item.tolist(),
                 "satellites": [{"kind": s.kind, "T_world_from_satellite": T.tolist()}
-                               for s, T in zip(prod.satellites, sc["satellite_poses"][k])],
+                               for s, T in zip(prod.satellites, sc.satellite_poses[k])],
                 "physics": {"settled": bool(pl.settled), "steps": int(pl.steps), "lin_speed_m_s": float(pl.lin_speed),
                             "ang_speed_rad_s": float(pl.ang_speed), "min_z_m": float(pl.min_z_m)},
                 "damage_instance_ids": ids,
-                "damage_log": jsonable(sc["damage_log"][k]),
+                "damage_log": jsonable(sc.damage_log[k]),
                 "n_faces": int(len(prod.mesh.faces)),
                 "generator": jsonable({k: v for k, v in prod.meta.items() if k != "design_variant"}),
                 "design_variant": jsonable(prod.meta.get("design_variant")),
                 "hard_negative": hard_negative_kind(prod),
             })
         kinds = sorted({it["hard_negative"] for it in items if it["hard_negative"]}
-                       | ({"mess"} if any(d.get("kind", "mess") == "mess" for d in sc["distractors"]) else set()))
+                       | ({"mess"} if any(d.kind == "mess" for d in sc.distractors) else set()))
         meta = {
             "format": "damagesim-capture/1",
             "seed": self.spec.seed,
@@ -324,25 +328,23 @@ class CaptureMaker:
             "cameras": {c.name: {**c.to_json(), "depth_scale_m": DEPTH_SCALE_M} for c in self.rig.cameras},
             "items": items,
             "damages": damages,
-            "distractors": [{"kind": "mess", "substance": d["substance"], "area_cm2": d["area_cm2"],
-                             "T_world": d["T"].tolist()} if d.get("kind", "mess") == "mess" else
-                            {"kind": d["kind"], **d["desc"]} for d in sc["distractors"]],
+            "distractors": [{"kind": "mess", **d.desc, "T_world": d.T.tolist()} if d.kind == "mess" else
+                            {"kind": d.kind, **d.desc} for d in sc.distractors],
             "hard_negative": bool(kinds),
             "hard_negative_kinds": kinds,
             "pristine_pair": False,
-            "unplaceable_draws": sc.get("unplaceable_draws", []),
+            "unplaceable_draws": list(sc.unplaceable_draws),
         }
-        dr = sc.get("randomization", {})
-        meta["randomization"] = jsonable({k: v for k, v in dr.items() if k != "cameras"})
-        for name, d in dr.get("cameras", {}).items():
+        meta["randomization"] = jsonable(sc.randomization.to_json())
+        for name, d in sc.randomization.cameras.items():
             cam = meta["cameras"][name]
             cam["T_world_from_cam_nominal"], cam["K_nominal"] = cam["T_world_from_cam"], cam["K"]
-            cam["T_world_from_cam"] = np.asarray(d["T_world_from_cam"]).tolist()  # the pose the image was taken from
+            cam["T_world_from_cam"] = np.asarray(d.T_world_from_cam).tolist()  # the pose the image was taken from
             K = np.array(cam["K"])
-            K[0, 0] *= d["focal_scale"]
-            K[1, 1] *= d["focal_scale"]
+            K[0, 0] *= d.focal_scale
+            K[1, 1] *= d.focal_scale
             cam["K"] = K.tolist()
-            cam["focal_scale"] = d["focal_scale"]
+            cam["focal_scale"] = d.focal_scale
         if index is not None:
             meta = {"index": index, "capture_id": f"{index:06d}", **meta}
         if reference is not None:
@@ -354,11 +356,11 @@ class CaptureMaker:
         streams = reference_streams(self.spec.seed, sku, pose)
         prod = self.catalog.build(sku)
         placements = self.world.settle([prod], self.rig.tray, streams["physics"], self.catalog.materials)
-        sc = self._arrange([prod], [prod], placements, [[]], streams["placement"], allow_mess=False)
+        sc = self.arrange([prod], [prod], placements, [[]], streams["placement"], allow_mess=False)
         seed = int(streams["render"].integers(0, 2 ** 63 - 1))
-        self._randomize(sc, streams["randomize"])
+        sc = self._randomize(sc, streams["randomize"])
         meta = self.metadata(sc, reference={"sku": sku, "pose": pose})
-        self.renderer.configure(sc["randomization"])
+        self.renderer.configure(sc.randomization)
         frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), seed)
         self.renderer.configure(None)
         self._record_sensor(meta, draws, seed)

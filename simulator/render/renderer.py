@@ -43,6 +43,7 @@ from simulator.products.surface import TILES
 from simulator.products.surface import tile as surface_tile
 from simulator.render.sensors import _incidence_cos, _luts, _srgb8_to_linear64
 from simulator.scene.draws import jitter_materials
+from simulator.scene.scene import Draws, SceneItem
 
 #: label code 0 = nothing (no return), 1 = the booth/tray, >= 2 = item face groups
 CODE_NONE, CODE_TRAY = 0, 1
@@ -50,31 +51,6 @@ CODE_NONE, CODE_TRAY = 0, 1
 TIMINGS_KEPT = 4096
 #: per-corner normals bend only up to this angle from the face normal
 _SMOOTH_COS = np.cos(np.radians(35.0))
-
-
-@dataclass
-class SceneItem:
-    """An item placed in the scene.
-
-    instance_id: 1-based id written in the instance image
-    damage_offset: capture-global damage instance id = damage_offset + damage_id
-    satellite_poses: T_world_from_satellite (4, 4) for each of product.satellites
-        (pieces on the tray beside the item, drawn with the item's labels)
-    """
-
-    product: Product
-    T_world_from_item: np.ndarray
-    instance_id: int
-    damage_offset: int = 0
-    satellite_poses: tuple[np.ndarray, ...] = ()
-    distractor: bool = False  # clutter, not an item: drawn in RGB, labelled as background
-
-    def pieces(self):
-        """(mesh, T_world_from_mesh) of the item and each placed satellite."""
-        out = [(self.product.mesh, np.asarray(self.T_world_from_item, dtype=np.float64))]
-        for sat, T in zip(self.product.satellites, self.satellite_poses):
-            out.append((sat.mesh, np.asarray(T, dtype=np.float64)))
-        return out
 
 
 @dataclass
@@ -553,48 +529,48 @@ class BoothRenderer:
                 self._light_nodes.append(self.scene.add(obj, pose=T_gl, name=f"light-{n_light:03d}"))
         self._fresh_shadows.clear()
 
-    def configure(self, draws: dict | None) -> None:
+    def configure(self, draws: Draws | None) -> None:
         """Apply one capture's domain-randomization draws (see
-        simulator.randomization.sample), or restore the rig as designed (None)."""
-
-
-        draws = draws or {}
+        :func:`simulator.scene.draws.sample`), or restore the rig as designed (None)."""
+        draws = draws if draws is not None else Draws()
         rig = self.rig
         lights = list(rig.lights)
-        if "lights" in draws:
-            lights = [replace(l, intensity=l.intensity * d["intensity_scale"], color=tuple(d["color"]),
-                              position_m=tuple(d["position_m"]))
-                      for l, d in zip(rig.lights, draws["lights"]) if d["on"]]
+        if draws.lights is not None:
+            lights = [replace(l, intensity=l.intensity * d.intensity_scale, color=tuple(d.color),
+                              position_m=tuple(d.position_m))
+                      for l, d in zip(rig.lights, draws.lights) if d.on]
         # exposure and white balance act on the light reaching the sensor: a gain on
         # every light and the ambient term, a per-channel gain on the light colours
-        gain = float(draws.get("exposure", 1.0))
-        wb = np.asarray(draws.get("white_balance", (1.0, 1.0, 1.0)), float)
-        if gain != 1.0 or "white_balance" in draws:
+        gain = float(draws.exposure if draws.exposure is not None else 1.0)
+        wb = np.asarray(draws.white_balance if draws.white_balance is not None else (1.0, 1.0, 1.0), float)
+        if gain != 1.0 or draws.white_balance is not None:
             lights = [replace(l, intensity=l.intensity * gain, color=tuple(np.asarray(l.color) * wb)) for l in lights]
         self._add_lights(lights)
-        if "fill" in draws:
-            f = draws["fill"]
-            dirs = np.asarray(f["directions"], float)
-            color = np.asarray(f["color"], float) * wb
+        if draws.fill is not None:
+            f = draws.fill
+            dirs = np.asarray(f.directions, float)
+            color = np.asarray(f.color, float) * wb
             for j, d in enumerate(dirs):
                 # a directional light shines along its -z (GL): point -z from the sky down to the tray
                 T = look_at(d, np.zeros(3), up=(0, 1, 0) if abs(d[2]) > 0.999 else (0, 0, 1)) @ np.diag([1.0, -1.0, -1.0, 1.0])
-                obj = pyrender.DirectionalLight(color=color, intensity=f["intensity"] * gain / len(dirs))
+                obj = pyrender.DirectionalLight(color=color, intensity=f.intensity * gain / len(dirs))
                 self._light_nodes.append(self.scene.add(obj, pose=T, name=f"light-fill-{j:02d}"))
         self.scene.ambient_light = np.array([rig.ambient * gain] * 3) * wb
-        self.scene.bg_color = np.array(list(draws.get("background_color", rig.background_color)) + [1.0])
-        shade = draws.get("tray_shade", 1.0)
+        bg = draws.background_color if draws.background_color is not None else rig.background_color
+        self.scene.bg_color = np.array(list(bg) + [1.0])
+        shade = draws.tray_shade if draws.tray_shade is not None else 1.0
         base = np.asarray(self._base_materials[rig.tray.material].color, float) * shade
-        base = np.clip(base + np.asarray(draws.get("tray_color_delta", (0.0, 0.0, 0.0))), 0.0, 1.0)
+        delta = draws.tray_color_delta if draws.tray_color_delta is not None else (0.0, 0.0, 0.0)
+        base = np.clip(base + np.asarray(delta), 0.0, 1.0)
         for prim in self._tray_visual.mesh.primitives:
             prim.material.baseColorFactor = np.array([min(c, 1.0) for c in base] + [1.0])
         for cam in rig.cameras:
             node = self._cam_nodes[cam.name]
-            d = draws.get("cameras", {}).get(cam.name)
-            T = d["T_world_from_cam"] if d else cam.T_world_from_cam
+            d = draws.cameras.get(cam.name)
+            T = d.T_world_from_cam if d else cam.T_world_from_cam
             self.scene.set_pose(node, cv_to_gl(np.asarray(T)))
             if cam.name not in self._remaps:  # pinhole: the true focal length may differ
-                fs = d["focal_scale"] if d else 1.0
+                fs = d.focal_scale if d else 1.0
                 node.camera.fx, node.camera.fy = cam.K[0, 0] * fs, cam.K[1, 1] * fs
         self.materials = jitter_materials(self._base_materials, draws)
 

@@ -33,6 +33,7 @@ from PIL import Image
 from scipy import ndimage
 
 from simulator.config.sensors import DepthModel, RGBModel, SensorModel
+from simulator.core.seeds import rng as seeded_rng
 
 
 # -- noise formulas (one place each; tests and the booth designer use them) -------
@@ -408,7 +409,7 @@ class SensorDraws:
         seq = self._seqs.get(key)
         if seq is None:
             seq = self._seqs[key] = []
-            return _Recording(np.random.default_rng([sensor_seed, camera_index]), seq)
+            return _Recording(seeded_rng(sensor_seed, camera_index), seq)
         return _Replay(seq, key)
 
 
@@ -473,7 +474,7 @@ def apply_to_frames(rig, frames: dict, sensor_seed: int,
         if fr is None:
             continue
         sm = cam.sensor or SensorModel()
-        rng = draws_cache.rng(sensor_seed, ci) if draws_cache is not None else np.random.default_rng([sensor_seed, ci])
+        rng = draws_cache.rng(sensor_seed, ci) if draws_cache is not None else seeded_rng(sensor_seed, ci)
         rgb, rgb_stats = apply_rgb(sm.rgb, fr.rgb, rng)
         depth, depth_stats = apply_depth(sm.depth, fr.depth_m, cam.K, rng, rgb=fr.rgb,
                                          cos_incidence=fr.incidence_cos)

@@ -1,66 +1,102 @@
-"""Damage drawing: apply a corpus damage mix to one pristine product, on faces some camera sees."""
+"""Damage drawing: the one loop that draws damage onto a pristine product (by a
+corpus damage mix, or a fixed category or op), on faces some camera sees."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from damage_ops._surface import pick_exposed_face
-from damage_ops.base import ParamError, apply
+from damage_ops.base import NotApplicable, apply
 from damage_ops.sampling import applicable_ops, sample_params
 from damage_ops.taxonomy import CATEGORIES
+from simulator.core.errors import DamageOpError
 
 #: ops whose site is a face index parameter ``center`` (the others pick their own site)
 CENTERED_OPS = ("crush", "puncture", "spill", "tear")
 
 
-def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6, seen=None):
-    """Apply the corpus damage mix to one pristine product.
+def draw_damage(product, choose: Callable[[np.random.Generator], tuple[str, str] | None], rng: np.random.Generator,
+                max_tries: int = 6, seen=None, where: str = "") -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The one damage-drawing loop (capture maker, booth designer, gallery): up to
+    ``max_tries`` draws of one damage on ``product``, stopping at the first that applies.
 
-    seen: None (damage anywhere), or a function mesh -> (n_faces,) bool of the
-    faces some camera can see (the product at its resting pose). Then ops that
-    take a site are given one drawn among the seen exposed faces, and a damage
-    none of whose faces is seen (an op that picks its own site, e.g. a flap that
-    opens on the resting face) is rejected and drawn again; a damage that lives
-    only on satellites (a puddle beside the item) is always seen.
+    choose: rng -> (op, severity), or None when nothing applies (the loop stops).
+    Each draw samples the op's params for that severity; with ``seen`` (a
+    function mesh -> (n_faces,) bool of the faces some camera can see) an op that
+    takes a site is given one among the seen exposed faces, and a damage none of
+    whose faces is seen is rejected and drawn again (one living only on
+    satellites, such as a puddle beside the item, is always seen).
+
+    Only :class:`damage_ops.base.NotApplicable` (the geometry refuses) is caught
+    and logged; any other exception inside an op is a bug and raises
+    :class:`simulator.core.errors.DamageOpError`, naming the op, the SKU, the
+    params and ``where`` (e.g. "capture 12").
+
+    Returns (damaged product or None, its DamageRecord or None, log): the log
+    lists every draw, ``{"op", "severity", "params", "error"}`` for a rejected one
+    and ``{"op", "severity", "params", "applied"}`` for the one that applied."""
+    log: list[dict[str, Any]] = []
+    for _try in range(max_tries):
+        pick = choose(rng)
+        if pick is None:
+            break
+        op, sev = pick
+        params = sample_params(op, sev, product, rng)
+        if seen is not None and op in CENTERED_OPS and "center" not in params:
+            mask = seen(product.mesh)
+            if not mask.any():
+                log.append({"op": op, "severity": sev, "params": params, "error": "no seen face to damage"})
+                continue
+            params = {**params, "center": int(pick_exposed_face(product.mesh, rng, mask))}
+        try:
+            damaged, rec = apply(product, op, params, rng)
+        except NotApplicable as e:
+            log.append({"op": op, "severity": sev, "params": params, "error": f"{type(e).__name__}: {e}"})
+            continue
+        except Exception as e:  # a bug in the op: fail loudly, with what it was given
+            raise DamageOpError(op, product.sku, params, where, e) from e
+        if seen is not None and not _damage_seen(damaged, seen):
+            log.append({"op": op, "severity": sev, "params": params, "error": "damage on no face a camera sees"})
+            continue
+        log.append({"op": op, "severity": sev, "params": params, "applied": rec.severity})
+        return damaged, rec, log
+    return None, None, log
+
+
+def mix_chooser(product, mix) -> Callable[[np.random.Generator], tuple[str, str] | None]:
+    """choose(rng) for :func:`draw_damage` from a corpus damage mix: a category by
+    the mix's weights among those with an op that applies to ``product``, an op of
+    it uniformly, major at ``mix.major_fraction``; None when no category applies."""
+
+    def choose(rng: np.random.Generator) -> tuple[str, str] | None:
+        cats = [c for c in CATEGORIES if mix.category_weights.get(c, 0) > 0 and applicable_ops(product, c)]
+        if not cats:
+            return None
+        w = np.array([mix.category_weights[c] for c in cats], float)
+        cat = str(rng.choice(cats, p=w / w.sum()))
+        op = str(rng.choice(applicable_ops(product, cat)))
+        return op, ("major" if rng.random() < mix.major_fraction else "minor")
+
+    return choose
+
+
+def damage_item(product, mix, rng: np.random.Generator, max_tries: int = 6, seen=None, where: str = ""):
+    """Apply the corpus damage mix to one pristine product: intact at
+    1 - ``mix.rate``, else ``mix.per_item`` damages one after the other, each by
+    :func:`draw_damage` (``seen``, ``max_tries`` and ``where`` as there).
 
     Returns (product, log): the damaged product (or the input when the draw says
-    intact) and a list of what was tried, including ops that could not apply
-    (capped at ``max_tries`` draws per damage)."""
-
+    intact) and every draw tried, the ones that could not apply included."""
     log: list[dict[str, Any]] = []
     if rng.random() >= mix.rate:
         return product, log
     lo, hi = mix.per_item
     for _ in range(int(rng.integers(lo, hi + 1))):
-        for _try in range(max_tries):
-            cats = [c for c in CATEGORIES if mix.category_weights.get(c, 0) > 0 and applicable_ops(product, c)]
-            if not cats:
-                break
-            w = np.array([mix.category_weights[c] for c in cats], float)
-            cat = str(rng.choice(cats, p=w / w.sum()))
-            op = str(rng.choice(applicable_ops(product, cat)))
-            sev = "major" if rng.random() < mix.major_fraction else "minor"
-            params = sample_params(op, sev, product, rng)
-            if seen is not None and op in CENTERED_OPS and "center" not in params:
-                mask = seen(product.mesh)
-                if not mask.any():
-                    log.append({"op": op, "severity": sev, "params": params, "error": "no seen face to damage"})
-                    continue
-                params = {**params, "center": int(pick_exposed_face(product.mesh, rng, mask))}
-            try:
-                damaged, rec = apply(product, op, params, rng)
-            except (ParamError, ValueError, RuntimeError) as e:
-                # an op that cannot apply here (no room, a boolean the geometry
-                # kernel rejects): logged, and another damage is drawn
-                log.append({"op": op, "severity": sev, "params": params, "error": f"{type(e).__name__}: {e}"})
-                continue
-            if seen is not None and not _damage_seen(damaged, seen):
-                log.append({"op": op, "severity": sev, "params": params, "error": "damage on no face a camera sees"})
-                continue
+        damaged, _rec, tried = draw_damage(product, mix_chooser(product, mix), rng, max_tries, seen, where)
+        log += tried
+        if damaged is not None:
             product = damaged
-            log.append({"op": op, "severity": sev, "params": params, "applied": rec.severity})
-            break
     return product, log
 
 

@@ -12,6 +12,7 @@ from simulator.config.materials import Material
 from simulator.config.randomization import Randomization
 from simulator.core.conventions import kelvin_to_rgb, look_at
 from simulator.scene.placement import Target, footprint_xy
+from simulator.scene.scene import CameraDraw, Draws, FillDraw, LightDraw
 
 
 def _desaturate(c: np.ndarray, cap: float) -> np.ndarray:
@@ -79,9 +80,9 @@ def closeup_pose(cam, target: Target, direction: np.ndarray, fill: float) -> np.
     return look_at(pos, np.asarray(target.center), up=up)
 
 
-def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target] | None = None) -> dict[str, Any]:
-    """Draw one capture's values. Returns a JSON-able dict (with numpy arrays
-    for poses) that BoothRenderer.configure applies and capture.json records.
+def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target] | None = None) -> Draws:
+    """Draw one capture's values: a :class:`~simulator.scene.scene.Draws` that
+    BoothRenderer.configure applies and capture.json records (``to_json``).
 
     targets: the items of the scene (first = the item close-up cameras aim at);
     needed by ``viewpoints: closeup``. Draws of the fields added later (fill
@@ -89,7 +90,7 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
     they vary, so the draws of older settings are unchanged."""
     draws: dict[str, Any] = {"preset": r.preset}
     if not r.active:
-        return draws
+        return Draws(**draws)
     # lights
     lights = []
     on = rng.random(len(rig.lights)) >= r.light_dropout
@@ -100,9 +101,9 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
         color = kelvin_to_rgb(_uniform(rng, r.light_temperature_k)) if r.light_temperature_k else l.color
         pos = np.array(l.position_m) + rng.normal(0.0, r.light_position_mm / 1000.0, 3)
         pos[2] = max(pos[2], rig.tray.rim_height_m + 0.1)  # never inside the tray
-        lights.append({"name": l.name, "on": bool(keep), "intensity_scale": scale, "color": list(color),
-                       "position_m": pos.tolist()})
-    draws["lights"] = lights
+        lights.append(LightDraw(name=l.name, on=bool(keep), intensity_scale=scale, color=list(color),
+                                position_m=pos.tolist()))
+    draws["lights"] = tuple(lights)
     bg = np.clip(np.array(rig.background_color) + rng.uniform(-r.background_jitter, r.background_jitter, 3), 0, 1)
     draws["background_color"] = _desaturate(bg, r.background_saturation).tolist()
     draws["tray_shade"] = _uniform(rng, r.tray_shade)
@@ -128,7 +129,7 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
         T[:3, :3] = T[:3, :3] @ _small_rotation(rng, r.camera_rotation_deg)
         T[:3, 3] += rng.normal(0.0, r.camera_translation_mm / 1000.0, 3)
         focal = float(1.0 + rng.normal(0.0, r.focal_error)) if not any(cam.distortion) else 1.0
-        cams[cam.name] = {"T_world_from_cam": T, "focal_scale": focal}
+        cams[cam.name] = CameraDraw(T_world_from_cam=T, focal_scale=focal)
     draws["cameras"] = cams
     draws["material_shade"] = _uniform(rng, r.material_shade)
     draws["material_roughness_delta"] = float(rng.uniform(-r.material_roughness, r.material_roughness))
@@ -142,7 +143,7 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
             s = np.sqrt(1 - z * z)
             dirs.append([s * np.cos(az), s * np.sin(az), z])
         tint = kelvin_to_rgb(_uniform(rng, (6500.0, 12000.0)))  # sky / wall bounce: bluish to neutral
-        draws["fill"] = {"intensity": total, "directions": dirs, "color": list(tint)}
+        draws["fill"] = FillDraw(intensity=total, directions=dirs, color=list(tint))
     if r.exposure != (1.0, 1.0):
         draws["exposure"] = _uniform(rng, r.exposure)
     if r.white_balance > 0:
@@ -150,16 +151,16 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
         draws["white_balance"] = (g / g.max()).tolist()
     if r.tray_jitter > 0:
         draws["tray_color_delta"] = rng.uniform(-r.tray_jitter, r.tray_jitter, 3).tolist()
-    return draws
+    return Draws(**draws)
 
 
-def jitter_materials(materials: dict, draws: dict) -> dict:
+def jitter_materials(materials: dict, draws: Draws) -> dict:
     """The materials library with this capture's shade and gloss applied to
     product materials (the tray is handled by the renderer)."""
 
-    if "material_shade" not in draws:
+    if draws.material_shade is None:
         return materials
-    s, dr = draws["material_shade"], draws["material_roughness_delta"]
+    s, dr = draws.material_shade, draws.material_roughness_delta
     out = {}
     for k, m in materials.items():
         if k == "tray_surface":

@@ -45,16 +45,19 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from damage_ops.base import ParamError, apply
-from damage_ops.sampling import applicable_ops, sample_params
+from damage_ops.sampling import applicable_ops
 from damage_ops.taxonomy import CATEGORIES, SEVERITIES
 from simulator.config.catalog import load_catalog
 from simulator.config.rig import BoothRig, Camera, load_rig
 from simulator.core.conventions import intrinsics_matrix, look_at, project
 from simulator.core.errors import ConfigError, PlacementError
+from simulator.core.seeds import rng as seeded_rng
+from simulator.core.seeds import streams
 from simulator.generate.capture import CaptureMaker
 from simulator.generate.spec import GenerateSpec
 from simulator.render.noise_models import camera_model, camera_sigma_z
+from simulator.scene.damage import draw_damage
+from simulator.scene.scene import SceneItem
 from simulator.tools.show import colorize_depth
 
 #: px/mm thresholds of the coverage curves
@@ -252,8 +255,7 @@ class ReportSettings:
 
 def _streams(seed: int, stream: int, k: int) -> dict[str, np.random.Generator]:
     names = ("sku", "damage", "physics", "placement", "points")
-    kids = np.random.SeedSequence([seed, stream, k]).spawn(len(names))
-    return {n: np.random.default_rng(s) for n, s in zip(names, kids)}
+    return streams([seed, stream, k], names)
 
 
 class RigEvaluator:
@@ -278,9 +280,6 @@ class RigEvaluator:
     def coverage_item(self, settings: ReportSettings, k: int) -> dict[str, Any]:
         """Coverage samples of item k: {"sku", "kind", "seen": {camera: (n,) bool},
         "res": {camera: (n,) px/mm}}."""
-        # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-        from simulator.render.renderer import SceneItem
-
         st = _streams(settings.seed, _STREAM_COVERAGE, k)
         sku = self.catalog.sample(st["sku"])
         prod = self.catalog.build(sku)
@@ -312,22 +311,19 @@ class RigEvaluator:
                 break
         if prod is None:
             return {"category": cat, "severity": sev, "skipped": f"no SKU in the catalog takes a {cat} op"}
-        damaged, rec, op, err = None, None, None, ""
-        for _ in range(6):
-            op = str(st["damage"].choice(applicable_ops(prod, cat)))
-            params = sample_params(op, sev, prod, st["damage"])
-            try:
-                damaged, rec = apply(prod, op, params, st["damage"])
-                break
-            except (ParamError, ValueError) as e:
-                err = str(e)
+        ops = applicable_ops(prod, cat)
+        damaged, rec, log = draw_damage(prod, lambda r: (str(r.choice(ops)), sev), st["damage"],
+                                        where=f"rig report damage item {k}")
         if damaged is None:
-            return {"category": cat, "severity": sev, "sku": prod.sku, "skipped": f"{op} failed 6 times: {err}"}
+            last = log[-1] if log else {"op": None, "error": ""}
+            return {"category": cat, "severity": sev, "sku": prod.sku,
+                    "skipped": f"{last['op']} failed {len(log)} times: {last.get('error', '')}"}
+        op = log[-1]["op"]
         try:
             pl = self.maker.world.settle([damaged], self.rig.tray, st["physics"], self.catalog.materials)
         except PlacementError as e:
             return {"category": cat, "severity": sev, "sku": prod.sku, "skipped": str(e)}
-        sc = self.maker._arrange([damaged], [prod], pl, [[]], st["placement"], allow_mess=False)
+        sc = self.maker.arrange([damaged], [prod], pl, [[]], st["placement"], allow_mess=False)
         fd = self.maker.renderer.render(self.maker.scene_items(sc), want_rgb=False)
         fp = self.maker.renderer.render(self.maker.scene_items(sc, pristine=True), want_rgb=False)
         # one damage on one item: every depth change between the frames is that damage's
@@ -731,8 +727,8 @@ def rig_preview(rig_path: str | Path, out_png: str | Path | None = None, catalog
     """Write the preview PNG of a rig: outside view with frustums (left) and each
     camera's view of a settled reference item (right). Returns the PNG path
     (default renders/rig_preview_<rig>.png)."""
-    # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
+    from simulator.render.renderer import BoothRenderer
     from simulator.scene.physics import PhysicsWorld
 
     rig = load_rig(rig_path)
@@ -742,7 +738,7 @@ def rig_preview(rig_path: str | Path, out_png: str | Path | None = None, catalog
     if sku is not None and sku not in {s.sku for s in cat.skus}:
         raise ConfigError(cat.path, "--sku", sku, f"no such SKU; e.g. {[s.sku for s in cat.skus[:5]]}")
     prod = cat.build(sku if sku is not None else cat.skus[0])
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM_PREVIEW, 0]))
+    rng = seeded_rng(seed, _STREAM_PREVIEW, 0)
     with PhysicsWorld() as world:
         pl = world.settle([prod], rig.tray, rng, cat.materials)[0]
     view = outside_camera(rig)

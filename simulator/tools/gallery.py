@@ -3,21 +3,23 @@ kind, rendered through one close-up camera, in one PNG."""
 from __future__ import annotations
 
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
-from damage_ops.base import REGISTRY, ParamError, apply
-from damage_ops.sampling import applicable_ops, sample_params
+from damage_ops.base import REGISTRY, apply
+from damage_ops.sampling import applicable_ops
 from simulator.config.catalog import load_catalog
 from simulator.config.rig import load_rig
 from simulator.config.sensors import load_presets
 from simulator.core.paths import assets_dir
+from simulator.core.seeds import rng as rng_of
 from simulator.render.sensors import apply_to_frames
+from simulator.scene.damage import draw_damage
 from simulator.scene.placement import footprint_xy, place_beside
+from simulator.scene.scene import SceneItem
 from simulator.tools.show import colorize_depth
 
 SEVERITIES = ("minor", "major")
@@ -45,8 +47,8 @@ def _outline(rgb: np.ndarray, mask: np.ndarray, color=(255, 40, 40)) -> np.ndarr
 def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progress=None) -> Path:
     """Rows: product kinds; columns: pristine, then each op at minor and major.
     Damaged pixels are outlined in red; 'n/a' where an op does not apply."""
-    # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-    from simulator.render.renderer import BoothRenderer, SceneItem
+    # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
+    from simulator.render.renderer import BoothRenderer
     from simulator.scene.physics import PhysicsWorld
 
     rig = load_rig(assets_dir() / "rigs" / "gallery.yaml")
@@ -69,7 +71,7 @@ def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progre
             draw.text((4, head + i * th + th // 2 - 6), kind, fill=(235, 235, 235))
             sku = next(s for s in catalog.skus if s.kind == kind)
             base = catalog.build(sku)
-            rng = np.random.default_rng([seed, zlib.crc32(kind.encode())])
+            rng = rng_of(seed, kind)
             pl = world.settle([base], rig.tray, rng, catalog.materials)[0]
             # centre the item under the camera's aim point for a fair close-up
             T = pl.T_world_from_item.copy()
@@ -81,11 +83,12 @@ def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progre
                     if op not in applicable_ops(base):
                         draw.text((x0 + tw // 2 - 10, y0 + th // 2 - 6), "n/a", fill=(120, 120, 120))
                         continue
-                    r = np.random.default_rng([seed, zlib.crc32(f"{kind}/{op}/{sev}".encode())])
-                    try:
-                        prod, _ = apply(base, op, sample_params(op, sev, base, r), r)
-                    except (ParamError, ValueError) as e:
-                        draw.text((x0 + 4, y0 + th // 2 - 6), f"failed: {str(e)[:28]}", fill=(255, 90, 90))
+                    r = rng_of(seed, f"{kind}/{op}/{sev}")
+                    prod, _, log = draw_damage(base, lambda _r, op=op, sev=sev: (op, sev), r, max_tries=1,
+                                               where=f"gallery {kind}/{op}/{sev}")
+                    if prod is None:
+                        why = log[-1]["error"].split(": ", 1)[-1]
+                        draw.text((x0 + 4, y0 + th // 2 - 6), f"failed: {why[:28]}", fill=(255, 90, 90))
                         continue
                 poses = []
                 occ = [footprint_xy(prod.mesh, T)]
@@ -105,15 +108,11 @@ def render_sensor_sheet(out_png: str | Path, seed: int = 0) -> Path:
     """One row per device preset (assets/sensors/presets.yaml): clean RGB, modelled
     RGB, clean depth, modelled depth (black = no return) of the same scene, seen
     by a camera with that preset's intrinsics, distortion and sensor model."""
-
-
-    # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-
-
-    from simulator.render.renderer import BoothRenderer, SceneItem
-
-
+    # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
+    from simulator.render.renderer import BoothRenderer
     from simulator.scene.physics import PhysicsWorld
+
+
 
     presets = [k for k in load_presets() if k != "ideal"]
     base = yaml.safe_load((assets_dir() / "rigs" / "gallery.yaml").read_text())
@@ -189,12 +188,10 @@ def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, se
 
     docs/parcels.png: ``render_product_sheet("docs/parcels.png",
     "assets/catalogs/transfer.yaml", skus=PARCEL_SHEET_SKUS)``."""
+    # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
+    from simulator.render.renderer import BoothRenderer
 
 
-    # lazy: OpenGL and pybullet load only once a renderer / physics world is made
-
-
-    from simulator.render.renderer import BoothRenderer, SceneItem
 
 
 
@@ -233,7 +230,7 @@ def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, se
     with BoothRenderer(rig, catalog.materials) as renderer:
         for i, spec in enumerate(picked):
             prod = catalog.build(spec)
-            rng = np.random.default_rng([seed, zlib.crc32(spec.sku.encode())])
+            rng = rng_of(seed, spec.sku)
             yaw = rng.uniform(-0.6, 0.6)
             T = np.eye(4)
             T[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
