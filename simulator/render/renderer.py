@@ -605,7 +605,7 @@ class BoothRenderer:
         self.materials = jitter_materials(self._base_materials, draws)
 
     def close(self) -> None:
-        """Delete the GL context and the temporary texture folder. Idempotent."""
+        """Delete the GL context and the temporary shader folder. Idempotent."""
         if self._r is not None:
             self._r.delete()
             self._r = None
