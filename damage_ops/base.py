@@ -40,6 +40,10 @@ OP_CATEGORY: dict[str, str] = {
 
 
 def severity(op: str, size: dict[str, float]) -> str:
+    """``major`` or ``minor`` for a damage of op ``op`` with physical ``size`` (e.g.
+    ``{"depth_mm": 12.0}``): major when the op's size key is at least its threshold
+    in :data:`SEVERITY_THRESHOLDS`. KeyError for an op with no threshold,
+    ValueError when ``size`` lacks the op's key."""
     key, thr = SEVERITY_THRESHOLDS[op]
     if key not in size:
         raise ValueError(f"{op}: size has no {key!r} to grade severity; got keys {sorted(size)}")
@@ -60,6 +64,8 @@ class NotApplicable(ParamError):
 
 
 def check_range(op: str, name: str, value: Any, lo: float, hi: float) -> float:
+    """``value`` as a float, checked to be a finite number in [lo, hi]; otherwise
+    ParamError naming ``op.name`` and the value (booleans are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value):
         raise ParamError(f"{op}.{name}: must be a finite number, got {value!r}")
     if not lo <= float(value) <= hi:
@@ -102,6 +108,9 @@ def add_damage(product: Product, faces: np.ndarray, op: str, size: dict[str, flo
 
 @dataclass(frozen=True)
 class OpSpec:
+    """A registered operator: its name, params dataclass, function
+    ``fn(product, params, rng) -> (product, record)``, Kaputt category, and whether
+    it may leave a closed part open."""
     name: str
     params_cls: type
     fn: Callable[..., tuple[Product, DamageRecord]]
@@ -113,6 +122,9 @@ REGISTRY: dict[str, OpSpec] = {}
 
 
 def register(name: str, params_cls: type, category: str, opens_surface: bool):
+    """Decorator: register the decorated op function in :data:`REGISTRY` under
+    ``name`` (a later registration of the same name replaces it); returns the
+    function unchanged."""
     def deco(fn):
         REGISTRY[name] = OpSpec(name, params_cls, fn, category, opens_surface)
         return fn

@@ -38,6 +38,9 @@ FINISH_IDS: dict[str, int] = {n: i for i, n in enumerate(FINISHES)}
 
 
 def default_face_attribute(key: str, n: int) -> np.ndarray:
+    """The default of optional face attribute ``key`` for ``n`` faces: ``tint`` (n, 3)
+    float32 ones (unchanged colour), ``finish`` (n,) int8 zeros (the part's own
+    material). KeyError for any other key."""
     if key == "tint":
         return np.ones((n, 3), np.float32)
     if key == "finish":
@@ -99,6 +102,8 @@ class DamageRecord:
             raise ValueError(f"DamageRecord.severity must be one of {SEVERITIES}, got {self.severity!r}")
 
     def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON types (sizes as floats, numpy arrays in ``region`` and
+        ``params`` as lists), as written to capture.json's ``damages``."""
         return {
             "type": self.type,
             "category": self.category,

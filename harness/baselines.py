@@ -37,6 +37,9 @@ class LogisticRegression:
         self.l2, self.max_iter, self.tol = l2, max_iter, tol
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LogisticRegression":
+        """Fit on features ``X`` (n, d) and 0/1 labels ``y`` (n,): standardise, then
+        Newton steps until the largest step is below ``tol`` or ``max_iter`` steps.
+        Returns self; ValueError for mismatched shapes."""
         X = np.asarray(X, np.float64)
         y = np.asarray(y, np.float64)
         if X.ndim != 2 or y.shape != (X.shape[0],):

@@ -67,6 +67,8 @@ _common = [
 
 
 def common(f):
+    """Decorator: add the options every ``lift`` command shares (``--size``,
+    ``--device``, ``--width``, ``--threads``) to a click command."""
     for o in reversed(_common):
         f = o(f)
     return f
@@ -89,6 +91,8 @@ _backbone_opts = [
 
 
 def backbone_options(f):
+    """Decorator: add the feature-backbone options (``--backbone``, ``--weights``,
+    ``--feature-cache``) to a click command."""
     for o in reversed(_backbone_opts):
         f = o(f)
     return f

@@ -108,6 +108,8 @@ class ImageSet:
         return int(self.images.shape[1])
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "ImageSet":
+        """A new set of the rows ``idx`` (in that order; repeats allowed), every column
+        and ``meta`` copied along."""
         idx = np.asarray(idx, dtype=np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         lst = lambda a: None if a is None else [a[i] for i in idx]  # noqa: E731
@@ -117,6 +119,7 @@ class ImageSet:
                         lst(self.kinds), lst(self.severity))
 
     def counts(self) -> dict:
+        """{``n``: rows, ``damaged``: label 1, ``intact``: label 0}."""
         return {"n": len(self), "damaged": int(self.labels.sum()), "intact": int((self.labels == 0).sum())}
 
     def save(self, path: str | Path) -> None:
@@ -133,6 +136,8 @@ class ImageSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "ImageSet":
+        """An ImageSet cached by :meth:`save` at ``path`` (a ``.npz``). Caches written
+        before ``kinds``/``severity`` existed load with those None."""
         z = np.load(path, allow_pickle=False)
         opt = lambda k: z[k] if z[k].size else None  # noqa: E731
         # caches written before kinds/severity existed have neither key

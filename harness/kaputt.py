@@ -89,6 +89,8 @@ class KaputtSet(ImageSet):
                 raise ValueError(f"{name} must have length {n}, got {len(getattr(self, name))}")
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "KaputtSet":
+        """A new set of the rows ``idx``, the Kaputt columns (severity, defect types,
+        materials, items, cameras, references) picked along with the ImageSet ones."""
         base = super().subset(idx)
         idx = np.asarray(idx, dtype=np.int64)
         extra = {name: [getattr(self, name)[i] for i in idx] for name in self._EXTRA}
@@ -366,6 +368,9 @@ def parse_kaputt_spec(spec: str) -> tuple[Path, dict]:
 
 
 def load_kaputt_spec(spec: str, size: int = 96, progress: bool = False) -> KaputtSet:
+    """The queries named by a ``kaputt:ROOT[?split=..&defect_rate=..&seed=..&image=..]``
+    spec (:func:`parse_kaputt_spec`), loaded by :func:`load_kaputt` with ``size``
+    px images. DatasetError for a malformed spec or an unreadable root."""
     root, opts = parse_kaputt_spec(spec)
     return load_kaputt(root, size=size, progress=progress, **opts)
 

@@ -32,6 +32,7 @@ class ResBlock(nn.Module):
                       nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, cin, H, W)`` -> ``(B, cout, H/stride, W/stride)``."""
         y = F.relu(self.b1(self.c1(x)))
         return F.relu(self.b2(self.c2(y)) + self.short(x))
 
@@ -75,9 +76,14 @@ class DamageNet(nn.Module):
         return {"s4": f1, "s8": f2, "s16": f4}
 
     def features(self, x: torch.Tensor) -> dict:
+        """The trunk's feature maps of ``x`` (B, C, S, S): {``s4``: (B, w, S/4, S/4),
+        ``s8``: (B, 2w, S/8, S/8), ``s16``: (B, 4w, S/16, S/16)}. ValueError when ``x``
+        has neither ``in_ch`` channels nor 3 for a 4-channel model."""
         return self._trunk(x)
 
     def forward(self, x: torch.Tensor):
+        """``x`` (B, C, S, S) float in [0, 1] -> (damage logit (B,), segmentation logits
+        (B, 1, S/4, S/4) or None without a seg head)."""
         f = self._trunk(x)
         g = f["s16"].mean((2, 3))
         logit = self.head(self.drop(g)).squeeze(1)

@@ -211,6 +211,8 @@ class CNNTrainer:
     log: list = field(default_factory=list)
 
     def pretrain(self, synth: ImageSet, seed: int):
+        """A fresh model (seed ``seed``; with a seg head when ``synth`` has masks) trained
+        on the synthetic views with ``cfg.pretrain``; its losses go to ``log``."""
         from .train import train
 
         m = self.factory(seed, synth.masks is not None)
@@ -220,6 +222,9 @@ class CNNTrainer:
         return m
 
     def finetune(self, model, data: ImageSet, seed: int, desc: str):
+        """Train a copy of ``model`` (a fresh factory model when None: the real-only arm)
+        on ``data`` with ``cfg.finetune``; ``desc`` names the run in progress and
+        ``log``. The input model is left as it is."""
         from .train import clone, train
 
         m = self.factory(seed, False) if model is None else clone(model)
@@ -229,6 +234,7 @@ class CNNTrainer:
         return m
 
     def score(self, model, data: ImageSet) -> np.ndarray:
+        """Damage logits (n,) float64 of ``model`` on the RGB channels of ``data``."""
         from .train import predict
 
         return predict(model, data.images[..., :3], self.cfg.device, batch=64)
@@ -254,6 +260,9 @@ class FrozenTrainer:
     _feats: list = field(default_factory=list)
 
     def prepare(self, sets: dict) -> None:
+        """Extract (or read from ``feature_cache``) the backbone features of every set of
+        ``sets`` ({name: ImageSet or None}), RGB channels only. ValueError when an
+        image id (``sources``) occurs twice across the sets."""
         from .backbones import cached_features
 
         for name, s in sets.items():
@@ -270,6 +279,8 @@ class FrozenTrainer:
         self._F = np.concatenate(self._feats) if self._feats else np.zeros((0, 1), np.float32)
 
     def features(self, data: ImageSet) -> np.ndarray:
+        """(n, d) features of the rows of ``data``, looked up by ``sources``; ValueError
+        for an image whose set was not given to :meth:`prepare`."""
         try:
             return self._F[[self._rows[s] for s in data.sources]]
         except KeyError as e:
@@ -285,10 +296,15 @@ class FrozenTrainer:
         return head
 
     def pretrain(self, synth: ImageSet, seed: int):
+        """A head trained on the synthetic features: {``head``, ``X`` (n, d), ``y`` (n,)},
+        the features and labels kept for the synthetic+k heads."""
         X = self.features(synth)
         return {"head": self._fit(X, synth.labels, None, seed, "pretrain", len(synth)), "X": X, "y": synth.labels}
 
     def finetune(self, model, data: ImageSet, seed: int, desc: str):
+        """A head on the real rows of ``data``: alone when ``model`` is None (real-only),
+        else together with ``model``'s synthetic rows, weighted ``cfg.synth_weight``
+        synthetic vs ``1 - synth_weight`` real, each class-balanced. Returns {``head``}."""
         from .backbones import balanced_weights
 
         Xr = self.features(data)
@@ -301,6 +317,7 @@ class FrozenTrainer:
         return {"head": self._fit(X, y, w, seed, desc, len(y))}
 
     def score(self, model, data: ImageSet) -> np.ndarray:
+        """Damage logits (n,) float64 of ``model``'s head on the features of ``data``."""
         from .backbones import head_scores
 
         return head_scores(model["head"], self.features(data))

@@ -160,4 +160,5 @@ def predict(model: DamageNet, images: np.ndarray, device: str = "auto", batch: i
 
 
 def clone(model: DamageNet) -> DamageNet:
+    """A deep copy of ``model`` (weights, buffers, head), independent of the original."""
     return copy.deepcopy(model)

@@ -88,9 +88,11 @@ class Catalog:
         return len(self.skus)
 
     def kinds(self) -> tuple[str, ...]:
+        """The product kinds of the catalog's SKUs, sorted, each once."""
         return tuple(sorted({s.kind for s in self.skus}))
 
     def get(self, name: str) -> SkuSpec:
+        """The SKU named ``name``; KeyError naming the catalog file if there is none."""
         try:
             return self._by_name[name]
         except KeyError:

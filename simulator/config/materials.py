@@ -32,6 +32,9 @@ class Material:
 
 
 def load_materials(path: str | Path | None = None) -> dict[str, Material]:
+    """Load and validate a materials library YAML (default: the shipped one) ->
+    {name: :class:`Material`}. Raises ConfigError naming file, key and value for an
+    unknown key, a missing ``color``, a value out of range or an unknown pattern."""
     path = Path(path) if path is not None else default_materials()
     data = load_yaml(path)
     if not isinstance(data, dict) or not data:

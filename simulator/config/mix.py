@@ -51,11 +51,15 @@ class DamageMix:
     where: str = "seen"
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (``per_item`` as a list), for the dataset card."""
         d = asdict(self)
         d["per_item"] = list(self.per_item)
         return d
 
     def with_overrides(self, **kw) -> "DamageMix":
+        """A copy with the given fields replaced (None values are ignored: flags not
+        given), validated; a bad value raises ConfigError named by its command-line
+        flag (:data:`FLAGS`)."""
         kw = {k: v for k, v in kw.items() if v is not None}
         if "per_item" in kw:
             kw["per_item"] = tuple(kw["per_item"])

@@ -84,10 +84,13 @@ class Randomization:
         return self != Randomization(preset=self.preset) or self.preset in ("wild", "closeup")
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict, for the dataset card."""
         return asdict(self)
 
 
 def preset(name: str) -> Randomization:
+    """The :class:`Randomization` of preset ``name`` (one of :data:`PRESETS`; ``off``
+    randomizes nothing). Raises ConfigError for an unknown name."""
     if name == "off":
         return Randomization()
     if name == "booth":

@@ -115,6 +115,10 @@ class Camera:
         return self.resolution[1]
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form of the camera as written to capture.json and the dataset card:
+        resolution (w, h) pixels, K (3, 3) pixels, distortion (k1, k2, p1, p2, k3),
+        T_world_from_cam (4, 4) metres with ``convention: opencv``, range_m, device and
+        the sensor model (None = ideal)."""
         return {
             "name": self.name,
             "modality": self.modality,
@@ -131,6 +135,9 @@ class Camera:
 
 @dataclass(frozen=True)
 class BoothRig:
+    """A loaded, validated booth rig (:func:`load_rig`): the tray, its lights and
+    cameras (names unique), background colour (linear RGB in [0, 1]) and ambient
+    light (0..1). ``path`` is the YAML file it came from."""
     name: str
     path: str
     tray: Tray
@@ -141,12 +148,14 @@ class BoothRig:
     description: str = ""
 
     def camera(self, name: str) -> Camera:
+        """The camera named ``name``; KeyError listing the rig's cameras if there is none."""
         for c in self.cameras:
             if c.name == name:
                 return c
         raise KeyError(f"rig {self.name!r} has no camera {name!r}; cameras: {[c.name for c in self.cameras]}")
 
     def to_json(self) -> dict[str, Any]:
+        """JSON form of the whole rig (metres, OpenCV camera axes), as in the dataset card."""
         return {
             "name": self.name,
             "path": self.path,

@@ -62,11 +62,13 @@ class SensorModel:
     rgb: RGBModel = field(default_factory=RGBModel)
 
     def to_json(self) -> dict[str, Any]:
+        """{``preset``, ``depth``, ``rgb``} with the two models' fields, for capture.json."""
         return {"preset": self.preset, "depth": asdict(self.depth), "rgb": asdict(self.rgb)}
 
 
 # -- presets ------------------------------------------------------------------------
 def presets_path() -> Path:
+    """The device presets file, ``<assets>/sensors/presets.yaml``."""
     return assets_dir() / "sensors" / "presets.yaml"
 
 

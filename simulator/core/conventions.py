@@ -13,10 +13,12 @@ _CV_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def mm_to_m(x):
+    """Millimetres -> metres (float64 array of the same shape)."""
     return np.asarray(x, dtype=np.float64) / 1000.0
 
 
 def m_to_mm(x):
+    """Metres -> millimetres (float64 array of the same shape)."""
     return np.asarray(x, dtype=np.float64) * 1000.0
 
 
@@ -58,6 +60,7 @@ def look_at(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.
 
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """(3, 3) OpenCV camera matrix K from focal lengths and principal point, pixels."""
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 

@@ -13,12 +13,15 @@ def assets_dir() -> Path:
 
 
 def default_rig() -> Path:
+    """The booth rig used when none is given, ``<assets>/rigs/booth_default.yaml``."""
     return assets_dir() / "rigs" / "booth_default.yaml"
 
 
 def default_catalog() -> Path:
+    """The catalog used when none is given, ``<assets>/catalogs/default.yaml``."""
     return assets_dir() / "catalogs" / "default.yaml"
 
 
 def default_materials() -> Path:
+    """The materials library used when none is given, ``<assets>/materials/default.yaml``."""
     return assets_dir() / "materials" / "default.yaml"

@@ -137,6 +137,8 @@ def number(file, key: str, v: Any, lo: float | None = None, hi: float | None = N
 
 
 def vector(file, key: str, v: Any, n: int) -> list[float]:
+    """A list of exactly ``n`` finite numbers (as floats); otherwise ConfigError naming
+    ``file``, ``key`` (``key[i]`` for a bad element) and the value."""
     if not isinstance(v, (list, tuple)) or len(v) != n:
         raise ConfigError(file, key, v, f"must be a list of {n} numbers")
     return [number(file, f"{key}[{i}]", x) for i, x in enumerate(v)]

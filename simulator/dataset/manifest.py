@@ -22,6 +22,7 @@ class Manifest:
         self.path = Path(out) / MANIFEST
 
     def start_fresh(self) -> None:
+        """Make the manifest empty (a new run, not a resume), atomically."""
 
         write_text_atomic(self.path, "")
 

@@ -89,9 +89,12 @@ class Capture:
     where: str
 
     def read(self, rel: str) -> bytes:
+        """The bytes of file ``rel`` of this capture (a path in the capture folder, e.g.
+        ``top/rgb.png``). Raises FileNotFoundError when the capture has no such file."""
         raise NotImplementedError
 
     def has(self, rel: str) -> bool:
+        """Whether this capture has file ``rel`` (a path in the capture folder)."""
         raise NotImplementedError
 
     def location(self, rel: str) -> str:
@@ -99,6 +102,8 @@ class Capture:
         raise NotImplementedError
 
     def json(self, rel: str) -> Any:
+        """File ``rel`` parsed as JSON (e.g. ``annotations.json``). Raises FileNotFoundError
+        if absent, ValueError if it is not valid JSON."""
         return json.loads(self.read(rel))
 
     @property
@@ -108,6 +113,9 @@ class Capture:
         return self._meta
 
     def image(self, rel: str) -> np.ndarray:
+        """PNG file ``rel`` decoded with its stored dtype: uint8 (h, w, 3) RGB, uint16 (h, w)
+        depth in mm or ids, uint8 (h, w) part / damage category. Raises FileNotFoundError
+        if absent, PIL's UnidentifiedImageError if it is not an image."""
 
         with Image.open(io.BytesIO(self.read(rel))) as im:
             im.load()
@@ -115,36 +123,49 @@ class Capture:
 
 
 class FolderCapture(Capture):
+    """A capture stored as a folder ``captures/<id>/``; ``path`` is that folder."""
     def __init__(self, path: Path):
         self.path = Path(path)
         self.name = self.path.name
         self.where = str(self.path)
 
     def read(self, rel: str) -> bytes:
+        """The bytes of ``path / rel``; FileNotFoundError when absent."""
         return (self.path / rel).read_bytes()
 
     def has(self, rel: str) -> bool:
+        """Whether ``path / rel`` is a file."""
         return (self.path / rel).is_file()
 
     def location(self, rel: str) -> str:
+        """The file's path, ``<folder>/<rel>``."""
         return str(self.path / rel)
 
 
 class ShardCapture(Capture):
+    """A capture stored as one sample of a shard.
+
+    shard: the shard's path relative to the dataset root (``shards/shard-000000.tar``);
+    key: the sample's key (the capture id); files: {extension: bytes} as
+    :func:`~simulator.dataset.shards.iter_shard` yields them (``top.rgb.png``)."""
     def __init__(self, shard: str, key: str, files: dict[str, bytes]):
         self.shard, self.name, self.files = shard, key, files
         self.where = f"{shard}#{key}"
 
     def read(self, rel: str) -> bytes:
+        """The bytes of member ``<key>.<rel with / -> .>``; FileNotFoundError naming the
+        shard and member when the sample has none."""
         try:
             return self.files[rel.replace("/", ".")]
         except KeyError:
             raise FileNotFoundError(f"{self.where}: no member {member_name(self.name, rel)}") from None
 
     def has(self, rel: str) -> bool:
+        """Whether the sample has the member for file ``rel``."""
         return rel.replace("/", ".") in self.files
 
     def location(self, rel: str) -> str:
+        """``shards/<file>#<member>`` of file ``rel``, for messages."""
         return f"{self.shard}#{member_name(self.name, rel)}"
 
 

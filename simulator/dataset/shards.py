@@ -66,6 +66,7 @@ _SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
 
 
 def shard_name(k: int) -> str:
+    """File name of shard ``k``: ``shard-<k, 6 digits>.tar``."""
     return f"shard-{k:06d}.tar"
 
 
@@ -88,6 +89,8 @@ def shard_files(d: Path) -> list[tuple[int, Path]]:
 
 
 def member_name(key: str, rel: str) -> str:
+    """Tar member name of file ``rel`` of capture ``key``: ``<key>.`` + ``rel`` with ``/``
+    replaced by ``.`` (``000007``, ``top/rgb.png`` -> ``000007.top.rgb.png``)."""
     return f"{key}." + rel.replace("/", ".")
 
 
@@ -186,6 +189,8 @@ def write_index(shard_dir: Path, shard_size: int | None) -> dict[str, Any]:
 
 
 def read_index(shard_dir: Path) -> dict[str, Any]:
+    """The parsed ``index.json`` of ``shard_dir`` (see :func:`write_index`). Raises
+    FileNotFoundError if there is none, ValueError if it is not JSON."""
     return json.loads((Path(shard_dir) / INDEX).read_text())
 
 
@@ -230,12 +235,17 @@ class ShardPacker:
         self.present = {int(p.name) for p in list_captures(self.out) if p.name.isdigit() and int(p.name) < self.n}
 
     def completed(self, i: int, manifest=None) -> None:
+        """Note that capture ``i`` is complete on disk; pack its shard (:meth:`pack`) once
+        every capture of the shard's range is. ``manifest``: a
+        :class:`~simulator.dataset.manifest.Manifest` to log the packed shard to, or None."""
         self.present.add(i)
         k = i // self.size
         if all(j in self.present for j in shard_range(k, self.size, self.n)):
             self.pack(k, manifest)
 
     def pack(self, k: int, manifest=None) -> None:
+        """Write shard ``k`` from its capture folders (which must all be complete), log it
+        to ``manifest`` when given, then remove the folders."""
 
         r = shard_range(k, self.size, self.n)
         write_shard(self.dir / shard_name(k), [(capture_id(i), self._folder(i)) for i in r])
@@ -246,6 +256,9 @@ class ShardPacker:
         self.present.difference_update(r)
 
     def flush(self, manifest=None, final: bool = False) -> None:
+        """Pack every shard whose range is complete and not yet packed (e.g. at the end of
+        a run, or after :meth:`recover`). Shards with missing captures stay as folders;
+        ``final`` is accepted for the callers' sake and changes nothing."""
         for k in sorted({i // self.size for i in self.present}):
             if k not in self.packed and all(j in self.present for j in shard_range(k, self.size, self.n)):
                 self.pack(k, manifest)

@@ -39,6 +39,9 @@ LAYER_DTYPES = {"rgb": np.uint8, "depth": np.uint16, "instance": np.uint16, "par
 
 @dataclass
 class ValidationReport:
+    """Outcome of :func:`validate`: ``problems`` (each a message naming the file or
+    capture; any one makes the dataset invalid), ``warnings`` (e.g. stale temporary
+    folders), and the number of captures and files checked."""
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     captures: int = 0
@@ -185,6 +188,9 @@ def _ann_key(a: dict[str, Any]) -> tuple:
 
 
 def validate(root: Path) -> ValidationReport:
+    """Check the dataset at ``root`` end to end (see the module docstring for the
+    checks). Never raises for a bad dataset: every problem found is a message in
+    the returned report (a missing dataset.json stops the checks at once)."""
 
     root = Path(root)
     rep = ValidationReport()

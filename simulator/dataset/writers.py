@@ -45,10 +45,13 @@ DATASET_FORMAT = "damagesim-dataset/1"
 
 
 def capture_id(index: int) -> str:
+    """Folder name / WebDataset key of capture ``index``: six digits, ``7`` -> ``000007``."""
     return f"{index:06d}"
 
 
 def label_map() -> dict[str, Any]:
+    """What the values of each label image mean, for the dataset card:
+    {layer: {value: meaning}}; ``depth`` gives its unit (``unit_m`` = 0.001, i.e. mm)."""
     return {
         "instance": {"0": "no item (tray, booth, no return)", "k": "items[k-1] in capture.json (instance_id k)"},
         "part": {str(i): n for i, n in enumerate(PART_NAMES)},
@@ -59,6 +62,9 @@ def label_map() -> dict[str, Any]:
 
 
 def coco_categories() -> list[dict[str, Any]]:
+    """COCO ``categories``: item kinds with ids 1..7 (supercategory ``item``), then
+    damage categories ``damage/<name>`` with ids 100 + category id (101..106,
+    supercategory ``damage``)."""
     cats = [{"id": ITEM_CATEGORY_IDS[k], "name": k, "supercategory": "item"} for k in PRODUCT_KINDS]
     cats += [{"id": DAMAGE_CATEGORY_OFFSET + CATEGORY_IDS[c], "name": f"damage/{c}", "supercategory": "damage"}
              for c in CATEGORIES]
@@ -66,6 +72,9 @@ def coco_categories() -> list[dict[str, Any]]:
 
 
 def code_version() -> dict[str, Any]:
+    """{``damagesim``: package version, ``git``: HEAD commit of the repository or None,
+    ``git_dirty``: tracked files modified (only when git answered)}. Never raises:
+    no git, or not a checkout, gives ``git = None``."""
     out = {"damagesim": __version__, "git": None}
     try:
         sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
@@ -112,6 +121,7 @@ def _mkdtemp(**kw) -> Path:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
@@ -177,6 +187,7 @@ def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
 
 
 def read_depth_m(path: Path) -> np.ndarray:
+    """A depth PNG (uint16 mm, 0 = no return) -> (h, w) float64 metres (0 = no return)."""
     return np.asarray(Image.open(path), dtype=np.float64) * DEPTH_SCALE_M
 
 
@@ -336,6 +347,7 @@ class CaptureWriter:
         self._queue = ThreadPoolExecutor(1, thread_name_prefix="damagesim-writer")
 
     def submit(self, job, *args, **kwargs):
+        """Queue ``job(*args, pool=<encoder pool>, **kwargs)``; returns its Future."""
         return self._queue.submit(job, *args, pool=self._pool, **kwargs)
 
     def close(self) -> None:
@@ -457,6 +469,9 @@ _DISK_ERRNOS = {errno.ENOSPC: "the output device is full", errno.EDQUOT: "the di
 
 
 def output_error(out: Path, e: OSError) -> OutputError:
+    """An :class:`OutputError` for OSError ``e`` while writing under ``out``: says why in
+    words (disk full, read-only, permission denied, ...), which file, and that
+    ``--resume`` continues the run."""
     why = _DISK_ERRNOS.get(e.errno, e.strerror or type(e).__name__)
     return OutputError(f"cannot write to output folder {out}: {why} ({e.filename or out}); "
                        f"completed captures are kept: fix it and rerun with --resume")

@@ -102,6 +102,8 @@ class CaptureMaker:
         _release_freed_memory()  # freezes what lives as long as this maker (see there)
 
     def close(self) -> None:
+        """Release the GL context and the physics client, and let this maker's objects be
+        garbage-collected again (gc.unfreeze). Call once; the context manager does."""
 
         self.renderer.close()
         self.world.close()
@@ -291,6 +293,12 @@ class CaptureMaker:
             meta["cameras"][name]["sensor_draws"] = jsonable(d)
 
     def metadata(self, sc: Scene, index: int | None = None, reference: dict | None = None) -> dict[str, Any]:
+        """The capture.json dict of scene ``sc`` (as :meth:`scene` returns it): cameras
+        (K pixels, T_world_from_cam metres, OpenCV axes; the randomized pose and focal
+        length replace the nominal ones, which are kept as ``*_nominal``), items (dims
+        mm, mass kg, parts, pose, physics, damage ids), damages (ids from 1 over the
+        whole capture), distractors and hard-negative flags. ``index`` adds
+        ``index``/``capture_id``; ``reference`` ({sku, pose}) marks a reference capture."""
         items, damages = [], []
         offset = 0
         for k, (prod, pl) in enumerate(zip(sc.products, sc.placements)):

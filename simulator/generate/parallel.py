@@ -100,6 +100,9 @@ class RunOptions:
     gl: str | None = None
 
     def validate(self) -> None:
+        """Check every option; a bad one raises ConfigError named by its command-line
+        flag (``--workers``, ``--backend``, ``--address``, ``--recycle``,
+        ``--shard-size``, ``--on-error``)."""
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(None, "--workers", self.workers, f"must be an integer in 1..{MAX_WORKERS}")
         if self.backend not in BACKENDS:
@@ -123,6 +126,10 @@ DEFAULT_RECYCLE = 200
 
 @dataclass
 class RunReport:
+    """Outcome of a run: ``made`` capture indices (sorted), ``skipped_done`` captures
+    already on disk (``--resume``), ``failed`` {index: error message} (with
+    ``--on-error skip``), ``worker_rss_mb`` {worker pid: resident memory in MB after
+    each of its captures}, ``seconds`` of wall-clock time."""
     made: list[int]
     skipped_done: int
     failed: dict[int, str]

@@ -37,6 +37,9 @@ class GenerateSpec:
     randomization: Any = None
 
     def validate(self) -> None:
+        """Check ``n``, ``seed`` and ``items_per_tray``; a bad one raises ConfigError named
+        by its flag (``--n``, ``--seed``, ``--items``). Rig, catalog and overrides are
+        checked by :func:`prepare`."""
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_CAPTURES:
             raise ConfigError(None, "--n", self.n, f"must be an integer in 1..{MAX_CAPTURES:,} (a larger corpus: "
                                                    f"several datasets with different --seed)")
@@ -46,6 +49,7 @@ class GenerateSpec:
             raise ConfigError(None, "--items", self.items_per_tray, "must be an integer in 1..8")
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict: the dataset card's ``spec``."""
         return asdict(self)
 
 

@@ -91,6 +91,10 @@ class LensRemap:
 
     @classmethod
     def for_camera(cls, cam: Camera, margin: int = 2) -> "LensRemap":
+        """The remap of ``cam``: undistort every output pixel to find the extent of the
+        pinhole view that covers the distorted image, plus ``margin`` pixels on each
+        side. Raises ValueError when the distortion is so strong that the wide render
+        would exceed 16384 x 16384 / 4 pixels."""
         w, h = cam.resolution
         K = cam.K
         u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
@@ -121,6 +125,8 @@ class LensRemap:
 
 
 def code_to_color(code: int) -> np.ndarray:
+    """Label code (< 2**24) -> (3,) float64 flat colour of the label pass (R = bits
+    0-7, G = 8-15, B = 16-23; :func:`decode_codes` inverts it)."""
     return np.array([code & 255, (code >> 8) & 255, (code >> 16) & 255], dtype=np.float64)
 
 
@@ -575,6 +581,7 @@ class BoothRenderer:
         self.materials = jitter_materials(self._base_materials, draws)
 
     def close(self) -> None:
+        """Delete the GL context and the temporary shader folder. Idempotent."""
         if self._r is not None:
             self._r.delete()
             self._r = None

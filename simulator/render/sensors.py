@@ -289,10 +289,12 @@ def _depth_edges(z: np.ndarray, rel: float) -> np.ndarray:
 
 # -- RGB model ----------------------------------------------------------------------
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1), same shape."""
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB-encoded values in [0, 1] (clipped to [0, 1] first), same shape."""
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
@@ -405,6 +407,10 @@ class SensorDraws:
         self._seqs: dict[tuple[int, int], list] = {}
 
     def rng(self, sensor_seed: int, camera_index: int):
+        """The draw source of camera ``camera_index`` for ``sensor_seed``: the first call
+        records the draws of ``default_rng([sensor_seed, camera_index])``, later calls
+        replay them (RuntimeError if a replayed call differs from the recorded one). Only
+        ``normal``, ``standard_normal`` and ``uniform`` may be called."""
         key = (int(sensor_seed), int(camera_index))
         seq = self._seqs.get(key)
         if seq is None:

@@ -522,6 +522,7 @@ class PhysicsWorld:
 
     # context manager -------------------------------------------------------------------
     def close(self) -> None:
+        """Disconnect the pybullet client and remove the temporary mesh files. Idempotent."""
         if self.client is not None and self.client >= 0:
             with contextlib.suppress(Exception):
                 p.disconnect(physicsClientId=self.client)
@@ -592,6 +593,7 @@ class PhysicsWorld:
         return body
 
     def step(self) -> None:
+        """Advance the simulation by one time step."""
         p.stepSimulation(physicsClientId=self.client)
 
     def pose(self, body: int, model: BodyModel) -> np.ndarray:

@@ -210,10 +210,12 @@ def damage_signal(camera: Camera, damaged, pristine, damage_instance_id: int,
 
 
 def is_rgb(camera: Camera) -> bool:
+    """Whether ``camera`` takes colour images (modality ``rgb`` or ``rgbd``)."""
     return camera.modality in ("rgb", "rgbd")
 
 
 def is_depth(camera: Camera) -> bool:
+    """Whether ``camera`` takes depth images (modality ``depth`` or ``rgbd``)."""
     return camera.modality in ("depth", "rgbd")
 
 
@@ -245,6 +247,9 @@ class ReportSettings:
     points: int = 4000
 
     def validate(self) -> None:
+        """Check every setting; a bad one raises ConfigError named by its flag (``--n``,
+        ``--seed``, ``--min-pixels``, ``--min-depth-pixels``, ``--points``,
+        ``--px-per-mm``)."""
         for key, v, lo in (("--n", self.n, 1), ("--seed", self.seed, 0), ("--min-pixels", self.min_pixels, 1),
                            ("--min-depth-pixels", self.min_depth_pixels, 1), ("--points", self.points, 100)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -269,6 +274,7 @@ class RigEvaluator:
         self.maker = CaptureMaker(spec, rig, catalog)
 
     def close(self) -> None:
+        """Release the renderer's GL context and the physics client."""
         self.maker.close()
 
     def __enter__(self):
