@@ -32,7 +32,7 @@ after the first 10 captures (warm-up: imports, GL context, caches). When fewer
 than 10,000 frames are run, a least-squares line through the post-warm-up RSS
 is extrapolated to 10,000 frames and printed as an extrapolation, next to the
 measured growth. Then, for comparison, the same frames with workers recycled as
-shipped (simulator.parallel.DEFAULT_RECYCLE captures per process): the largest
+shipped (simulator.generate.parallel.DEFAULT_RECYCLE captures per process): the largest
 RSS any worker reached (``--skip-rss-recycled`` leaves it out).
 Prints figures; writes benchmarks/out/scaling.json.
 """

@@ -34,12 +34,6 @@ def max_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.maximum(e0, e1), e2))
 
 
-def min_edge(V: np.ndarray, F: np.ndarray) -> np.ndarray:
-    """(n,) shortest edge of each face, meters."""
-    e0, e1, e2 = _edge2(V, F)
-    return np.sqrt(np.minimum(np.minimum(e0, e1), e2))
-
-
 def refine_where(mesh: trimesh.Trimesh, select: Callable[[trimesh.Trimesh, np.ndarray], np.ndarray], max_edge_m: float,
                  max_levels: int = 6, candidates: np.ndarray | None = None,
                  keep_geometry: bool = True) -> tuple[trimesh.Trimesh, np.ndarray]:

@@ -27,18 +27,6 @@ SEVERITY_THRESHOLDS: dict[str, tuple[str, float]] = {
     "superficial": ("area_cm2", 12.0),
 }
 
-#: op name -> Kaputt category (tear may report deconstruction when it opens the item)
-OP_CATEGORY: dict[str, str] = {
-    "crush": "deformation",
-    "puncture": "penetration",
-    "tear": "penetration",
-    "deconstruction": "deconstruction",
-    "spill": "spillage",
-    "missing_component": "missing_unit",
-    "superficial": "superficial",
-}
-
-
 def severity(op: str, size: dict[str, float]) -> str:
     """``major`` or ``minor`` for a damage of op ``op`` with physical ``size`` (e.g.
     ``{"depth_mm": 12.0}``): major when the op's size key is at least its threshold
@@ -98,7 +86,7 @@ def add_damage(product: Product, faces: np.ndarray, op: str, size: dict[str, flo
     append its record. Faces already carrying an earlier damage are relabelled: the
     newest damage wins where two overlap."""
     faces = np.unique(np.asarray(faces, dtype=np.int64))
-    rec = DamageRecord(type=op, category=category or OP_CATEGORY[op], severity=severity(op, size),
+    rec = DamageRecord(type=op, category=category or REGISTRY[op].category, severity=severity(op, size),
                        size={k: float(v) for k, v in size.items()}, n_faces=int(len(faces)),
                        region=region, params=params)
     product.damages = tuple(product.damages) + (rec,)
@@ -109,8 +97,9 @@ def add_damage(product: Product, faces: np.ndarray, op: str, size: dict[str, flo
 @dataclass(frozen=True)
 class OpSpec:
     """A registered operator: its name, params dataclass, function
-    ``fn(product, params, rng) -> (product, record)``, Kaputt category, and whether
-    it may leave a closed part open."""
+    ``fn(product, params, rng) -> (product, record)``, Kaputt category (the one
+    place an op's category is declared; tear may report deconstruction on a
+    record when it opens the item), and whether it may leave a closed part open."""
     name: str
     params_cls: type
     fn: Callable[..., tuple[Product, DamageRecord]]

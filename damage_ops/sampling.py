@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from .base import OP_CATEGORY, REGISTRY, SEVERITY_THRESHOLDS
+from .base import REGISTRY, SEVERITY_THRESHOLDS
 from .product import Product
 
 #: op -> product kinds it applies to (None = all). Glass does not dent; only sets
@@ -56,7 +56,7 @@ def applicable_ops(product: Product, category: str | None = None) -> list[str]:
         kinds = APPLIES_TO.get(op)
         if kinds is not None and product.kind not in kinds:
             continue
-        if category is not None and OP_CATEGORY[op] != category:
+        if category is not None and REGISTRY[op].category != category:
             continue
         if op == "missing_component" and n_units(product) < 2:
             continue

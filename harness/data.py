@@ -28,10 +28,8 @@ Real layouts (:func:`load_real` detects which):
 """
 from __future__ import annotations
 
-import heapq
 import io
 import json
-import tarfile
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -41,8 +39,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from simulator.dataset.reader import FolderCapture, ShardCapture
-from simulator.dataset.shards import INDEX, SHARD_DIR, SHARDS_FORMAT, iter_shard, shard_files
+from simulator.dataset.reader import DatasetReadError, FolderCapture, open_dataset
 
 __all__ = ["DatasetError", "ImageSet", "load_synthetic",
            "load_references", "IMAGE_EXTS", "KAPUTT_CATEGORIES"]
@@ -188,88 +185,18 @@ def crop_box(mask: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int,
 
 # ----------------------------------------------------------------------------- synthetic
 
-def _card_captures(root: Path) -> tuple[list[Path], list[Path], int]:
-    """(capture folders, shard files, capture count) of one synthetic dataset:
-    a dataset folder (card ``files.captures`` and ``files.shards``), a run still
-    in progress (complete capture folders and shards so far), or a folder of
-    shards with its ``index.json`` as ``damagesim export shards`` writes it."""
-
-    card = root / "dataset.json"
-    if card.is_file():
-        try:
-            files = json.loads(card.read_text())["files"]
-            folders = [root / c for c in files["captures"]]
-            sh = files.get("shards") or {}
-            shards = [root / SHARD_DIR / f for f in sh.get("files", [])]
-            count = len(folders) + int(sh.get("samples", 0))
-        except (KeyError, TypeError, ValueError) as e:
-            raise DatasetError(f"{card}: unreadable dataset card ({type(e).__name__}: {e})") from None
-        if not folders and not shards:
-            raise DatasetError(f"{card}: the dataset has no captures")
-        return folders, shards, count
-    index = root / INDEX
-    if index.is_file():
-        try:
-            doc = json.loads(index.read_text())
-            if doc.get("format") != SHARDS_FORMAT:
-                raise ValueError(f"format {doc.get('format')!r}, expected {SHARDS_FORMAT!r}")
-            shards = [root / e["file"] for e in doc["shards"]]
-            count = int(doc["samples"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise DatasetError(f"{index}: unreadable shard index ({type(e).__name__}: {e})") from None
-        if not shards:
-            raise DatasetError(f"{index}: the shard index lists no shards")
-        return [], shards, count
-    # a run still in progress (or killed) has no card yet; capture folders and
-    # shards appear only once complete (simulator.writers, simulator.shards), so
-    # the finished ones are usable
-    folders = sorted(p.parent for p in root.glob("captures/[0-9]*/capture.json"))
-    shards = [p for _, p in shard_files(root / SHARD_DIR) or shard_files(root)]
-    if not folders and not shards:
-        raise DatasetError(f"{root}: not a damagesim dataset (no dataset.json, no complete captures/<id>/, "
-                           f"no shards/shard-*.tar, no shard index.json)")
-    return folders, shards, -1
-
-
-def _shard_samples(shards: list[Path]):
-    """Samples of the shards, one at a time, read from the tar as a stream
-    (nothing is extracted to disk; one sample's bytes in memory at a time)."""
-
-
-    for p in shards:
-        if not p.is_file():
-            raise DatasetError(f"{p}: shard listed in the dataset is missing")
-        try:
-            for key, files in iter_shard(p):
-                yield ShardCapture(str(p), key, files)
-        except (tarfile.TarError, OSError) as e:
-            raise DatasetError(f"{p}: unreadable shard ({type(e).__name__}: {e})") from None
-
-
-def _dataset_captures(root: Path):
-    """(iterator of simulator.shards.Capture in capture-id order, count or -1):
-    every capture of one synthetic dataset, from folders and shards alike. A
-    capture present both in a shard and as a folder (a run killed while packing)
-    is read once, from the shard."""
-
-
-    folders, shards, count = _card_captures(root)
-
-    def merged():
-        last = None
-        # shard k holds captures k*S .. (k+1)*S-1, so the shards in order are
-        # sorted; merge is stable, so on a tie the shard copy comes first
-        for cap in heapq.merge(_shard_samples(shards), (FolderCapture(d) for d in folders), key=lambda c: c.name):
-            if cap.name != last:
-                last = cap.name
-                yield cap
-
-    return merged(), count
+def _as_dataset_errors(caps):
+    """The reader's captures, its read errors (raised while iterating: a shard is
+    read as it streams) re-raised as this module's DatasetError."""
+    try:
+        yield from caps
+    except DatasetReadError as e:
+        raise DatasetError(str(e)) from None
 
 
 def _view_sample(cap, cam: str, files: dict, size: int, pad: float, min_px: int, depth: bool,
                  prefix: str = "", severities: dict | None = None) -> tuple | None:
-    """One camera view of ``cap`` (a simulator.shards.Capture: folder or shard
+    """One camera view of ``cap`` (a simulator.dataset.reader.Capture: folder or shard
     sample; same bytes, same sample) -> (image, mask, label, category, aspect,
     severity), None when the item is not visible, "ambiguous" when too little
     damage shows. severities: damage_instance_id -> "minor"/"major" of the
@@ -356,7 +283,11 @@ def _load_synthetic(roots, size, pad, min_damage_px, cameras, depth, limit, prog
 
     sources = []
     for r in roots:  # every root is checked before the long read starts
-        caps, count = _dataset_captures(Path(r))
+        try:
+            caps, count = open_dataset(Path(r))
+        except DatasetReadError as e:
+            raise DatasetError(str(e)) from None
+        caps = _as_dataset_errors(caps)
         if limit is not None:
             caps, count = islice(caps, limit), (min(count, limit) if count >= 0 else limit)
         sources.append((Path(r), caps, count))

@@ -211,16 +211,6 @@ def summarize(y, s, rng: np.random.Generator, categories: Sequence | None = None
     return out
 
 
-def mean_ci(values: Sequence[float]) -> dict:
-    """Mean over seeds with a normal 95% interval (t-free; ``n`` small means wide)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return {"mean": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
-    half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
-    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
-
-
-
 def _curve_metrics(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:
     """(AUROC, AP, recall@50% precision, fpr, tpr) from one sort; y, s checked."""
     P, N = int(y.sum()), int(y.size - y.sum())

@@ -1,7 +1,6 @@
 """The ``damagesim`` command line."""
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import warnings
@@ -14,6 +13,8 @@ from tqdm import tqdm
 from simulator.config.mix import parse_weights
 from simulator.core.errors import ConfigError, DamagesimError, GenerationError
 from simulator.core.paths import default_catalog, default_rig
+from simulator.dataset import exports
+from simulator.dataset.shards import export_shards
 from simulator.dataset.validate import validate
 from simulator.generate.parallel import RunOptions
 from simulator.generate.run import generate as run
@@ -217,11 +218,10 @@ def export() -> None:
     reference sets, or WebDataset shards."""
 
 
-def _call(module: str, name: str, *args, **kwargs):
-    """``simulator.<module>.<name>(*args, **kwargs)``, imported only when the
-    command runs (the CLI starts fast); a DamagesimError exits as documented."""
+def _call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a DamagesimError exits as documented."""
     try:
-        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+        return fn(*args, **kwargs)
     except DamagesimError as e:
         _fail(e)
 
@@ -236,7 +236,7 @@ def _call(module: str, name: str, *args, **kwargs):
 def export_mvtec(dataset, out_dir, by, test_fraction) -> None:
     """anomalib/MVTec layout: <group>/train/good, <group>/test/<category>,
     <group>/ground_truth/<category>/*_mask.png."""
-    summary = _call("exports", "export_mvtec", dataset, out_dir, by=by, test_fraction=test_fraction)
+    summary = _call(exports.export_mvtec, dataset, out_dir, by=by, test_fraction=test_fraction)
     click.echo(f"wrote {out_dir}: {summary}")
 
 
@@ -258,7 +258,7 @@ def export_kaputt(dataset, out_dir, split_by, fractions, image_format, query_mas
         fr = tuple(float(x) for x in fractions.split(","))
     except ValueError:
         _fail(DamagesimError(f"export kaputt: --fractions must be three numbers like 0.7,0.1,0.2, got {fractions!r}"))
-    summary = _call("exports", "export_kaputt", dataset, out_dir, split_by=split_by, fractions=fr,
+    summary = _call(exports.export_kaputt, dataset, out_dir, split_by=split_by, fractions=fr,
                     image_format=image_format, query_mask=query_mask)
     click.echo(f"wrote {out_dir}: {summary}")
 
@@ -269,7 +269,7 @@ def export_kaputt(dataset, out_dir, split_by, fractions, image_format, query_mas
 @click.option("--shard-size", default=256, show_default=True, type=int, help="Captures per shard.")
 def export_shards_cmd(dataset, out_dir, shard_size) -> None:
     """Pack the capture folders of DATASET into WebDataset tar shards + index.json."""
-    index = _call("shards", "export_shards", dataset, out_dir, shard_size)
+    index = _call(export_shards, dataset, out_dir, shard_size)
     click.echo(f"wrote {out_dir}: {len(index['shards'])} shards, {index['samples']} samples")
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from simulator.core.conventions import (
     cv_to_gl,
@@ -8,7 +9,6 @@ from simulator.core.conventions import (
     m_to_mm,
     mm_to_m,
     project,
-    quat_xyzw_to_matrix,
     unproject,
 )
 
@@ -16,7 +16,7 @@ from simulator.core.conventions import (
 def _rand_pose(rng):
     q = rng.normal(size=4)
     T = np.eye(4)
-    T[:3, :3] = quat_xyzw_to_matrix(q / np.linalg.norm(q))
+    T[:3, :3] = Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
     T[:3, 3] = rng.normal(size=3)
     return T
 
@@ -58,13 +58,6 @@ def test_project_unproject_round_trip():
     uv2, z2 = project(K, T, pts)
     assert np.allclose(uv2, pix, atol=1e-9)
     assert np.allclose(z2, depth[pix[:, 1], pix[:, 0]])
-
-
-def test_quaternion_identity_and_rotation():
-    assert np.allclose(quat_xyzw_to_matrix([0, 0, 0, 1]), np.eye(3))
-    s = np.sqrt(0.5)
-    R = quat_xyzw_to_matrix([0, 0, s, s])  # 90 deg about z
-    assert np.allclose(R @ [1, 0, 0], [0, 1, 0])
 
 
 def test_distortion_round_trip_within_a_tenth_of_a_pixel():

@@ -2,7 +2,7 @@
 mutations of valid files (types, values, structure, raw bytes) either validate
 or are refused with one line naming the file; never a traceback, never output.
 
-Validation only (simulator.pipeline.prepare, what generate runs before it
+Validation only (simulator.generate.spec.prepare, what generate runs before it
 writes anything); nothing is rendered. CI runs FUZZ_EXAMPLES (default 60)
 examples per input; ``FUZZ_EXAMPLES=500 FUZZ_STATS=path.json`` for a long run
 that also counts the outcome classes."""

@@ -1,6 +1,6 @@
 """Sharded datasets a user can load: the report shows their captures, their
 COCO files open with pycocotools and their images through
-simulator.shards.open_coco_image, webdataset keeps 16-bit depth with
+simulator.dataset.reader.open_coco_image, webdataset keeps 16-bit depth with
 png_as_array; report and show write elsewhere (--out) for a read-only dataset."""
 import json
 import os

@@ -237,7 +237,7 @@ def test_atlas_rects_disjoint():
 
 
 def test_import_is_light():
-    code = ("import sys, simulator.products, simulator.catalog; "
+    code = ("import sys, simulator.products, simulator.config.catalog; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('OpenGL', 'pybullet', 'torch', 'pyrender')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -179,7 +179,7 @@ def test_masks_stay_exact_and_aligned_through_a_distorted_lens(gl, materials):
 
 def _normals_reference(depth_m, K):
     """The textbook formulation (stacked points, np.gradient, np.cross, norms):
-    the whole-image component passes of simulator.sensors must match it bit for bit."""
+    the whole-image component passes of simulator.render.sensors must match it bit for bit."""
     h, w = depth_m.shape
     u = np.arange(w, dtype=np.float32)[None, :]
     v = np.arange(h, dtype=np.float32)[:, None]

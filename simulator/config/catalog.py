@@ -20,7 +20,7 @@ A catalog YAML file::
 SKU variants are resolved at load time: variant k of entry i draws its params
 with ``np.random.SeedSequence([seed, i, k])``, so adding an entry never
 changes the SKUs of the others. Every error names the file, the key and the
-bad value (:class:`simulator.errors.ConfigError`).
+bad value (:class:`simulator.core.errors.ConfigError`).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from simulator.config.randomization import parse as parse_randomization
 from simulator.core.errors import ConfigError, MeshError
 from simulator.core.paths import default_catalog
 from simulator.core.seeds import seed_sequence
-from simulator.core.yamlio import check_keys, load_yaml, number
+from simulator.core.yamlio import check_keys, integer, load_yaml, number
 from simulator.products import MODULES, build_product
 from simulator.products.base import MAX_MM, draw
 from simulator.products.usermesh import UNITS_M, load_user_mesh
@@ -74,8 +74,8 @@ class Catalog:
     seed: int
     skus: tuple[SkuSpec, ...]
     materials: dict[str, Material]
-    damage: Any = None  # simulator.corpus.DamageMix: the catalog's damage section
-    randomization: Any = None  # simulator.randomization.Randomization
+    damage: Any = None  # simulator.config.mix.DamageMix: the catalog's damage section
+    randomization: Any = None  # simulator.config.randomization.Randomization
     _cache: dict[str, Product] = field(default_factory=dict, repr=False)
     _meshes: dict[str, Product] = field(default_factory=dict, repr=False)
 
@@ -145,8 +145,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     data = load_yaml(path)
     check_keys(path, "", data, _ROOT_KEYS, required=("products",))
     seed_v = data.get("seed", 0)
-    if isinstance(seed_v, bool) or not isinstance(seed_v, int) or seed_v < 0:
-        raise ConfigError(path, "seed", seed_v, "must be a non-negative integer")
+    seed_v = integer(path, "seed", seed_v, 0, problem="must be a non-negative integer")
     if "materials" in data:
         if not isinstance(data["materials"], str):
             raise ConfigError(path, "materials", data["materials"], "must be a path relative to the catalog file")
@@ -204,8 +203,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
         mod = MODULES[kind]
         n = e.get("skus", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SKUS_PER_ENTRY:
-            raise ConfigError(path, f"{where}.skus", n, f"must be an integer in [1, {MAX_SKUS_PER_ENTRY}]")
+        n = integer(path, f"{where}.skus", n, 1, MAX_SKUS_PER_ENTRY, f"must be an integer in [1, {MAX_SKUS_PER_ENTRY}]")
         params = e.get("params", {}) or {}
         check_keys(path, f"{where}.params", params, mod.PARAMS)
         for m in mod.MATERIALS:

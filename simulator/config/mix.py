@@ -8,7 +8,7 @@ from typing import Any
 
 from damage_ops.taxonomy import CATEGORIES
 from simulator.core.errors import ConfigError
-from simulator.core.yamlio import check_keys, number
+from simulator.core.yamlio import check_keys, integer, number
 
 _KEYS = {"rate", "per_item", "category_weights", "major_fraction", "mess_rate", "variant_rate", "variants_per_sku",
          "pairs", "reference_poses", "where"}
@@ -97,12 +97,10 @@ def validate(mix: DamageMix, file, where: str, flags: dict[str, str] | None = No
     number(file, key("mess_rate"), mix.mess_rate, 0.0, 1.0)
     number(file, key("variant_rate"), mix.variant_rate, 0.0, 1.0)
     v = mix.variants_per_sku
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_VARIANTS:
-        raise ConfigError(file, key("variants_per_sku"), v, f"must be an integer in 1..{MAX_VARIANTS}")
+    integer(file, key("variants_per_sku"), v, 1, MAX_VARIANTS)
     if not isinstance(mix.pairs, bool):
         raise ConfigError(file, key("pairs"), mix.pairs, "must be true or false")
-    if isinstance(mix.reference_poses, bool) or not isinstance(mix.reference_poses, int) or not 0 <= mix.reference_poses <= 32:
-        raise ConfigError(file, key("reference_poses"), mix.reference_poses, "must be an integer in 0..32")
+    integer(file, key("reference_poses"), mix.reference_poses, 0, 32)
     if mix.where not in WHERE:
         raise ConfigError(file, key("where"), mix.where, f"must be one of {list(WHERE)}")
     return mix

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from simulator.core.errors import ConfigError
-from simulator.core.yamlio import check_keys, number
+from simulator.core.yamlio import check_keys, integer, number
 
 PRESETS = ("off", "booth", "wild", "closeup")
 
@@ -139,9 +139,7 @@ def parse(file, d: Any) -> Randomization:
                 raise ConfigError(file, key, v, f"must be one of {list(VIEWPOINTS)}")
             kw[k] = v
         elif k == "fill_lights":
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 32:
-                raise ConfigError(file, key, v, "must be an integer in 1..32")
-            kw[k] = v
+            kw[k] = integer(file, key, v, 1, 32)
         elif k == "clutter":
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
                     and 0 <= v[0] <= v[1] <= 20):

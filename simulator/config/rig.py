@@ -104,7 +104,7 @@ class Camera:
     T_world_from_cam: np.ndarray
     range_m: tuple[float, float] = (0.1, 4.0)
     device: str = "generic"
-    sensor: Any = None  # simulator.sensors.SensorModel (None = ideal)
+    sensor: Any = None  # simulator.config.sensors.SensorModel (None = ideal)
 
     @property
     def width(self) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.core.errors import ConfigError
 from simulator.core.paths import assets_dir
-from simulator.core.yamlio import check_keys, load_yaml, number
+from simulator.core.yamlio import check_keys, integer, load_yaml, number
 
 DEPTH_MODELS = ("none", "structured_light", "active_stereo", "tof")
 
@@ -96,9 +96,7 @@ def _dc_from(cls, file, key: str, d: dict):
                 raise ConfigError(file, f"{key}.range_m", v, "min must be < max")
             kw[f_.name] = (lo, hi)
         elif f_.name in ("flying_px", "jpeg_quality"):
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
-                raise ConfigError(file, f"{key}.{f_.name}", v, "must be an integer in 0..100")
-            kw[f_.name] = v
+            kw[f_.name] = integer(file, f"{key}.{f_.name}", v, 0, 100)
         else:
             kw[f_.name] = number(file, f"{key}.{f_.name}", v, 0.0, 1e7)
     return replace(cls(), **kw)

@@ -119,18 +119,6 @@ def unproject(depth_m: np.ndarray, K: np.ndarray, T_world_from_cam: np.ndarray, 
     return pw, np.stack([u, v], axis=1)
 
 
-def quat_xyzw_to_matrix(q) -> np.ndarray:
-    """pybullet (x, y, z, w) quaternion -> (3, 3) rotation."""
-    x, y, z, w = (float(c) for c in q)
-    n = x * x + y * y + z * z + w * w
-    s = 2.0 / n
-    return np.array([
-        [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
-        [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
-        [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)],
-    ])
-
-
 def kelvin_to_rgb(t_kelvin: float) -> tuple[float, float, float]:
     """Approximate linear RGB (max channel 1) of a black body at t_kelvin
     (Tanner Helland's fit, 1000-40000 K)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import yaml
 
 from simulator.core.errors import ConfigError, excerpt
@@ -134,6 +135,19 @@ def number(file, key: str, v: Any, lo: float | None = None, hi: float | None = N
     if hi is not None and x > hi:
         raise ConfigError(file, key, v, f"must be <= {hi}")
     return x
+
+
+def integer(file, key: str, v: Any, lo: int | None = None, hi: int | None = None, problem: str | None = None) -> int:
+    """An integer (not a bool, not a float) within [lo, hi]; otherwise ConfigError
+    naming ``file``, ``key`` and the value, with ``problem`` as the message
+    (default: "must be an integer in lo..hi", ">= lo" or "<= hi")."""
+    ok = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+        if problem is None:
+            problem = ("must be an integer" + (f" in {lo}..{hi}" if lo is not None and hi is not None else
+                                               f" >= {lo}" if lo is not None else f" <= {hi}" if hi is not None else ""))
+        raise ConfigError(file, key, v, problem)
+    return int(v)
 
 
 def vector(file, key: str, v: Any, n: int) -> list[float]:

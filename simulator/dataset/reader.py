@@ -1,6 +1,7 @@
 """The one dataset reader: captures from capture folders and WebDataset shards alike (:func:`iter_dataset`), used by validate, exports, report, show and the harness."""
 from __future__ import annotations
 
+import heapq
 import io
 import json
 import tarfile
@@ -10,8 +11,9 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
-from simulator.dataset.shards import SHARD_DIR, iter_shard, member_name, shard_files
-from simulator.dataset.writers import list_captures
+from simulator.core.errors import DamagesimError
+from simulator.dataset.shards import INDEX, SHARD_DIR, SHARDS_FORMAT, iter_shard, member_name, shard_files
+from simulator.dataset.writers import DEPTH_SCALE_M, list_captures
 
 
 # -- reading -----------------------------------------------------------------------
@@ -112,6 +114,11 @@ class Capture:
             self._meta = self.json("capture.json")
         return self._meta
 
+    def depth_m(self, rel: str, depth_scale_m: float = DEPTH_SCALE_M) -> np.ndarray:
+        """Depth PNG ``rel`` as (h, w) float64 metres (0 = no return): the stored
+        uint16 times ``depth_scale_m`` (the camera's ``depth_scale_m`` in capture.json)."""
+        return self.image(rel).astype(np.float64) * depth_scale_m
+
     def image(self, rel: str) -> np.ndarray:
         """PNG file ``rel`` decoded with its stored dtype: uint8 (h, w, 3) RGB, uint16 (h, w)
         depth in mm or ids, uint8 (h, w) part / damage category. Raises FileNotFoundError
@@ -170,19 +177,99 @@ class ShardCapture(Capture):
 
 
 def iter_dataset(root: Path, n: int | None = None) -> Iterator[Capture]:
-    """Every capture of a dataset folder: samples of ``shards/`` then capture
-    folders not in a shard; with ``n``, only indices < n."""
-
+    """Every capture on disk in a dataset folder, in capture-id order: samples of
+    ``shards/`` and capture folders (``captures/<id>/``) not in a shard; with
+    ``n``, only indices < n. What validate, exports and the report read (the
+    card may be missing or wrong there); :func:`open_dataset` reads what the
+    card lists."""
     root = Path(root)
-    seen = set()
-    for _k, p in shard_files(root / SHARD_DIR):
-        rel = f"{SHARD_DIR}/{p.name}"
-        for key, files in iter_shard(p):
-            if n is not None and key.isdigit() and int(key) >= n:
-                continue
-            seen.add(key)
-            yield ShardCapture(rel, key, files)
-    for c in list_captures(root):
-        if c.name in seen or (n is not None and c.name.isdigit() and int(c.name) >= n):
+    return _merged([p for _, p in shard_files(root / SHARD_DIR)], list_captures(root), n)
+
+
+class DatasetReadError(DamagesimError):
+    """A dataset that cannot be read: no captures, an unreadable card, index or
+    shard, a shard the card lists that is missing. The message names the file."""
+
+
+def dataset_sources(root: Path) -> tuple[list[Path], list[Path], int]:
+    """(capture folders, shard files, capture count) of one synthetic dataset:
+    a dataset folder (card ``files.captures`` and ``files.shards``), a run still
+    in progress (complete capture folders and shards so far), or a folder of
+    shards with its ``index.json`` as ``damagesim export shards`` writes it."""
+
+    card = root / "dataset.json"
+    if card.is_file():
+        try:
+            files = json.loads(card.read_text())["files"]
+            folders = [root / c for c in files["captures"]]
+            sh = files.get("shards") or {}
+            shards = [root / SHARD_DIR / f for f in sh.get("files", [])]
+            count = len(folders) + int(sh.get("samples", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetReadError(f"{card}: unreadable dataset card ({type(e).__name__}: {e})") from None
+        if not folders and not shards:
+            raise DatasetReadError(f"{card}: the dataset has no captures")
+        return folders, shards, count
+    index = root / INDEX
+    if index.is_file():
+        try:
+            doc = json.loads(index.read_text())
+            if doc.get("format") != SHARDS_FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, expected {SHARDS_FORMAT!r}")
+            shards = [root / e["file"] for e in doc["shards"]]
+            count = int(doc["samples"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetReadError(f"{index}: unreadable shard index ({type(e).__name__}: {e})") from None
+        if not shards:
+            raise DatasetReadError(f"{index}: the shard index lists no shards")
+        return [], shards, count
+    # a run still in progress (or killed) has no card yet; capture folders and
+    # shards appear only once complete (simulator.dataset.writers, simulator.dataset.shards), so
+    # the finished ones are usable
+    folders = sorted(p.parent for p in root.glob("captures/[0-9]*/capture.json"))
+    shards = [p for _, p in shard_files(root / SHARD_DIR) or shard_files(root)]
+    if not folders and not shards:
+        raise DatasetReadError(f"{root}: not a damagesim dataset (no dataset.json, no complete captures/<id>/, "
+                           f"no shards/shard-*.tar, no shard index.json)")
+    return folders, shards, -1
+
+
+def _shard_samples(shards: list[Path]):
+    """Samples of the shards, one at a time, read from the tar as a stream
+    (nothing is extracted to disk; one sample's bytes in memory at a time)."""
+
+
+    for p in shards:
+        if not p.is_file():
+            raise DatasetReadError(f"{p}: shard listed in the dataset is missing")
+        try:
+            for key, files in iter_shard(p):
+                yield ShardCapture(str(p), key, files)
+        except (tarfile.TarError, OSError) as e:
+            raise DatasetReadError(f"{p}: unreadable shard ({type(e).__name__}: {e})") from None
+
+
+def open_dataset(root: Path) -> tuple[Iterator[Capture], int]:
+    """(iterator of :class:`Capture` in capture-id order, count or -1): every
+    capture of one dataset as its card lists it (or, without a card, every
+    complete one on disk; see :func:`dataset_sources`), from folders and shards
+    alike. A capture present both in a shard and as a folder (a run killed while
+    packing) is read once, from the shard. Raises DatasetReadError."""
+
+
+    folders, shards, count = dataset_sources(root)
+
+    return _merged(shards, folders), count
+
+
+def _merged(shards: list[Path], folders: list[Path], n: int | None = None) -> Iterator[Capture]:
+    """Shard samples and capture folders in capture-id order, each capture once
+    (the shard copy on a tie); with ``n``, only indices < n."""
+    last = None
+    # shard k holds captures k*S .. (k+1)*S-1, so the shards in order are
+    # sorted; merge is stable, so on a tie the shard copy comes first
+    for cap in heapq.merge(_shard_samples(shards), (FolderCapture(d) for d in folders), key=lambda c: c.name):
+        if cap.name == last or (n is not None and cap.name.isdigit() and int(cap.name) >= n):
             continue
-        yield FolderCapture(c)
+        last = cap.name
+        yield cap

@@ -22,7 +22,7 @@ and sha256.
 Reading with a plain WebDataset pipeline::
 
     import webdataset as wds
-    from simulator.shards import png_as_array
+    from simulator.dataset.reader import png_as_array
     ds = wds.WebDataset(sorted(glob("DATASET/shards/shard-*.tar")), shardshuffle=False).decode(png_as_array)
     for s in ds:
         s["__key__"], s["capture.json"], s["top.rgb.png"], s["top.depth.png"]  # dict, uint8 (h,w,3), uint16 (h,w)

@@ -60,7 +60,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 def check_capture(cap, rep: ValidationReport) -> dict[str, Any] | None:
-    """Check one capture (simulator.shards.Capture); returns its metadata or None."""
+    """Check one capture (simulator.dataset.reader.Capture); returns its metadata or None."""
     P = rep.problems.append
     try:
         meta = cap.meta

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from damage_ops.taxonomy import CATEGORIES, CATEGORY_IDS, PART_NAMES
 from simulator import __version__
@@ -184,11 +183,6 @@ def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
     mm = np.rint(depth_m.astype(np.float64) / DEPTH_SCALE_M)
     mm[(mm > 65535) | ~np.isfinite(mm)] = 0
     return mm.astype(np.uint16)
-
-
-def read_depth_m(path: Path) -> np.ndarray:
-    """A depth PNG (uint16 mm, 0 = no return) -> (h, w) float64 metres (0 = no return)."""
-    return np.asarray(Image.open(path), dtype=np.float64) * DEPTH_SCALE_M
 
 
 # -- COCO ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 One task = one capture index ``i``. Capture i depends only on (seed, i), so the
 output does not depend on which worker makes it, in what order, or on which
 backend: every worker writes its capture folder atomically (temporary folder +
-rename, :func:`simulator.writers.write_capture`) and the parent process writes
+rename, :func:`simulator.dataset.writers.write_capture`) and the parent process writes
 the manifest, the shards, the COCO files and the card.
 
 Backends
@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from simulator.core.errors import ConfigError, GenerationError
+from simulator.core.yamlio import integer
 from simulator.dataset.manifest import Manifest, clean_stale, logged_captures
 from simulator.dataset.shards import ShardPacker, shard_files, shard_range
 from simulator.dataset.writers import check_writable, list_captures, output_error
@@ -103,8 +104,7 @@ class RunOptions:
         """Check every option; a bad one raises ConfigError named by its command-line
         flag (``--workers``, ``--backend``, ``--address``, ``--recycle``,
         ``--shard-size``, ``--on-error``)."""
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
-            raise ConfigError(None, "--workers", self.workers, f"must be an integer in 1..{MAX_WORKERS}")
+        integer(None, "--workers", self.workers, 1, MAX_WORKERS)
         if self.backend not in BACKENDS:
             raise ConfigError(None, "--backend", self.backend, f"must be one of {BACKENDS}")
         if self.address is not None and self.backend != "ray":

@@ -23,7 +23,7 @@ def generate(spec: GenerateSpec, only: int | None = None,
     """Generate ``spec.n`` captures (or just capture ``only``) and (re)write the
     COCO files and the dataset card. Returns the card.
 
-    run: simulator.parallel.RunOptions (workers, backend, resume, shards, on_error);
+    run: simulator.generate.parallel.RunOptions (workers, backend, resume, shards, on_error);
     default: one in-process worker, capture folders, stop on the first error."""
 
     run = run if run is not None else RunOptions()

@@ -15,6 +15,7 @@ from simulator.config.rig import load_rig, rig_warnings
 from simulator.core.conventions import undistort_normalized
 from simulator.core.errors import ConfigError, excerpt
 from simulator.core.paths import default_catalog, default_rig
+from simulator.core.yamlio import integer
 
 #: most captures in one dataset (the manifest, the COCO files and the card are
 #: built in memory; 10^7 is the top of the corpus sizes researchers ask for)
@@ -31,7 +32,7 @@ class GenerateSpec:
     rig: str = field(default_factory=lambda: str(default_rig()))
     catalog: str = field(default_factory=lambda: str(default_catalog()))
     items_per_tray: int = 1
-    #: command-line overrides of the catalog's damage mix (simulator.corpus.DamageMix fields)
+    #: command-line overrides of the catalog's damage mix (simulator.config.mix.DamageMix fields)
     damage: dict = field(default_factory=dict)
     #: domain randomization preset name or mapping (None = the catalog's section)
     randomization: Any = None
@@ -40,13 +41,10 @@ class GenerateSpec:
         """Check ``n``, ``seed`` and ``items_per_tray``; a bad one raises ConfigError named
         by its flag (``--n``, ``--seed``, ``--items``). Rig, catalog and overrides are
         checked by :func:`prepare`."""
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_CAPTURES:
-            raise ConfigError(None, "--n", self.n, f"must be an integer in 1..{MAX_CAPTURES:,} (a larger corpus: "
-                                                   f"several datasets with different --seed)")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(None, "--seed", self.seed, "must be an integer >= 0")
-        if not isinstance(self.items_per_tray, int) or not 1 <= self.items_per_tray <= 8:
-            raise ConfigError(None, "--items", self.items_per_tray, "must be an integer in 1..8")
+        integer(None, "--n", self.n, 1, MAX_CAPTURES, f"must be an integer in 1..{MAX_CAPTURES:,} (a larger corpus: "
+                                                       f"several datasets with different --seed)")
+        integer(None, "--seed", self.seed, 0)
+        integer(None, "--items", self.items_per_tray, 1, 8)
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict: the dataset card's ``spec``."""

@@ -1,5 +1,5 @@
 """Choose the OpenGL platform for headless rendering. Call from entry points only,
-before anything imports OpenGL (pyrender, simulator.render)."""
+before anything imports OpenGL (pyrender, simulator.render.renderer)."""
 from __future__ import annotations
 
 import ctypes

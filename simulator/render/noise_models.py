@@ -1,7 +1,7 @@
 """Depth-noise level of a booth camera: ``camera_sigma_z(camera, z)``, the
 standard deviation of its z reading at range z. The booth designer (``damagesim
 rig report``) uses it to decide whether a damage's depth change stands out of the
-noise. The formulas themselves live in :mod:`simulator.sensors` (one place each,
+noise. The formulas themselves live in :mod:`simulator.render.sensors` (one place each,
 shared with the full sensor simulation); this module only picks one per camera:
 
 1. the camera's own sensor model (``camera.sensor.depth``, from a device preset
@@ -89,7 +89,7 @@ def camera_model(camera) -> str:
 
 
 def camera_sigma_z(camera, z_m) -> np.ndarray:
-    """Depth sigma (meters, shaped like ``z_m``) of a :class:`simulator.rig.Camera`:
+    """Depth sigma (meters, shaped like ``z_m``) of a :class:`simulator.config.rig.Camera`:
     its sensor model's when it has one, else :func:`sigma_z` by its ``device`` string."""
     depth = getattr(getattr(camera, "sensor", None), "depth", None)
     if depth is not None and depth.model != "none":

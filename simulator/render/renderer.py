@@ -18,7 +18,7 @@ the colour image (dark print), so it keeps its colour pass and colour rgb
 (:func:`depth_only`).
 
 Set PYOPENGL_PLATFORM before importing this module (entry points call
-:func:`simulator.glenv.configure`). EGL works on the CPU through Mesa llvmpipe
+:func:`simulator.render.glenv.configure`). EGL works on the CPU through Mesa llvmpipe
 and on NVIDIA GPUs; OSMesa is the fallback.
 """
 from __future__ import annotations

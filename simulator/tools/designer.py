@@ -27,7 +27,7 @@ Measures (all from renders of settled items, label pass only):
   item in either frame: a missing unit leaves no damage label where it was)
   change depth against the pristine counterfactual
   (same pose, damage removed) by more than 3 sigma of that camera's noise at
-  the pixel's range (:func:`simulator.noise_models.camera_sigma_z`: the
+  the pixel's range (:func:`simulator.render.noise_models.camera_sigma_z`: the
   camera's sensor model, else a model picked by its ``device`` string).
 
 Every random choice draws from generators derived from the report seed and the
@@ -53,6 +53,7 @@ from simulator.core.conventions import intrinsics_matrix, look_at, project
 from simulator.core.errors import ConfigError, PlacementError
 from simulator.core.seeds import rng as seeded_rng
 from simulator.core.seeds import streams
+from simulator.core.yamlio import integer
 from simulator.generate.capture import CaptureMaker
 from simulator.generate.spec import GenerateSpec
 from simulator.render.noise_models import camera_model, camera_sigma_z
@@ -252,8 +253,7 @@ class ReportSettings:
         ``--px-per-mm``)."""
         for key, v, lo in (("--n", self.n, 1), ("--seed", self.seed, 0), ("--min-pixels", self.min_pixels, 1),
                            ("--min-depth-pixels", self.min_depth_pixels, 1), ("--points", self.points, 100)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(None, key, v, f"must be an integer >= {lo}")
+            integer(None, key, v, lo)
         if not (isinstance(self.px_per_mm, (int, float)) and math.isfinite(self.px_per_mm) and 0 <= self.px_per_mm <= 100):
             raise ConfigError(None, "--px-per-mm", self.px_per_mm, "must be a number in [0, 100]")
 
@@ -265,7 +265,7 @@ def _streams(seed: int, stream: int, k: int) -> dict[str, np.random.Generator]:
 
 class RigEvaluator:
     """Renders sampled items through one rig. Owns a GL context and a physics
-    client (through :class:`simulator.pipeline.CaptureMaker`); close it."""
+    client (through :class:`simulator.generate.capture.CaptureMaker`); close it."""
 
     def __init__(self, rig: BoothRig, catalog):
 

@@ -27,7 +27,8 @@ from PIL import Image
 from scipy import ndimage
 
 from damage_ops.taxonomy import CATEGORIES, SEVERITIES
-from simulator.core.errors import ConfigError, DamagesimError
+from simulator.core.errors import DamagesimError
+from simulator.core.yamlio import integer
 from simulator.dataset.reader import FolderCapture, iter_dataset
 from simulator.dataset.writers import DEPTH_SCALE_M
 from simulator.tools.show import PALETTE, colorize_depth
@@ -106,7 +107,7 @@ def _load_json(path: Path) -> Any:
 def _camera_views(cap, cap_id: str, name: str, cam: dict[str, Any], anns: list[dict[str, Any]],
                   pristine: bool, img_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Write one camera's overlays and depth views; return its entry in the page
-    data. cap: a simulator.shards.Capture (a folder, or a sample in a shard)."""
+    data. cap: a simulator.dataset.reader.Capture (a folder, or a sample in a shard)."""
 
     files = cam["files"]
     scale = cam.get("depth_scale_m", DEPTH_SCALE_M)
@@ -158,8 +159,7 @@ def build_report(dataset: str | Path, out: str | Path | None = None, limit: int 
     first ones) in the grid; ``per_page``: captures per page."""
     root = Path(dataset)
     for key, v in (("--limit", limit), ("--per-page", per_page)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(None, key, v, "must be an integer >= 1")
+        integer(None, key, v, 1)
     card_path = root / "dataset.json"
     if not card_path.is_file():
         raise DamagesimError(f"{root}: not a dataset folder (no dataset.json)")

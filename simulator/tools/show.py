@@ -1,13 +1,13 @@
 """Contact sheets: every camera of a capture as RGB, colourised depth and label overlays."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from simulator.core.errors import DamagesimError
+from simulator.dataset.reader import FolderCapture
 from simulator.dataset.writers import DEPTH_SCALE_M
 
 TILE_W = 400
@@ -60,20 +60,20 @@ def contact_sheet(capture_dir: str | Path, out_png: str | Path | None = None) ->
     """Write a contact sheet PNG for one capture folder; returns its path.
 
     One row per camera: RGB | depth | instance overlay | part overlay | damage overlay."""
-    cap = Path(capture_dir)
-    meta_path = cap / "capture.json"
-    if not meta_path.is_file():
-        raise DamagesimError(f"{cap}: not a capture folder (no capture.json)")
-    meta = json.loads(meta_path.read_text())
+    cap = FolderCapture(Path(capture_dir))
+    if not cap.has("capture.json"):
+        raise DamagesimError(f"{cap.path}: not a capture folder (no capture.json)")
+    meta = cap.meta
     cols = ["rgb", "depth", "instance", "part", "damage"]
     rows = []
     for name, cam in meta["cameras"].items():
-        f = {k: cap / v for k, v in cam["files"].items()}
-        rgb = np.asarray(Image.open(f["rgb"]).convert("RGB"))
-        depth = np.asarray(Image.open(f["depth"]), dtype=np.float64) * cam.get("depth_scale_m", DEPTH_SCALE_M)
-        inst = np.asarray(Image.open(f["instance"]))
-        part = np.asarray(Image.open(f["part"]))
-        dmg = np.asarray(Image.open(f["damage_category"]))
+        f = cam["files"]
+        rgb = cap.image(f["rgb"])
+        rgb = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb[..., :3]
+        depth = cap.depth_m(f["depth"], cam.get("depth_scale_m", DEPTH_SCALE_M))
+        inst = cap.image(f["instance"])
+        part = cap.image(f["part"])
+        dmg = cap.image(f["damage_category"])
         tiles = [rgb, colorize_depth(depth), overlay(rgb, inst), overlay(rgb, part), overlay(rgb, dmg)]
         rows.append((name, cam, [_tile(t) for t in tiles]))
     header = 28
@@ -89,7 +89,7 @@ def contact_sheet(capture_dir: str | Path, out_png: str | Path | None = None) ->
             sheet.paste(t, (j * TILE_W, y + 20))
             d.text((j * TILE_W + 6, y + 4), f"{name} [{cam['modality']}] {c}" if j == 0 else c, fill=(220, 220, 220))
         y += h
-    out = Path(out_png) if out_png else cap / "contact_sheet.png"
+    out = Path(out_png) if out_png else cap.path / "contact_sheet.png"
     try:
         sheet.save(out)
     except OSError as e:
