@@ -73,6 +73,8 @@ PARAMS = {
     "reuse_p": Param("float", (0.4, 0.4), 0.0, 1.0,
                      doc="per-panel probability of an earlier trip's marks (shipping style: old label "
                          "remains, tape ghosts, crossed-out marker)"),
+    "wear": Param("float", (0.1, 0.9), 0.0, 1.0,
+                  doc="handling wear of the board: 0 new; 1 frayed edges, worn corners, scuffs on most panels"),
 }
 MATERIALS = ("cardboard", "tape")
 MASS_RANGE_KG = (0.2, 3.0)
@@ -321,7 +323,7 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
               (2 * hx, W / 2), (2 * hx, W / 2)]
     # the shipping label goes on a flap top (panel 5); flutes run up the walls
     atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5,
-                             reuse_p=p["reuse_p"])
+                             reuse_p=p["reuse_p"], wear=p["wear"])
     art, rects = atlas.image, atlas.rects
     # every printed face gets a real uv patch, hidden ones too (the body top
     # under the flaps shows in the seam gap, the flaps' cut edges at the ends):
