@@ -73,18 +73,46 @@ def fill_rect(img, y0, y1, x0, x1, color, alpha=1.0):
 
 
 def text_lines(img, rng, y0, y1, x0, x1, color, line_h=None):
-    """Rows of short dark bars that read as small print."""
+    """Rows of small print in place: random words in the default font, each
+    row ragged on the right, anti-aliased and slightly soft (ink spread), so
+    at a distance they read as grey print, not as bars. A line height under
+    7 px falls back to short dark bars (glyphs that small are a blur anyway)."""
     line_h = line_h or max(3, int((y1 - y0) / rng.uniform(4, 9)))
-    bar = max(1, int(line_h * 0.55))
-    y = y0
-    while y + bar <= y1:
-        x = x0 + int(rng.integers(0, max(1, line_h)))
-        end = x1 - int(rng.uniform(0, 0.4) * (x1 - x0))
+    h, w = img.shape[:2]
+    y0, y1 = int(np.clip(y0, 0, h)), int(np.clip(y1, 0, h))
+    x0, x1 = int(np.clip(x0, 0, w)), int(np.clip(x1, 0, w))
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return
+    if line_h < 7:
+        bar = max(1, int(line_h * 0.55))
+        y = y0
+        while y + bar <= y1:
+            x = x0 + int(rng.integers(0, max(1, line_h)))
+            end = x1 - int(rng.uniform(0, 0.4) * (x1 - x0))
+            while x < end:
+                wlen = int(line_h * rng.uniform(0.8, 3.5))
+                fill_rect(img, y, y + bar, x, min(x + wlen, end), color)
+                x += wlen + max(1, int(line_h * 0.5))
+            y += line_h
+        return
+    im, d = _canvas(y1 - y0, x1 - x0)
+    f = _font(int(line_h * 0.8))
+    y = 0
+    while y + 0.7 * line_h <= y1 - y0:
+        end = (x1 - x0) * (1 - rng.uniform(0, 0.4))
+        x = float(rng.integers(0, max(1, line_h)))
         while x < end:
-            wlen = int(line_h * rng.uniform(0.8, 3.5))
-            fill_rect(img, y, y + bar, x, min(x + wlen, end), color)
-            x += wlen + max(1, int(line_h * 0.5))
+            word = _words(rng, 1, 2, 9).lower() if rng.uniform() < 0.7 else _words(rng, 1, 2, 6)
+            wlen = d.textlength(word, font=f)
+            if x + wlen > end:
+                break
+            d.text((x, y), word, fill=255, font=f)
+            x += wlen + 0.35 * line_h
         y += line_h
+    a = ndimage.gaussian_filter(_arr(im), 0.4)
+    win = img[y0:y1, x0:x1]
+    col = np.asarray(color, np.float32)
+    win[:] = win * (1 - a[..., None]) + a[..., None] * col
 
 
 def barcode(img, rng, y0, y1, x0, x1):
