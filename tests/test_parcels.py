@@ -267,3 +267,23 @@ def test_long_walls_bow_and_edges_keep_their_shape(seed):
     for sgn, mid in zip((-1, 1), mids):
         off = sgn * (v1[mid, 1] - (a * v0[mid, 1] + b)).mean()
         assert 0.3 * 4e-3 * 0.85 <= abs(off) <= 4e-3, off
+
+
+def test_branded_poly_mailer_prints_its_logo_in_a_contrasting_ink(monkeypatch):
+    """A branded poly mailer carries its logo across the back panel in an ink
+    far from the film colour; an unbranded plain one has no such ink."""
+    from simulator.products.base import resolve
+
+    def far_share(branded, art_style, seed):
+        monkeypatch.setattr(M, "BRANDED_P", branded)
+        rng = np.random.default_rng(seed)
+        p = resolve("mailer", M.PARAMS, {"style": "poly", "art_style": art_style}, rng)
+        art, rects, _ = M._paint(rng, p, False)
+        y0, y1, x0, x1 = M._panel_box(rects[1], art.shape)
+        back = art[y0 + 2:y1 - 2, x0 + 2:x1 - 2].astype(float)
+        film = np.median(back.reshape(-1, 3), axis=0)
+        return (np.abs(back - film).max(-1) > 60).mean()
+
+    for seed in range(4):
+        assert 0.003 < far_share(1.0, "shipping", seed) < 0.5, seed
+        assert far_share(0.0, "plain", seed) < 0.001, seed
