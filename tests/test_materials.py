@@ -181,3 +181,39 @@ def test_bad_pattern_names_the_key(tmp_path):
     p.write_text("x: {color: [0.1, 0.2, 0.3], pattern: velvet}\n")
     with pytest.raises(ConfigError, match="x.pattern"):
         load_materials(p)
+
+
+def test_handling_wear_frays_edges_and_zero_wear_is_a_no_op():
+    """wear 0 paints nothing and draws nothing; full wear leaves the outer mm of
+    every edge lighter and greyer (raised liner fibre) than the panel inside;
+    the same rng gives the same wear; labels (cover) take less of it."""
+    from simulator.products.artwork import handling_wear
+
+    def panel(seed):
+        rng = np.random.default_rng(seed)
+        img = np.zeros((300, 400, 3), np.float32)
+        kraft_board(img, rng, draw_board(rng, white_top_p=0.0), 2.0)
+        return img, rng
+
+    img, rng = panel(3)
+    before, state = img.copy(), rng.bit_generator.state
+    handling_wear(img, rng, 2.0, 0.0)
+    assert np.array_equal(img, before) and rng.bit_generator.state == state
+    for seed in range(6):
+        img, rng = panel(seed)
+        rim = lambda a: np.concatenate([a[:2].reshape(-1, 3), a[-2:].reshape(-1, 3),  # noqa: E731
+                                        a[:, :2].reshape(-1, 3), a[:, -2:].reshape(-1, 3)])
+        sat = lambda c: (c.max(1) - c.min(1)) / c.max(1)  # noqa: E731
+        rim0 = rim(img)
+        handling_wear(img, rng, 2.0, 1.0)
+        assert rim(img).mean() > rim0.mean() * 1.03, seed
+        assert sat(rim(img)).mean() < sat(rim0).mean() - 0.02, seed
+        again, rng2 = panel(seed)
+        handling_wear(again, rng2, 2.0, 1.0)
+        assert np.array_equal(img, again)
+    img, rng = panel(1)
+    covered, rngc = panel(1)
+    base = img.copy()
+    handling_wear(img, rng, 2.0, 1.0)
+    handling_wear(covered, rngc, 2.0, 1.0, cover=np.ones(img.shape[:2], np.float32))
+    assert np.abs(covered - base).mean() < 0.5 * np.abs(img - base).mean()

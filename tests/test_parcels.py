@@ -234,3 +234,56 @@ def test_product_sheet_renders_the_named_skus(tmp_path, gl):
         assert tile.reshape(-1, 3).std(0).max() > 10
     with pytest.raises(KeyError, match="no SKU named"):
         render_product_sheet(tmp_path / "x.png", None, skus=["nope"])
+
+
+@pytest.mark.parametrize("seed", (0, 5))
+def test_long_walls_bow_and_edges_keep_their_shape(seed):
+    """bow_mm moves only the long side walls, along y: the middle of each stands
+    off its boundary (the vertical edges, the square top edge) by 0.5-1 x
+    bow_mm out, or 0.3-0.6 x in; every other vertex, and the mesh, stays."""
+    params = {"length_mm": 400, "width_mm": 300, "height_mm": 200, "edge_round_mm": 3.0}
+    flat = build_product("carton", "c", dict(params, bow_mm=0.0), np.random.default_rng(seed))
+    bowed = build_product("carton", "c", dict(params, bow_mm=4.0), np.random.default_rng(seed))
+    assert np.array_equal(flat.mesh.faces, bowed.mesh.faces)
+    v0, v1 = flat.mesh.vertices, bowed.mesh.vertices
+    np.testing.assert_allclose(v1[:, [0, 2]], v0[:, [0, 2]], atol=1e-9)
+    body = np.unique(flat.mesh.faces[flat.part_id == [p.name for p in flat.parts].index("body")])
+    walls, rims, mids = [], [], []
+    for sgn in (-1, 1):
+        y = sgn * v0[body, 1]
+        on = body[y > y.max() - 1e-7]                       # the flat wall of the unbowed box
+        x, z = v0[on, 0], v0[on, 2]
+        mids.append(on[(np.abs(x) < 0.03) & (np.abs(z - z.mean()) < 0.03)])  # the bbox is centred
+        rims.append(on[np.abs(x) > np.abs(x).max() - 1e-6])  # its vertical edges' planes
+        walls.append(on[(np.abs(x) < np.abs(x).max() - 1e-6) & (z > z.min() + 1e-6) & (z < z.max() - 1e-6)])
+        assert len(mids[-1]) and len(rims[-1])
+    # fit_pieces maps y by one affine map (the bow widens the bbox): recover it
+    # from the two rims, which the bow leaves in place
+    ya, yb = v0[rims[0][0], 1], v0[rims[1][0], 1]
+    a = (v1[rims[1][0], 1] - v1[rims[0][0], 1]) / (yb - ya)
+    b = v1[rims[0][0], 1] - a * ya
+    still = np.setdiff1d(np.arange(len(v0)), np.concatenate(walls))
+    np.testing.assert_allclose(v1[still, 1], a * v0[still, 1] + b, atol=1e-9)
+    for sgn, mid in zip((-1, 1), mids):
+        off = sgn * (v1[mid, 1] - (a * v0[mid, 1] + b)).mean()
+        assert 0.3 * 4e-3 * 0.85 <= abs(off) <= 4e-3, off
+
+
+def test_branded_poly_mailer_prints_its_logo_in_a_contrasting_ink(monkeypatch):
+    """A branded poly mailer carries its logo across the back panel in an ink
+    far from the film colour; an unbranded plain one has no such ink."""
+    from simulator.products.base import resolve
+
+    def far_share(branded, art_style, seed):
+        monkeypatch.setattr(M, "BRANDED_P", branded)
+        rng = np.random.default_rng(seed)
+        p = resolve("mailer", M.PARAMS, {"style": "poly", "art_style": art_style}, rng)
+        art, rects, _ = M._paint(rng, p, False)
+        y0, y1, x0, x1 = M._panel_box(rects[1], art.shape)
+        back = art[y0 + 2:y1 - 2, x0 + 2:x1 - 2].astype(float)
+        film = np.median(back.reshape(-1, 3), axis=0)
+        return (np.abs(back - film).max(-1) > 60).mean()
+
+    for seed in range(4):
+        assert 0.003 < far_share(1.0, "shipping", seed) < 0.5, seed
+        assert far_share(0.0, "plain", seed) < 0.001, seed

@@ -183,6 +183,23 @@ def test_pouch_valve_toggle():
     assert "valve" not in [p.name for p in without.parts]
 
 
+def test_pouch_laminate_relief_and_crimped_seal():
+    """The pouch body carries a normal map of film wrinkles in the artwork's
+    layout (unit normals facing out, with relief); its unprinted seal shows
+    the knurled ``crimp`` tile."""
+    from simulator.products import surface as S
+
+    prod = build_product("pouch", "p", {}, np.random.default_rng(3))
+    assert prod.normal_map is not None and prod.normal_map.shape == prod.artwork.shape
+    n = S.decode_normals(prod.normal_map)
+    np.testing.assert_allclose(np.linalg.norm(n, axis=-1), 1.0, atol=0.012)
+    assert (n[..., 2] > 0.5).all() and n[..., 0].std() > 0.003
+    seal = [p for p in prod.parts if p.name == "seal"][0]
+    assert not seal.printed and MATERIALS[seal.material].pattern == "crimp"
+    c, nm = S.tile("crimp")
+    assert S.decode_normals(nm)[..., 0].std() > 0.02  # a pressed knurl, not a flat band
+
+
 @pytest.mark.parametrize("bad", [
     ("carton", {"length_mm": -5}),
     ("carton", {"length_mm": 5000}),

@@ -76,18 +76,46 @@ def fill_rect(img, y0, y1, x0, x1, color, alpha=1.0):
 
 
 def text_lines(img, rng, y0, y1, x0, x1, color, line_h=None):
-    """Rows of short dark bars that read as small print."""
+    """Rows of small print in place: random words in the default font, each
+    row ragged on the right, anti-aliased and slightly soft (ink spread), so
+    at a distance they read as grey print, not as bars. A line height under
+    7 px falls back to short dark bars (glyphs that small are a blur anyway)."""
     line_h = line_h or max(3, int((y1 - y0) / rng.uniform(4, 9)))
-    bar = max(1, int(line_h * 0.55))
-    y = y0
-    while y + bar <= y1:
-        x = x0 + int(rng.integers(0, max(1, line_h)))
-        end = x1 - int(rng.uniform(0, 0.4) * (x1 - x0))
+    h, w = img.shape[:2]
+    y0, y1 = int(np.clip(y0, 0, h)), int(np.clip(y1, 0, h))
+    x0, x1 = int(np.clip(x0, 0, w)), int(np.clip(x1, 0, w))
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return
+    if line_h < 7:
+        bar = max(1, int(line_h * 0.55))
+        y = y0
+        while y + bar <= y1:
+            x = x0 + int(rng.integers(0, max(1, line_h)))
+            end = x1 - int(rng.uniform(0, 0.4) * (x1 - x0))
+            while x < end:
+                wlen = int(line_h * rng.uniform(0.8, 3.5))
+                fill_rect(img, y, y + bar, x, min(x + wlen, end), color)
+                x += wlen + max(1, int(line_h * 0.5))
+            y += line_h
+        return
+    im, d = _canvas(y1 - y0, x1 - x0)
+    f = _font(int(line_h * 0.8))
+    y = 0
+    while y + 0.7 * line_h <= y1 - y0:
+        end = (x1 - x0) * (1 - rng.uniform(0, 0.4))
+        x = float(rng.integers(0, max(1, line_h)))
         while x < end:
-            wlen = int(line_h * rng.uniform(0.8, 3.5))
-            fill_rect(img, y, y + bar, x, min(x + wlen, end), color)
-            x += wlen + max(1, int(line_h * 0.5))
+            word = _words(rng, 1, 2, 9).lower() if rng.uniform() < 0.7 else _words(rng, 1, 2, 6)
+            wlen = d.textlength(word, font=f)
+            if x + wlen > end:
+                break
+            d.text((x, y), word, fill=255, font=f)
+            x += wlen + 0.35 * line_h
         y += line_h
+    a = ndimage.gaussian_filter(_arr(im), 0.4)
+    win = img[y0:y1, x0:x1]
+    col = np.asarray(color, np.float32)
+    win[:] = win * (1 - a[..., None]) + a[..., None] * col
 
 
 def barcode(img, rng, y0, y1, x0, x1):
@@ -275,6 +303,119 @@ def kraft_board(img: np.ndarray, rng: np.random.Generator, board: Board, px_per_
         yy, xx = np.mgrid[y0:y1, x0:x1]
         f = np.exp(-((yy - cy) ** 2 + ((xx - cx) * rng.uniform(0.4, 1.0)) ** 2) / (2 * r * r))
         img[y0:y1, x0:x1] *= (1 - rng.uniform(0.03, 0.1) * f * np.clip(1 + 0.5 * mid[y0:y1, x0:x1], 0, 2))[..., None]
+
+
+# -- handling wear ---------------------------------------------------------------
+
+def _edge_coords(h: int, w: int, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) distance in mm to the nearest panel edge, and (h, w) position in
+    mm along that edge (running round the panel, so noise drawn over it varies
+    along each edge)."""
+    yy = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / ppm
+    xx = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / ppm
+    H, W = h / ppm, w / ppm
+    ds = np.stack(np.broadcast_arrays(yy, H - yy, xx, W - xx))          # top, bottom, left, right
+    k = np.argmin(ds, axis=0)
+    d = np.take_along_axis(ds, k[None], 0)[0]
+    along = np.choose(k, np.broadcast_arrays(xx, W + H + xx, 2 * W + H + yy, 2 * W + 2 * H + yy))
+    return d, along
+
+
+def handling_wear(img: np.ndarray, rng: np.random.Generator, px_per_mm: float, wear: float,
+                  cover: np.ndarray | None = None) -> None:
+    """Paint the wear of a carton that went through a few warehouses, in place,
+    on an (h, w, 3) float sRGB board panel whose borders are the box's edges.
+
+    wear in [0, 1] scales everything (0: nothing is painted and no rng is drawn):
+
+    - frayed edges: within 1-5 mm of the edge the outer liner is rubbed, its
+      fibres raised (lighter, greyer), in patches along the edge, with a darker
+      line of dirt just inside;
+    - worn corners: a scuffed, lighter and greyer patch 6-22 mm in radius at a
+      corner, fibrous, ringed by grime;
+    - scuffs: elongated rub marks 20-120 mm long made of fine parallel
+      striations, lighter (liner abraded) or darker (rubber belt and dirt);
+    - a panel-wide brightness offset of up to 3 % (sun fading, dust).
+
+    This is intact-item wear (the marks every used parcel carries), so the
+    superficial damage op's scuffs are not the only light rub marks a detector
+    sees. cover (h, w), opaque labels: they take a third of the wear."""
+    from .surface import smooth_noise
+
+    wear = float(wear)
+    if wear <= 0:
+        return
+    h, w = img.shape[:2]
+    ppm = float(px_per_mm)
+    if min(h, w) < 4:
+        return
+    lum = np.ones((h, w), np.float32)              # brightness multiplier
+    grey = np.zeros((h, w), np.float32)            # pull towards a neutral light fibre grey
+    d, along = _edge_coords(h, w, ppm)
+    # patchiness along the edge: noise of the along-edge coordinate (1D, 10-40 mm features)
+    per = 2 * (h + w) / ppm
+    n_along = max(8, int(per / 2))
+    patch = ndimage.gaussian_filter1d(rng.standard_normal(n_along).astype(np.float32), rng.uniform(5, 20) / 2,
+                                      mode="wrap")
+    patch = (patch - patch.mean()) / max(float(patch.std()), 1e-6)
+    pa = np.interp(along.ravel(), np.arange(n_along) * per / n_along, patch, period=per).reshape(h, w)
+    fib = smooth_noise(rng, h, w, (0.3 * ppm + 0.3, 0.3 * ppm + 0.3))
+    width = wear * rng.uniform(1.0, 5.0) * np.clip(0.6 + 0.7 * pa, 0, None)   # mm, varies along the edge
+    fray = np.clip(1.0 - d / np.maximum(width, 1e-3), 0, 1) * np.clip(0.7 + 0.4 * fib, 0, 1)
+    lum += 0.18 * fray
+    grey += 0.5 * fray
+    dirt_w = rng.uniform(2, 6)
+    lum -= wear * rng.uniform(0.02, 0.06) * np.exp(-np.abs(d - width - dirt_w) / dirt_w) * np.clip(0.5 + 0.5 * pa, 0, 1.5)
+    # worn corners
+    H, W = h / ppm, w / ppm
+    yy = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / ppm
+    xx = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / ppm
+    for cy, cx in ((0.0, 0.0), (0.0, W), (H, 0.0), (H, W)):
+        if rng.uniform() > 0.25 + 0.6 * wear:
+            continue
+        r = wear * rng.uniform(6, 22)
+        y0, y1 = int(max(0, (cy - 2.5 * r) * ppm)), int(min(h, (cy + 2.5 * r) * ppm + 1))
+        x0, x1 = int(max(0, (cx - 2.5 * r) * ppm)), int(min(w, (cx + 2.5 * r) * ppm + 1))
+        if y1 <= y0 or x1 <= x0:
+            continue
+        rr = np.hypot(yy[y0:y1] - cy, xx[:, x0:x1] - cx) / max(r, 1e-3)
+        rr = rr * (1 + 0.35 * smooth_noise(rng, y1 - y0, x1 - x0, 0.25 * r * ppm + 0.5))
+        core = np.clip(1.4 - rr, 0, 1) * np.clip(0.6 + 0.5 * fib[y0:y1, x0:x1], 0, 1)
+        lum[y0:y1, x0:x1] += 0.2 * core
+        grey[y0:y1, x0:x1] += 0.55 * core
+        lum[y0:y1, x0:x1] -= rng.uniform(0.03, 0.08) * np.exp(-((rr - 1.5) / 0.4) ** 2)
+    # scuffs: elongated rub marks made of fine striations along the rub
+    area_m2 = h * w / ppm ** 2 / 1e6
+    for _ in range(int(rng.poisson(wear * (0.6 + 15.0 * area_m2)))):
+        L = rng.uniform(20, 120)
+        Wd = rng.uniform(4, 25)
+        th = rng.uniform(0, np.pi)
+        cy, cx = rng.uniform(0, H), rng.uniform(0, W)
+        ext = 0.5 * (L * max(abs(np.sin(th)), abs(np.cos(th))) + Wd)
+        y0, y1 = int(max(0, (cy - ext) * ppm)), int(min(h, (cy + ext) * ppm + 1))
+        x0, x1 = int(max(0, (cx - ext) * ppm)), int(min(w, (cx + ext) * ppm + 1))
+        if y1 - y0 < 2 or x1 - x0 < 2:
+            continue
+        Y, X = yy[y0:y1] - cy, xx[:, x0:x1] - cx
+        u = X * np.cos(th) + Y * np.sin(th)
+        v = -X * np.sin(th) + Y * np.cos(th)
+        env = np.exp(-(2 * u / L) ** 4 - (2 * v / Wd) ** 4)
+        # striations: fine lines along u, random widths (0.2-1 mm), broken up
+        stria = ndimage.gaussian_filter1d(rng.standard_normal(max(8, int(4 * Wd * ppm))).astype(np.float32), 0.6)
+        sv = np.interp(v.ravel() * ppm * 2 + 2 * Wd * ppm, np.arange(len(stria)), stria).reshape(v.shape)
+        m = env * np.clip(0.5 + 0.5 * sv, 0, 1.5) * np.clip(0.6 + 0.5 * fib[y0:y1, x0:x1], 0, 1)
+        if rng.uniform() < 0.6:      # abraded liner: lighter, greyer fibre
+            lum[y0:y1, x0:x1] += rng.uniform(0.08, 0.22) * m
+            grey[y0:y1, x0:x1] += 0.45 * m
+        else:                        # belt rubber and dirt: darker, greyer
+            lum[y0:y1, x0:x1] -= rng.uniform(0.08, 0.22) * m
+            grey[y0:y1, x0:x1] += 0.25 * m
+    lum *= 1 + rng.uniform(-0.03, 0.03)
+    k = np.float32(1.0) if cover is None else (1 - 0.66 * np.clip(cover, 0, 1)).astype(np.float32)
+    lum = 1 + (lum - 1) * k
+    grey = np.clip(grey * k, 0, 0.8)[..., None]
+    fibre_grey = img.mean(axis=2, keepdims=True) * np.array([1.04, 1.0, 0.93], np.float32)
+    img[:] = np.clip((img * (1 - grey) + fibre_grey * grey) * lum[..., None], 0, 1)
 
 
 # -- printed marks: decals --------------------------------------------------
@@ -641,8 +782,40 @@ def shipping_marks(img: np.ndarray, rng: np.random.Generator, px_per_mm: float, 
 
 # -- panels -----------------------------------------------------------------
 
+def stock_print(img: np.ndarray, rng: np.random.Generator, pal: np.ndarray, px_per_mm: float,
+                cover: np.ndarray) -> None:
+    """A printed stock carton's marks, in place on an (h, w, 3) kraft panel: the
+    maker's or brand's logo in one or two inks (the second slightly
+    misregistered), some small print, handling marks, sometimes a white shipping
+    label (its opaque coverage recorded in ``cover`` (h, w))."""
+    h, w = img.shape[:2]
+    ppm = float(px_per_mm)
+    inks = [np.array([0.22, 0.2, 0.19]), pal[0] * 0.7 + 0.05]
+    a = logo_mark(rng, ppm, w / ppm)
+    cy, cx = h * rng.uniform(0.25, 0.45), w * rng.uniform(0.3, 0.7)
+    if rng.uniform() < 0.8:
+        place(img, cy, cx, inked(rng, a, ppm, 0.9, 0.35), inks[int(rng.integers(0, 2))], "multiply")
+        if rng.uniform() < 0.5:  # a second ink band under the logo, off register by up to 0.5 mm
+            band = np.zeros((max(2, int(2.5 * ppm)), a.shape[1]), np.float32) + 1
+            off = rng.uniform(-0.5, 0.5, 2) * ppm
+            place(img, cy + a.shape[0] / 2 + 2 * ppm + off[0], cx + off[1], inked(rng, band, ppm, 0.8, 0.4),
+                  inks[1], "multiply")
+    small = np.zeros((h, w, 1), np.float32)
+    text_lines(small, rng, int(h * 0.62), int(h * 0.78), int(w * 0.1), int(w * 0.9), (1.0,),
+               line_h=max(3, int(rng.uniform(3, 5) * ppm)))
+    place(img, h / 2, w / 2, inked(rng, small[..., 0], ppm, 0.8, 0.4), inks[0], "multiply")
+    if rng.uniform() < 0.3:
+        place(img, h * 0.2, w * rng.uniform(0.1, 0.3), arrows_mark(rng, ppm), inks[0], "multiply")
+    if rng.uniform() < 0.3:
+        place(img, h * 0.85, w * rng.uniform(0.7, 0.9), recycle_mark(rng, ppm), inks[0], "multiply")
+    if rng.uniform() < 0.3:  # a white shipping label
+        col, a = shipping_label(rng, ppm)
+        place(img, h * rng.uniform(0.3, 0.7), w * rng.uniform(0.3, 0.7), a, col, "over", cover)
+
+
 def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: float = 2.0,
-                primary: bool = False, cover: np.ndarray | None = None, reuse_p: float = 0.4):
+                primary: bool = False, cover: np.ndarray | None = None, reuse_p: float = 0.4,
+                wear: float = 0.0):
     """Paint one panel (h, w, 3) float image in place with ``style``.
 
     board: the SKU's board for kraft/shipping styles (drawn if None);
@@ -650,7 +823,9 @@ def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: flo
     primary: the panel that gets the shipping label (``shipping`` style);
     cover: optional (h, w) float map filled with the opaque label coverage;
     reuse_p: probability that a ``shipping`` panel shows an earlier trip (old
-    label remains, tape ghosts, crossed-out marker)."""
+    label remains, tape ghosts, crossed-out marker);
+    wear: handling wear of board styles in [0, 1] (:func:`handling_wear`, painted
+    over the marks; 0 paints none and draws nothing)."""
     h, w = img.shape[:2]
     s = min(h, w)
     if cover is None:
@@ -660,31 +835,9 @@ def paint_panel(img, rng, style, pal, board: Board | None = None, px_per_mm: flo
         kraft_board(img, rng, board, px_per_mm)
         if style == "shipping":
             shipping_marks(img, rng, px_per_mm, primary, bool(rng.uniform() < reuse_p), cover)
-            return
-        # a printed stock carton: the maker's or brand's logo in one or two inks,
-        # the second slightly misregistered, some small print, handling marks
-        ppm = float(px_per_mm)
-        inks = [np.array([0.22, 0.2, 0.19]), pal[0] * 0.7 + 0.05]
-        a = logo_mark(rng, ppm, w / ppm)
-        cy, cx = h * rng.uniform(0.25, 0.45), w * rng.uniform(0.3, 0.7)
-        if rng.uniform() < 0.8:
-            place(img, cy, cx, inked(rng, a, ppm, 0.9, 0.35), inks[int(rng.integers(0, 2))], "multiply")
-            if rng.uniform() < 0.5:  # a second ink band under the logo, off register by up to 0.5 mm
-                band = np.zeros((max(2, int(2.5 * ppm)), a.shape[1]), np.float32) + 1
-                off = rng.uniform(-0.5, 0.5, 2) * ppm
-                place(img, cy + a.shape[0] / 2 + 2 * ppm + off[0], cx + off[1], inked(rng, band, ppm, 0.8, 0.4),
-                      inks[1], "multiply")
-        small = np.zeros((h, w, 1), np.float32)
-        text_lines(small, rng, int(h * 0.62), int(h * 0.78), int(w * 0.1), int(w * 0.9), (1.0,),
-                   line_h=max(3, int(rng.uniform(3, 5) * ppm)))
-        place(img, h / 2, w / 2, inked(rng, small[..., 0], ppm, 0.8, 0.4), inks[0], "multiply")
-        if rng.uniform() < 0.3:
-            place(img, h * 0.2, w * rng.uniform(0.1, 0.3), arrows_mark(rng, ppm), inks[0], "multiply")
-        if rng.uniform() < 0.3:
-            place(img, h * 0.85, w * rng.uniform(0.7, 0.9), recycle_mark(rng, ppm), inks[0], "multiply")
-        if rng.uniform() < 0.3:  # a white shipping label
-            col, a = shipping_label(rng, ppm)
-            place(img, h * rng.uniform(0.3, 0.7), w * rng.uniform(0.3, 0.7), a, col, "over", cover)
+        else:
+            stock_print(img, rng, pal, px_per_mm, cover)
+        handling_wear(img, rng, px_per_mm, wear, cover)
         return
     if style == "plain":
         n = noise_field(rng, h, w, cells=3, octaves=2)
@@ -787,7 +940,8 @@ def paint_atlas(rng: np.random.Generator, panels_mm: list[tuple[float, float]], 
 def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, float]], style: str,
                      styles: list[str] | None = None, px_per_mm: float = 2.0, max_px: int = 1024,
                      palette: np.ndarray | None = None, surface: str | None = "corrugated",
-                     primary: int | None = None, board: Board | None = None, reuse_p: float = 0.4) -> Atlas:
+                     primary: int | None = None, board: Board | None = None, reuse_p: float = 0.4,
+                     wear: float = 0.0) -> Atlas:
     """:func:`paint_atlas` plus a normal map of the surface relief, in one :class:`Atlas`.
 
     surface: ``corrugated`` (liner wash-boarding over flutes that run along v,
@@ -798,6 +952,8 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
         style); default: a panel drawn with probability proportional to area.
     board: the SKU's board (kraft/shipping styles); drawn from rng if None.
     reuse_p: per-panel probability of the marks of an earlier trip (``shipping``).
+    wear: handling wear of board panels in [0, 1] (frayed edges, worn corners,
+        scuffs: :func:`handling_wear`); each panel's borders are taken as box edges.
     The colour image uses the rng first, exactly as :func:`paint_atlas` does;
     the normal map draws after it.
     """
@@ -826,7 +982,7 @@ def paint_atlas_maps(rng: np.random.Generator, panels_mm: list[tuple[float, floa
     cover = np.zeros((H, W), np.float32)
     rects = []
     for i, ((y, x), (h, w)) in enumerate(zip(pos, sizes)):
-        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale, reuse_p=reuse_p,
+        paint_panel(img[y:y + h, x:x + w], rng, panel_styles[i], pal, board=board, px_per_mm=scale, reuse_p=reuse_p, wear=wear,
                     primary=(i == primary), cover=cover[y:y + h, x:x + w])
         # half-pixel inset so bilinear sampling never bleeds across panels
         rects.append(((x + 0.5) / W, 1 - (y + h - 0.5) / H, (x + w - 0.5) / W, 1 - (y + 0.5) / H))

@@ -5,7 +5,8 @@ Parts (names and frame are what the damage ops rely on):
 
 - ``body``: the closed box (printed walls and bottom). Its vertical and bottom
   edges are rounded with ``edge_round_mm`` (board folds are never sharp); the
-  top edges stay square, under the flaps.
+  top edges stay square, under the flaps. The two long side walls bow out (or,
+  one time in five, in) by up to ``bow_mm`` at their middle.
 - ``flap``: the two outer top flaps, one closed slab each, hinged along the long
   sides and meeting along x at a seam: a gap of ``seam_gap_mm`` between their
   rounded free edges, where the body top shows in shadow as a dark line. The
@@ -73,6 +74,10 @@ PARAMS = {
     "reuse_p": Param("float", (0.4, 0.4), 0.0, 1.0,
                      doc="per-panel probability of an earlier trip's marks (shipping style: old label "
                          "remains, tape ghosts, crossed-out marker)"),
+    "wear": Param("float", (0.1, 0.9), 0.0, 1.0,
+                  doc="handling wear of the board: 0 new; 1 frayed edges, worn corners, scuffs on most panels"),
+    "bow_mm": Param("float", (0.0, 4.0), 0.0, 10.0,
+                    doc="how far each long side wall bows out (filled box) or in (slack), at its middle"),
 }
 MATERIALS = ("cardboard", "tape")
 MASS_RANGE_KG = (0.2, 3.0)
@@ -321,7 +326,7 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
               (2 * hx, W / 2), (2 * hx, W / 2)]
     # the shipping label goes on a flap top (panel 5); flutes run up the walls
     atlas = paint_atlas_maps(rng, [(a * 1e3, b * 1e3) for a, b in panels], p["art_style"], primary=5,
-                             reuse_p=p["reuse_p"])
+                             reuse_p=p["reuse_p"], wear=p["wear"])
     art, rects = atlas.image, atlas.rects
     # every printed face gets a real uv patch, hidden ones too (the body top
     # under the flaps shows in the seam gap, the flaps' cut edges at the ends):
@@ -354,6 +359,20 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     zs = G.planes(0, z_body, cell, (r,) if r > 0 else (), 3)
     bV, bF, bUV, _ = G.box(xs, ys, zs, body_rects)
     bV = G.round_edges(bV, (-hx, -W / 2, 0), (hx, W / 2, z_body), (r, r, r), (r, r, 0))
+    # the long side walls (no tape on them) are never quite flat: a filled box
+    # bows out, a slack one sags in. Without it a flat panel would be the mark
+    # of an intact box and any shading across one a damage cue. The bow is a
+    # sin x sin bump zero on the wall's flat boundary (the planes r in from the
+    # rounded edges, the square top edge under the flaps), so the edges keep
+    # their shape; it stays under 2.5 % of the wall's span and the mesh's cells
+    # (<= CELL ... a few cm) resolve it
+    for sgn in (-1.0, 1.0):
+        bow = p["bow_mm"] / 1e3 * rng.uniform(0.5, 1.0) * (1.0 if rng.uniform() < 0.8 else -0.6)
+        wall = sgn * bV[:, 1] >= W / 2 - 1e-9
+        fx = np.sin(np.pi * np.clip((bV[:, 0] + hx - r) / (2 * (hx - r)), 0, 1))
+        fz = np.sin(np.pi * np.clip((bV[:, 2] - r) / (z_body - r), 0, 1))
+        bow = float(np.clip(bow, -0.025 * min(2 * hx, z_body), 0.025 * min(2 * hx, z_body)))
+        bV[wall, 1] += sgn * bow * (fx * fz)[wall]
     body = (bV, bF, bUV)
 
     # flaps: rounded fold edge and seam edge (top only), square ends

@@ -21,11 +21,12 @@ wrinkles) and show the bubble lining through the paper in their normal map.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from damage_ops import Part, Product
 
 from . import _geom as G
-from .artwork import _rotate, noise_field, paint_atlas_maps, place, shipping_label
+from .artwork import _rotate, inked, logo_mark, noise_field, paint_atlas_maps, place, shipping_label
 from .base import Param, finish, mm, resolve
 from .surface import decode_normals, encode_normals, smooth_noise
 
@@ -260,6 +261,41 @@ def _panel_box(rect, shape) -> tuple[int, int, int, int]:
             int(round(u0 * W - 0.5)), int(round(u1 * W + 0.5)))
 
 
+def _brand(img: np.ndarray, rng: np.random.Generator, rects, ppm: float) -> None:
+    """A shop's branded poly mailer, in place on the atlas (h, w, 3) float: its
+    logo printed small in a top corner of the front (clear of the label) and
+    large across the back, in one ink that contrasts with the film: white on dark or
+    coloured film, near-black on light."""
+    y0, y1, x0, x1 = _panel_box(rects[0], img.shape)
+    film = img[(y0 + y1) // 2, (x0 + x1) // 2]
+    light = float(film.mean()) > 0.7
+    ink = np.array([0.1, 0.1, 0.11]) if light and rng.uniform() < 0.7 else \
+        (np.array([0.95, 0.95, 0.94]) if not light else np.clip(film * rng.uniform(0.3, 0.6), 0, 1))
+    for k, rect in enumerate(rects[:2]):
+        y0, y1, x0, x1 = _panel_box(rect, img.shape)
+        h, w = y1 - y0, x1 - x0
+        # the front carries it small, in a top corner, clear of the label; the
+        # back large across the middle
+        span = rng.uniform(0.25, 0.4) if k == 0 else rng.uniform(0.55, 0.85)
+        a = logo_mark(rng, ppm, 1.4 * span * w / ppm)
+        if a.shape[1] > span * w * 1.3:
+            f = span * w / a.shape[1]
+            a = ndimage.zoom(a, f, order=1)
+        if a.shape[0] >= 0.45 * h or a.shape[1] >= 0.95 * w or min(a.shape) < 4:
+            continue
+        cov = inked(rng, a, ppm, density=0.95, mottle=0.15)
+        if k == 0:
+            cy = 0.06 * h + a.shape[0] / 2 + rng.uniform(0, 0.04) * h
+            cx = (0.06 * w + a.shape[1] / 2) if rng.uniform() < 0.5 else (0.94 * w - a.shape[1] / 2)
+        else:
+            cy, cx = rng.uniform(0.4, 0.6) * h, w / 2
+        place(img[y0:y1, x0:x1], cy, cx, cov, ink, "over")
+
+
+#: share of plain and shipping poly mailers that carry a shop's printed logo
+BRANDED_P = 0.35
+
+
 def _paint(rng: np.random.Generator, p: dict, padded: bool):
     """Atlas (front = panel 0, back = panel 1) with its normal map. Plain and
     shipping styles use a film or paper colour (never the brand palette's dark
@@ -286,6 +322,8 @@ def _paint(rng: np.random.Generator, p: dict, padded: bool):
             else:  # film: faint milky variation of the pigment
                 lum = 1 + 0.012 * smooth_noise(rng, h, w, 20 * ppm)
             img[y0:y1, x0:x1] *= lum[..., None]
+        if not padded and rng.uniform() < BRANDED_P:
+            _brand(img, rng, atlas.rects, ppm)
     normal = atlas.normal
     if style == "shipping":
         y0, y1, x0, x1 = _panel_box(atlas.rects[0], img.shape)

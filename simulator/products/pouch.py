@@ -1,8 +1,10 @@
 """Pouch / coffee bag lying on its back: thick gusseted bottom (-y end),
 sealed thin top (+y end), optional one-way degassing valve.
 
-Parts: ``body`` (foil laminate, printed front and back), ``seal`` (the top
-heat seal strip), ``valve`` (small plastic disc on the front, optional).
+Parts: ``body`` (foil laminate, printed front and back, with a normal map of
+film wrinkles and creases), ``seal`` (the top heat seal strip: unprinted, its
+material's ``crimp`` tile shows the knurl of the sealing jaws), ``valve``
+(small plastic disc on the front, optional).
 Item frame: x = width, y = height of the bag, z = thickness.
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 from damage_ops import Part, Product
 
 from . import _geom as G
-from .artwork import paint_atlas
+from .artwork import paint_atlas_maps
 from .base import Param, finish, mm, resolve
 from .mailer import pillow
 
@@ -43,7 +45,11 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     p = resolve("pouch", PARAMS, params, rng)
     check(p)
     Wd, Hh, T = p["width_mm"] / 1e3, p["height_mm"] / 1e3, p["thickness_mm"] / 1e3
-    art, rects = paint_atlas(rng, [(p["width_mm"], p["height_mm"])] * 2, p["art_style"], px_per_mm=2.0)
+    # the laminate's soft wrinkles and handling creases are in the normal map
+    # (the mesh resolves only the pillow); the colour draws come first, as before
+    atlas = paint_atlas_maps(rng, [(p["width_mm"], p["height_mm"])] * 2, p["art_style"], px_per_mm=2.0,
+                             surface="film")
+    art, rects = atlas.image, atlas.rects
 
     def gy(y):  # full thickness at the gusset end, tapering to the top seal
         t = np.clip((y + Hh / 2) / Hh, 0, 1)
@@ -78,4 +84,4 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     vol = np.pi / 4 * Wd * T * Hh * 0.8  # elliptic section, tapering
     mass = float(np.clip(0.02 + BULK_KG_M3 * vol * p["fill"], *MASS_RANGE_KG))
     coll = G.slices(body[0], 1, 5)
-    return finish(sku, "pouch", pieces, parts, art, mass, coll, p)
+    return finish(sku, "pouch", pieces, parts, art, mass, coll, p, normal_map=atlas.normal)

@@ -125,6 +125,7 @@ TILES = {
     "film": (160.0, "poly film: soft wrinkles and creases"),
     "bubbles": (48.0, "padded envelope lining: a hex grid of 10 mm air bubbles"),
     "paper": (48.0, "paper: fibre streaks and felt"),
+    "crimp": (16.0, "heat-seal crimp of a pouch: a diamond knurl of 0.8 mm pitch pressed into the laminate"),
 }
 TILE_PX = 256
 
@@ -192,6 +193,16 @@ def tile(name: str) -> tuple[np.ndarray | None, np.ndarray]:
         hgt = np.where(d < rad, np.sqrt(np.clip(rad ** 2 - d ** 2, 0, None)), 0.0) * 0.35
         normals = normals_from_height(ndimage.gaussian_filter(hgt, 1.0, mode="wrap"), ppm)
         colour = np.repeat((1.0 - 0.06 * (d > rad))[..., None], 3, axis=2)
+    elif name == "crimp":
+        # two diagonal ridge sets with a whole number of periods across the tile
+        # (seamless); the jaws press unevenly, so the depth wanders
+        yy, xx = np.mgrid[0:n, 0:n] / ppm
+        k = 2 * np.pi * 14 / size_mm
+        ridge = np.abs(np.cos(k * (xx + yy) / 2)) + np.abs(np.cos(k * (xx - yy) / 2))
+        depth = 1.0 + 0.25 * periodic_noise(rng, n, n, (10, 10))
+        hgt = 0.05 * (ridge - ridge.mean()) * depth
+        colour = np.repeat((0.93 + 0.07 * (ridge / 2) + 0.02 * periodic_noise(rng, n, n, (1, 1)))[..., None], 3, axis=2)
+        normals = normals_from_height(hgt, ppm)
     else:  # paper
         hgt = fibre_height(rng, n, n, ppm, 0.01, periodic=True)
         colour = np.repeat((1.0 + 0.025 * periodic_noise(rng, n, n, (0.6, 3)))[..., None], 3, axis=2)
