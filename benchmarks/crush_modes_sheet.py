@@ -36,6 +36,9 @@ ROWS = (
     ("carton", "crease", 18.0, 60.0), ("carton", "buckle", 15.0, 60.0), ("carton", "crumple", 18.0, 60.0),
     ("carton", "wrinkle", 4.0, 60.0), ("mailer", "wrinkle", 3.0, 80.0), ("mailer", "crumple", 6.0, 60.0),
     ("bottle", "dent", 8.0, 25.0), ("bottle", "bulge", 4.0, 25.0),
+    ("carton", "sag", 25.0, 70.0), ("carton", "barrel", 20.0, 70.0), ("carton", "rack", 30.0, 70.0),
+    ("carton", "mangle", 30.0, 60.0), ("carton", "mangle", 30.0, 60.0), ("carton", "mangle", 30.0, 60.0),
+    ("carton", "mangle", 30.0, 60.0),
 )
 
 
@@ -147,8 +150,10 @@ def main(argv=None) -> Path:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "crush_modes.png"))
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--rows", default="", help="comma-separated row indices (default: all)")
+    ap.add_argument("--catalog", default=None, help="catalog YAML whose first SKU of each kind is used "
+                    "(default: the default catalog)")
     a = ap.parse_args(argv)
-    cat = load_catalog()
+    cat = load_catalog(a.catalog) if a.catalog else load_catalog()
     rows = [ROWS[int(i)] for i in a.rows.split(",")] if a.rows else list(ROWS)
     S, left, head = a.size, 150, 26
     cols = ("pristine", "crushed, light from left", "crushed, light from right", "damaged faces")
@@ -176,7 +181,10 @@ def main(argv=None) -> Path:
         imgs.append(_outline(rgb, mask))
         for j, im in enumerate(imgs):
             sheet.paste(Image.fromarray(im), (left + j * S, y))
-        print(f"{kind}/{mode}: depth {rec.size['depth_mm']:.1f} mm, {rec.n_faces} faces, "
+        comps = "+".join(c["mode"] for c in rec.region.get("components", []))
+        if comps and mode == "mangle":
+            dr.text((6, y + 100), comps.replace("+", "\n+"), fill=(235, 235, 235))
+        print(f"{kind}/{mode} {comps}: depth {rec.size['depth_mm']:.1f} mm, {rec.n_faces} faces, "
               f"stretch p95 {rec.region.get('stretch_p95', 0):.3f}", flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

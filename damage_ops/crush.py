@@ -44,6 +44,37 @@ inward positive):
   ``lambda = pi depth / sqrt(excess)`` (inextensible film absorbing an excess
   length fraction ``excess``), clipped to [6 mm, R].
 
+- ``sag`` (whole panel): the bbox panel the location looks out of is crushed
+  in, pinned at its edges: a pyramid over the whole panel (``fold.RectSag``)
+  whose four facets meet along ridges running in from the panel's corners,
+  apex near the location (within the middle 60 %), times 2-4 random crease
+  tents (``fold.Creased``): a top crushed in by a stacked load.
+- ``barrel`` (whole panel): a side wall (the located one, or a random side
+  when the location is on the top) bulges out over its whole width: a pinned
+  ``m = n = 1`` buckle pushed outward, with a hinge crease through its middle;
+  depth <= 0.12 x the panel's short side.
+- ``rack`` (whole box): the box slumps over: points above a crease height
+  shift horizontally by s(z) (``fold.Rack``), a lean, or a Z-fold (the upper
+  part leans back); slope <= 0.45, top shift <= 0.2 x the height.
+- ``mangle``: several of these in one damage record, as a mangled parcel
+  shows them: one or two whole-box modes (sag, barrel, rack) plus 1-3 local
+  folds (corner, edge, crease, crumple, buckle) at further sites drawn in the
+  upper half of the item, on faces neither facing down nor opposite the
+  location, each at U(0.5, 1) x the depth and U(0.6, 1.3) x the radius; the
+  rack (if any) last. Each shear is built on the item as the earlier ones left
+  it; the local folds' falloff is bounded by the nearest bbox wall along
+  their push (so the floor stays put); the region lists every component.
+
+Composition (sag, barrel, rack, mangle): the map is x -> f_k(... f_1(x)),
+each f_i an injective shear as below (a rack: z kept, each height shifted
+rigidly), so the composition is injective too. The mesh is refined once
+where the composed map is not linear across a face (3-D error), then moved.
+Labels: faces with a vertex whose total displacement exceeds
+``change_threshold_m(depth)``, ``depth_mm`` = the largest total displacement
+(any direction). A barrel and a rack leave the pristine bbox (out of the
+wall, leaning over): the physics hulls follow the map, plus one hull round a
+barrelled wall.
+
 The creases are kinks of h rounded over a narrow band (``damage_ops/fold.py``):
 sharp at booth distance, continuous on the mesh. On a flat panel a crease of
 slope tan(theta) folds the board by theta about the line, as a shear: the
@@ -101,11 +132,17 @@ from .base import ParamError, add_damage, check_face_index, check_range, registe
 from .product import Product, take_faces
 
 OP = "crush"
-MODES = ("dent", "corner", "edge", "crease", "buckle", "crumple", "wrinkle", "bulge")
+MODES = ("dent", "corner", "edge", "crease", "buckle", "crumple", "wrinkle", "bulge", "sag", "barrel", "rack",
+         "mangle")
 #: modes with the smooth C2 bump (rigid items)
 SMOOTH_MODES = ("dent", "bulge")
 #: modes located on the bbox (corner / edge), not on the picked face
 BBOX_MODES = ("corner", "edge")
+#: whole-box modes and their composition (one shear after another: see :func:`_composed`)
+WHOLE_MODES = ("sag", "barrel", "rack")
+COMPOSED_MODES = WHOLE_MODES + ("mangle",)
+#: the local folds a ``mangle`` adds to its whole-box modes, and their odds
+MANGLE_LOCAL = (("corner", "edge", "crease", "crumple", "buckle"), (0.3, 0.25, 0.2, 0.15, 0.1))
 #: depth <= DEPTH_PER_THICKNESS * thickness behind the centre (keeps the map injective)
 DEPTH_PER_THICKNESS = 0.45
 #: the depth falloff reaches zero at this fraction of the thickness (far wall stays put)
@@ -400,6 +437,8 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     d_req = params.depth_mm * 1e-3
     if mode in SMOOTH_MODES:
         return _smooth(product, p, params, rng, face, face_part, c0, b)
+    if mode in COMPOSED_MODES:
+        return _composed(product, p, params, rng, face)
 
     sign = -1.0 if mode == "wrinkle" else 1.0  # wrinkle crests go out: its size is measured outward
     c = _snap(V, F, np.asarray(mesh.face_attributes["part_id"]), c0, None if mode in BBOX_MODES else face_part)
@@ -513,4 +552,241 @@ def _smooth(product: Product, p: Product, params: CrushParams, rng: np.random.Ge
             "requested_depth_mm": params.depth_mm, "clamped": float(clamped)}
     region = {"center_m": c.tolist(), "radius_m": r, "direction": push.tolist(), "mode": params.mode,
               "face": face, "thickness_m": T, "falloff_m": L}
+    return add_damage(p, faces, OP, size, region, asdict(params))
+
+
+# -- whole-box modes and their composition -------------------------------------
+
+@dataclass
+class _Comp:
+    """One shear of a composed crush: ``field(X) -> (n, 3)`` displacement (m),
+    ``cand(product, margin) -> (n_faces,) bool`` faces it may bend (margin: m the
+    earlier shears may have moved them), and what the record says of it."""
+
+    field: object
+    cand: object
+    info: dict
+
+
+def _panel(V: np.ndarray, F: np.ndarray, face: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(axis k, inward unit b (3,), the face centroid moved onto the bbox wall (3,))
+    of the bbox panel that ``face`` looks out of."""
+    n, _ = S.normals_areas(V, F[face:face + 1])
+    n = n[0]
+    k = int(np.argmax(np.abs(n)))
+    sgn = np.sign(n[k]) if n[k] != 0 else 1.0
+    b = np.zeros(3)
+    b[k] = -sgn
+    c = V[F[face]].mean(0)
+    c[k] = V.max(0)[k] if sgn > 0 else V.min(0)[k]
+    return k, b, c
+
+
+def _panel_rect(V: np.ndarray, c: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, a, y0, b): the bbox's projection onto the lateral frame (e1, e2) round c."""
+    lo, hi = V.min(0), V.max(0)
+    box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) - c
+    px, py = box @ e1, box @ e2
+    return float(px.min()), float(np.ptp(px)), float(py.min()), float(np.ptp(py))
+
+
+def _fold_cand(fld: FoldField):
+    def cand(product: Product, margin: float) -> np.ndarray:
+        return _candidates(product, fld.c, fld.b, fld.prof.support_radius() + margin, fld.falloff + margin)
+    return cand
+
+
+def _whole_comp(mode: str, V: np.ndarray, F: np.ndarray, face: int, d_req: float, radius_mm: float,
+                rng: np.random.Generator) -> tuple[_Comp, float]:
+    """A ``sag``, ``barrel`` or ``rack`` shear of the item whose (current)
+    vertices are V (v, 3) m, at the bbox panel ``face`` looks out of. Returns
+    (component, requested depth after the clamps, m)."""
+    beta = crease_band_m(radius_mm)
+    lo, hi = V.min(0), V.max(0)
+    if mode == "rack":
+        H = float(hi[2] - lo[2])
+        z0 = float(lo[2] + rng.uniform(0.2, 0.55) * H)
+        phi = float(rng.choice([0.0, 0.5, 1.0, 1.5]) * np.pi + rng.uniform(-0.15, 0.15))
+        e = np.array([np.cos(phi), np.sin(phi), 0.0])
+        d = min(d_req, 0.2 * H)
+        if rng.uniform() < 0.5:  # one crease: a lean
+            knots, slopes = np.array([0.0]), np.array([1.0])
+        else:                    # a Z-fold: the upper part leans back
+            k2 = float(rng.uniform(0.35, 0.7) * (hi[2] - z0))
+            knots, slopes = np.array([0.0, k2]), np.array([1.0, -rng.uniform(0.3, 0.8)])
+        top = float(FD.terrace(np.array([hi[2] - z0]), knots, slopes, 0.0)[0])
+        k = min(d / max(abs(top), 1e-6), 0.45)  # the lean's slope: at most 24 degrees
+        fld = FD.Rack(z0, knots, slopes * k, e, beta)
+        band = 3 * beta + 1e-3
+
+        def cand(product: Product, margin: float, z=z0 + knots) -> np.ndarray:
+            _, _, cen, r2 = S.face_geometry(product.mesh)
+            rad = np.sqrt(r2) + band + margin
+            return (np.abs(cen[:, 2][:, None] - z[None, :]) < rad[:, None]).any(1)
+
+        info = {"mode": mode, "z0_m": z0, "direction": e.tolist(), "creases": len(knots),
+                "slopes": (slopes * k).tolist()}
+        return _Comp(fld, cand, info), float(k * abs(top))
+    k, b, c = _panel(V, F, face)
+    if mode == "barrel" and k == 2:
+        # a top or bottom does not barrel under a stacking load, the walls do:
+        # a side wall (of the two axes, random side), at the location's height
+        k = int(rng.integers(0, 2))
+        s = 1.0 if rng.uniform() < 0.5 else -1.0
+        b = np.zeros(3)
+        b[k] = -s
+        c = 0.5 * (lo + hi)
+        c[k] = hi[k] if s > 0 else lo[k]
+    T = float(max(((V - c) @ b).max(), 1e-4))
+    L = FALLOFF_PER_THICKNESS * T
+    ij = [a for a in range(3) if a != k]
+    e1, e2 = _lateral_frame(b, np.eye(3)[ij[int(rng.integers(0, 2))]])
+    x0, a, y0, bb = _panel_rect(V, c, e1, e2)
+    if mode == "sag":
+        # the apex within the middle 60 % of the panel, nearest the location
+        u = float(np.clip(-x0, 0.2 * a, 0.8 * a))
+        v = float(np.clip(-y0, 0.2 * bb, 0.8 * bb))
+        c = c + (-x0 - u) * e1 + (-y0 - v) * e2
+        x0, y0 = -u, -v
+        d = min(d_req, DEPTH_PER_THICKNESS * T, 0.3 * min(a, bb))
+        base = FD.RectSag(d, x0, a, y0, bb, beta)
+        n_cr = int(rng.integers(2, 5))  # crumpled: a few creases across the sagging panel
+        pts = np.stack([rng.uniform(x0, x0 + a, n_cr), rng.uniform(y0, y0 + bb, n_cr)], 1) * 0.8
+        prof = FD.Creased(base, pts, FD.unit(rng.uniform(0, np.pi, n_cr)),
+                          rng.uniform(0.12, 0.3, n_cr) * min(a, bb), float(rng.uniform(0.25, 0.45)), beta)
+        fld = FoldField(c, b, e1, e2, prof, L)
+        info = {"mode": mode, "center_m": c.tolist(), "direction": b.tolist(), "creases": n_cr}
+        return _Comp(fld, _fold_cand(fld), info), d
+    if mode == "barrel":  # pushed out: injective for any depth; bounded by the panel
+        d = min(d_req, 0.12 * min(a, bb))
+        prof = FD.Buckle(-d, -d, x0, a, y0, bb, 1, 1, float(rng.uniform(0.3, 0.8)), beta)
+        fld = FoldField(c, b, e1, e2, prof, L)
+        info = {"mode": mode, "center_m": c.tolist(), "direction": (-b).tolist(), "hinge": prof.hinge}
+        return _Comp(fld, _fold_cand(fld), info), d
+    raise AssertionError(mode)
+
+
+def _local_comp(mode: str, V: np.ndarray, F: np.ndarray, pid: np.ndarray, face: int, d_req: float,
+                radius_mm: float, rng: np.random.Generator) -> tuple[_Comp, float]:
+    """One of the local folds (corner, edge, crease, buckle, crumple) as in
+    :func:`crush`, built on the current vertices V. Returns (component, depth m)."""
+    c0, b, edge_axis = _frame(V, F, face, mode)
+    c = _snap(V, F, pid, c0, None if mode in BBOX_MODES else int(pid[face]))
+    # within the nearest bbox wall along b, for every mode: after earlier shears the
+    # site's normal is tilted, and the thickness over the whole item along it would
+    # let the falloff reach the floor the item rests on
+    T = min(float(max(((V - c) @ b).max(), 1e-4)), _wall_depth(V, c, b))
+    L = FALLOFF_PER_THICKNESS * T
+    r = radius_mm * 1e-3
+    if mode == "buckle":
+        kk = int(np.argmax(np.abs(b)))
+        span = np.delete(V.max(0) - V.min(0), kk)
+        d = min(d_req, DEPTH_PER_THICKNESS * T, 0.25 * float(span.min()))
+        ij = [a for a in range(3) if a != kk]
+        edge_axis = np.eye(3)[ij[int(rng.integers(0, 2))]]
+    else:
+        d = min(d_req, DEPTH_PER_THICKNESS * T, DEPTH_PER_RADIUS * r)
+    e1, e2 = _lateral_frame(b, edge_axis)
+    prm = CrushParams(depth_mm=float(np.clip(d * 1e3, 1.0, 60.0)), radius_mm=radius_mm, mode=mode)
+    prof, shape = _profile(mode, prm, d, V, c, b, e1, e2, T, rng)
+    fld = FoldField(c, b, e1, e2, prof, L)
+    info = {"mode": mode, "center_m": c.tolist(), "direction": b.tolist(), **shape}
+    return _Comp(fld, _fold_cand(fld), info), d
+
+
+@dataclass
+class Composed:
+    """x -> f_k(... f_2(f_1(x))), each f_i(x) = x + field_i(x) a shear that is
+    injective on all of space, so the composition is too. ``__call__(X)``:
+    (n, 3) total displacement (m) of points X (n, 3) m."""
+
+    fields: list
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, np.float64)
+        Y = X.copy()
+        for f in self.fields:
+            Y = Y + f(Y)
+        return Y - X
+
+
+def _composed(product: Product, p: Product, params: CrushParams, rng: np.random.Generator, face: int):
+    """``sag`` / ``barrel`` / ``rack`` alone, or a ``mangle``: one or two of them
+    plus 1-3 local folds (``MANGLE_LOCAL``), one shear after another (module doc)."""
+    mesh = p.mesh
+    V0, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    pid = np.asarray(mesh.face_attributes["part_id"])
+    d_req = params.depth_mm * 1e-3
+    mode = params.mode
+    if mode == "mangle":
+        whole = [str(rng.choice(WHOLE_MODES, p=[0.5, 0.25, 0.25]))]
+        if rng.uniform() < 0.5:
+            whole.append(str(rng.choice([m for m in WHOLE_MODES if m != whole[0]])))
+        local = [str(x) for x in rng.choice(MANGLE_LOCAL[0], size=int(rng.integers(1, 4)), p=MANGLE_LOCAL[1])]
+        # rack last: a lean after the panels are crushed (the panels are the bbox's)
+        plan = [m for m in whole if m != "rack"] + local + [m for m in whole if m == "rack"]
+        # further sites: faces in the upper half, not facing the located face's
+        # opposite nor down (a carton rests on its bottom; the located face is one
+        # a camera sees), so corners and edges crushed are top ones
+        n, _ = S.normals_areas(V0, F)
+        zc = V0[F].mean(1)[:, 2]
+        mask = (n @ n[face] > -0.2) & (n[:, 2] > -0.5) & (zc > 0.5 * (V0[:, 2].min() + V0[:, 2].max()))
+    else:
+        plan, mask = [mode], None
+    comps, V, margin, req = [], V0.copy(), 0.0, []
+    for i, m in enumerate(plan):
+        f = face if i == 0 or mask is None or not mask.any() else int(S.pick_exposed_face(product.mesh, rng, mask))
+        d_i = d_req if i == 0 else d_req * float(rng.uniform(0.5, 1.0))
+        r_i = float(np.clip(params.radius_mm * (1.0 if i == 0 else rng.uniform(0.6, 1.3)), 8.0, 200.0))
+        if m in WHOLE_MODES:
+            comp, d = _whole_comp(m, V, F, f, d_i, r_i, rng)
+        else:
+            comp, d = _local_comp(m, V, F, pid, f, d_i, r_i, rng)
+        comp.info.update(face=f, requested_depth_m=d_i, depth_m=d, radius_m=r_i * 1e-3)
+        comps.append((comp, margin))
+        req.append(d < d_i - 1e-9)
+        V = V + comp.field(V)
+        margin += d + 1e-3
+    fld = Composed([c.field for c, _ in comps])
+    cand = np.zeros(len(F), bool)
+    for c, mg in comps:
+        cand |= c.cand(product, mg)
+    tol = interp_tol_m(d_req)
+
+    def nonlinear(m, idx: np.ndarray) -> np.ndarray:
+        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
+        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
+        k = len(idx)
+        s = fld(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
+        sa, sb, sc, sab, sbc, sca, sm = (s[i * k:(i + 1) * k] for i in range(7))
+        nrm = lambda x: np.sqrt((x * x).sum(1))
+        err = np.maximum(np.maximum(nrm(sab - 0.5 * (sa + sb)), nrm(sbc - 0.5 * (sb + sc))),
+                         np.maximum(nrm(sca - 0.5 * (sc + sa)), nrm(sm - (sa + sb + sc) / 3)))
+        return err > tol
+
+    mesh, _ = S.refine_where(mesh, nonlinear, crease_edge_m(params.radius_mm), max_levels=7, candidates=cand,
+                             keep_geometry=False)
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    disp = fld(V)
+    newV = V + disp
+    dn = np.sqrt((disp ** 2).sum(1))
+    depth_meas = float(dn.max())
+    # the threshold follows the recorded depth, so the record alone reproduces the labels
+    moved = dn > change_threshold_m(depth_meas)
+    faces = np.flatnonzero(moved[F].any(1))
+    st95, stmax = _stretch(V, newV, F[faces])
+    p.mesh = take_faces(mesh, np.arange(len(F)), newV, F.copy())
+    if p.collision:  # physics hulls follow the same (continuous) map
+        p.collision = tuple(np.asarray(cp) + fld(np.asarray(cp, np.float64)) for cp in p.collision)
+        if any(c.info["mode"] == "barrel" for c, _ in comps) and moved.any():
+            # a barrelled side bulges past the box hull: one more hull round the moved surface
+            mv = np.flatnonzero(moved)
+            p.collision = tuple(p.collision) + (newV[mv[np.linspace(0, len(mv) - 1, min(len(mv), 400)).astype(int)]],)
+    first = comps[0][0].info
+    size = {"depth_mm": depth_meas * 1e3, "radius_mm": params.radius_mm,
+            "requested_depth_mm": params.depth_mm, "clamped": float(req[0])}
+    region = {"center_m": first.get("center_m", V0.mean(0).tolist()), "radius_m": params.radius_mm * 1e-3,
+              "direction": first["direction"], "mode": mode, "face": face,
+              "components": [c.info for c, _ in comps], "crease_band_m": crease_band_m(params.radius_mm),
+              "stretch_p95": st95, "stretch_max": stmax}
     return add_damage(p, faces, OP, size, region, asdict(params))

@@ -36,6 +36,19 @@ Modes:
   contents_material)``) stands on the inside floor. Changed = every moved
   flap, what the tape covered, the pocket's faces and rim, the contents box.
 
+  With ``forced`` (the default) the box was opened by force: each flap's angle
+  is the neat one x U(0.7, 1.6) in [40, 175] degrees, or (odds DROOP_P, when
+  the neat angle passes 60) 195-240 degrees, drooping over its wall (turned
+  about the fold's top edge, so it stays outside the wall); with odds BEND_P a
+  flap is creased across (``_bend``: wrapped round a cylinder over a 12 mm+
+  band at 35-70 % of its reach, 20-60 degrees, away from the wall when it
+  droops); the rim of an end wall is dented (a 3-4 ridge d-cone pushed down
+  and in, the crush op's injective shear ``FoldField``). Labels: as above, plus
+  every face the dent moves by more than ``crush.change_threshold_m`` (the
+  crush convention: faces moved by less stay unlabelled). A creased flap is
+  not rigid (its mid-plane keeps its lengths). ``forced: false`` is the neat
+  opening of earlier versions.
+
 The opened flaps' former undersides show the board's lighter inner liner
 (finish ``inner_liner``) on corrugated board, the raw inside (``interior``)
 otherwise.
@@ -56,19 +69,9 @@ import trimesh
 from damage_ops import puncture as P
 from damage_ops.product import concatenate as cat
 
-from ._opkit import (
-    LIP_BAND,
-    add_part,
-    drop_faces,
-    face_components,
-    face_normals_of,
-    grow,
-    paint,
-    part_indices,
-    ray_first_hit,
-    refine_where,
-    trough,
-)
+from ._opkit import (LIP_BAND, add_part, drop_faces, face_components, face_normals_of, grow, paint, part_indices,
+                     ray_first_hit, refine_where, trough)
+from . import _surface as S
 from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
 from .product import (
@@ -105,6 +108,9 @@ class DeconstructionParams:
     contents_material: contents_out without units, box_open: material of the contents box
     contents: box_open: whether contents show in the opened box (None: drawn,
         even odds)
+    forced: box_open: opened by force (flaps at scattered angles, some drooping
+        over the walls, some creased across, the rim dented; see the module
+        doc); false: every flap swings neatly to its opening
     """
 
     mode: str = "flap_open"
@@ -114,6 +120,7 @@ class DeconstructionParams:
     center: int | None = None
     contents_material: str = "cardboard_white"
     contents: bool | None = None
+    forced: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -127,6 +134,8 @@ class DeconstructionParams:
                 raise ParamError(f"{OP}.{name}: must be an index >= 0 or None, got {v!r}")
         if self.contents is not None and not isinstance(self.contents, (bool, np.bool_)):
             raise ParamError(f"{OP}.contents: must be true, false or null, got {self.contents!r}")
+        if not isinstance(self.forced, (bool, np.bool_)):
+            raise ParamError(f"{OP}.forced: must be true or false, got {self.forced!r}")
         if not isinstance(self.contents_material, str) or not self.contents_material:
             raise ParamError(f"{OP}.contents_material: must be a material name, got {self.contents_material!r}")
 
@@ -143,11 +152,41 @@ def _rotation(axis_pt: np.ndarray, ax: np.ndarray, inward: np.ndarray, theta: fl
     return axis_pt + np.outer(a * ct - b * st, inward) + np.outer(a * st + b * ct, up) + np.outer(c, ax)
 
 
-def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, scale_w: float | None = None):
+def _bend(P: np.ndarray, hinge: np.ndarray, inward: np.ndarray, up: np.ndarray, z_lo: float, z_hi: float,
+          u0: float, phi: float, band: float) -> np.ndarray:
+    """Points P (k, 3) of a flap lying flat (hinge line through ``hinge``, u =
+    (P - hinge) . inward from it, w = height above the mid-plane (z_lo + z_hi) / 2)
+    bent about a line parallel to the hinge at u0: over [u0, u0 + band] the flap
+    wraps round a cylinder of radius band / |phi| (its axis on the ``phi`` side),
+    beyond it continues straight, turned by phi. The radius must exceed the
+    flap's half-thickness (plus its dome) for the map to stay injective."""
+    rel = P - hinge
+    u, w = rel @ inward, P[:, 2] - 0.5 * (z_lo + z_hi)
+    R = band / abs(phi)
+    sg = 1.0 if phi > 0 else -1.0
+    s = np.clip(u - u0, 0.0, band)
+    a = s / R
+    rest = np.maximum(u - u0 - band, 0.0)
+    du = np.where(u <= u0, u, u0 + (R - sg * w) * np.sin(a) + rest * np.cos(abs(phi)))
+    dw = np.where(u <= u0, w, sg * R - (sg * R - w) * np.cos(a) + sg * rest * np.sin(abs(phi)))
+    out = P + np.outer(du - u, inward)
+    out[:, 2] = 0.5 * (z_lo + z_hi) + dw
+    return out
+
+
+def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, scale_w: float | None = None,
+               theta: float | None = None, bend: tuple[float, float, float] | None = None):
     """Open one flap (``prm.flap`` or a random one) so its free edge moves
     ``prm.opening_mm``; with ``scale_w`` the opening is scaled by it and capped at
     1.9 x the flap's reach (an opened box's flaps each fall their own way)
-    instead of refused. Mutates p. Returns (changed face indices, size, region)."""
+    instead of refused. theta: the hinge angle (radians) instead, up to 270
+    degrees: past 180 the flap droops over the wall, turned about the hinge's
+    top edge so no part of it dips into the wall. bend: (u0 m, phi radians,
+    band m) a fold across the flap, parallel to the hinge at u0 from it, the
+    outer part turned by phi (> 0 towards the flap's top face) over the band,
+    bent about an axis farther from the mid-plane than the flap is thick
+    (injective, isometric on the mid-plane). Mutates p. Returns (changed face
+    indices, size, region)."""
     fids = part_indices(p, "flap")
     ffaces = np.flatnonzero(np.isin(p.part_id, fids)) if fids else np.zeros(0, np.int64)
     if len(ffaces) == 0:
@@ -181,14 +220,22 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
         ax = -ax
     rel = P - hinge
     r_max = float(np.sqrt(((rel - np.outer(rel @ ax, ax)) ** 2).sum(1)).max())
-    w = prm.opening_mm / 1000.0
-    if scale_w is not None:
-        w = min(w * scale_w, 1.9 * r_max)
-    if w > 2 * r_max:
-        raise NotApplicable(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
-                         f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
-    theta = 2 * np.arcsin(min(1.0, w / (2 * r_max)))
-    newP = _rotation(hinge, ax, inward, theta, P)
+    if theta is None:
+        w = prm.opening_mm / 1000.0
+        if scale_w is not None:
+            w = min(w * scale_w, 1.9 * r_max)
+        if w > 2 * r_max:
+            raise NotApplicable(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
+                                f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
+        theta = 2 * np.arcsin(min(1.0, w / (2 * r_max)))
+    theta = float(theta)
+    up3 = np.cross(ax, inward)
+    Pb = P if bend is None else _bend(P, hinge, inward, up3, lo[2], hi[2], *bend)
+    pivot = hinge
+    if theta > np.pi:  # drooping: about the top of the fold, so the flap stays outside the wall
+        near = np.abs((P - hinge) @ inward) < 2 * (hi[2] - lo[2])
+        pivot = hinge + up3 * (float(P[near, 2].max()) - hinge[2])
+    newP = _rotation(pivot, ax, inward, theta, Pb)
 
     # faces under the opened flap's footprint that face up just below it: interior
     fn0, _ = face_normals_of(m, my)
@@ -265,7 +312,7 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
     p.mesh = m2
     # collision: the open flap sticks out of the closed box hull
     corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    p.collision = tuple(p.collision) + (_rotation(hinge, ax, inward, theta, corners),)
+    p.collision = tuple(p.collision) + (_rotation(pivot, ax, inward, theta, corners),)
     disp = float(np.linalg.norm(newP - P, axis=1).max())
     region = {"center_m": (0.5 * (lo + hi)).tolist(), "radius_m": float(np.linalg.norm(hi - lo)),
               "hinge_m": hinge.tolist(), "hinge_axis": ax.tolist(), "angle_deg": float(np.degrees(theta)),
@@ -326,6 +373,153 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
     return float(lo[2])
 
 
+#: forced box_open: odds that a flap droops over its wall, that it is creased across
+DROOP_P, BEND_P = 0.35, 0.5
+
+
+def _flap_frames(p: Product, fids: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Per flap component (build order): (its face indices, hinge point (3,),
+    inward unit (3,), reach m), the hinge as :func:`_flap_open` finds it."""
+    V, F = np.asarray(p.mesh.vertices), np.asarray(p.mesh.faces)
+    ffaces = np.flatnonzero(np.isin(p.part_id, fids))
+    nf, comp = face_components(F[ffaces], len(V))
+    ilo, ihi = V.min(0), V.max(0)
+    out = []
+    for k in range(nf):
+        my = ffaces[comp == k]
+        P = V[np.unique(F[my])]
+        lo, hi = P.min(0), P.max(0)
+        q = 1 if (hi - lo)[0] >= (hi - lo)[1] else 0
+        inward = np.zeros(3)
+        hinge = np.array([0.0, 0.0, lo[2]])
+        low = lo[q] - ilo[q] <= ihi[q] - hi[q]
+        hinge[q] = lo[q] if low else hi[q]
+        inward[q] = 1.0 if low else -1.0
+        out.append((my, hinge, inward, float(hi[q] - lo[q])))
+    return out
+
+
+def _forced_draws(p: Product, fids: list[int], nf: int, prm: DeconstructionParams,
+                  rng: np.random.Generator) -> list[dict]:
+    """Per flap of a box opened by force: the hinge angle theta (radians): the
+    neat opening's angle x U(0.7, 1.6) in [40, 175] degrees, or with odds
+    DROOP_P (when the neat angle is past 60 degrees) drooping over the wall at
+    195-240 degrees; and with odds BEND_P a crease across it, (u0, phi, band)
+    for :func:`_bend`: u0 in U(0.35, 0.7) of its reach, |phi| 20-60 degrees,
+    away from the wall when it droops, never folding it back below the rim.
+    Refines the flaps across their creases (labels carried). Mutates p."""
+    frames = _flap_frames(p, fids)
+    V = np.asarray(p.mesh.vertices)
+    out = []
+    for my, hinge, inward, reach in frames:
+        zs = V[np.unique(np.asarray(p.mesh.faces)[my]), 2]
+        w = min(prm.opening_mm / 1000.0 * rng.uniform(0.75, 1.25), 1.9 * reach)
+        base = 2 * np.arcsin(min(1.0, w / (2 * reach)))
+        if base > np.radians(60) and rng.uniform() < DROOP_P:
+            theta = np.radians(rng.uniform(195, 240))
+        else:
+            theta = float(np.clip(base * rng.uniform(0.7, 1.6), np.radians(40), np.radians(175)))
+        bend = None
+        if theta > np.radians(60) and rng.uniform() < BEND_P:
+            mag = np.radians(rng.uniform(20, 60))
+            if theta > np.pi:
+                sg = -1.0                      # droops: folds away from the wall
+            else:
+                sg = 1.0 if rng.uniform() < 0.5 else -1.0
+                if sg < 0:
+                    mag = min(mag, theta - np.radians(10))  # never turned down past the horizontal
+            half = 0.5 * float(zs.max() - zs.min())
+            band = max(0.012, 2.2 * mag * half)
+            bend = (float(rng.uniform(0.35, 0.7) * reach), float(sg * mag), float(band))
+        out.append({"theta": float(theta), "bend": bend, "hinge": hinge, "inward": inward, "faces": my})
+    bands = [(d["hinge"], d["inward"], d["bend"]) for d in out if d["bend"] is not None]
+    if bands:
+        fl = np.isin(p.part_id, fids)
+
+        def sel(m, idx):
+            T = np.asarray(m.vertices)[np.asarray(m.faces)[idx]]
+            hit = np.zeros(len(idx), bool)
+            for h, inw, (u0, _, band) in bands:
+                u = (T - h) @ inw
+                hit |= (u.max(1) > u0 - 2e-3) & (u.min(1) < u0 + band + 2e-3) & (np.abs(((T - h) @ [0, 0, 1.0])).max(1) < 0.05)
+            return hit & np.isin(m.face_attributes["part_id"][idx], fids)
+
+        chg = p.mesh.face_attributes["_chg"]
+        p.mesh, nfo = S.refine_where(p.mesh, sel, min(b[2] for _, _, b in bands) / 5, max_levels=5, candidates=fl)
+        p.mesh.face_attributes["_chg"] = chg[nfo] if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo) \
+            else p.mesh.face_attributes["_chg"]
+        ensure_optional(p.mesh)
+    return out
+
+
+def _dent_rim(p: Product, blo: np.ndarray, bhi: np.ndarray, rng: np.random.Generator) -> dict:
+    """The rim of a box opened by force is dented: a d-cone (``fold.Pyramid``,
+    3-4 ridges) at a random point of an end wall's top edge, pushed down and in
+    (along (inward + 1.5 down)), 6-18 mm deep over 25-55 mm, as the crush op's
+    shear (``crush.FoldField``: injective; its falloff ends before the nearest
+    bbox wall along the push). Refines where the shear is not linear. Marks the
+    moved faces in ``_chg``. Mutates p. Returns the region facts."""
+    from . import fold as FD
+    from .crush import (FoldField, _lateral_frame, _wall_depth, change_threshold_m, crease_band_m, crease_edge_m,
+                        interp_tol_m)
+
+    V = np.asarray(p.mesh.vertices)
+    # on an end wall (the flaps hinge along the long walls: a dent there would bend
+    # the hinge line under the opened flaps, whose faces are too coarse to follow it)
+    ax = int(np.argmax(bhi[:2] - blo[:2]))
+    hi_side = bool(rng.uniform() < 0.5)
+    o = 1 - ax
+    c = np.zeros(3)
+    c[ax] = bhi[ax] if hi_side else blo[ax]
+    c[o] = blo[o] + rng.uniform(0.3, 0.7) * (bhi[o] - blo[o])
+    c[2] = bhi[2]
+    inward = np.zeros(3)
+    inward[ax] = -1.0 if hi_side else 1.0
+    b = inward + np.array([0.0, 0.0, -1.5])
+    b /= np.linalg.norm(b)
+    R = float(rng.uniform(0.025, 0.055))
+    T = _wall_depth(V, c, b)
+    d = float(min(rng.uniform(0.006, 0.018), 0.45 * T, R))
+    L = 0.85 * T
+    beta = crease_band_m(R * 1e3)
+    e1, e2 = _lateral_frame(b, np.eye(3)[o])
+    k = int(rng.choice([3, 4]))
+    prof = FD.Pyramid(d, R, FD.radiating_normals(rng, k), rng.uniform(0.75, 1.25, k), beta, 1.5 * R, None)
+    fld = FoldField(c, b, e1, e2, prof, L)
+    tol = interp_tol_m(d)
+    rs = prof.support_radius()
+
+    def nonlinear(m, idx):
+        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
+        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
+        n = len(idx)
+        sv = fld.scalar(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
+        sa, sb, sc, sab, sbc, sca, sm = (sv[i * n:(i + 1) * n] for i in range(7))
+        err = np.maximum(np.maximum(np.abs(sab - 0.5 * (sa + sb)), np.abs(sbc - 0.5 * (sb + sc))),
+                         np.maximum(np.abs(sca - 0.5 * (sc + sa)), np.abs(sm - (sa + sb + sc) / 3)))
+        return err > tol
+
+    Tm = V[np.asarray(p.mesh.faces)]
+    cand = (np.linalg.norm(Tm.mean(1) - c, axis=1) - np.sqrt(((Tm - Tm.mean(1, keepdims=True)) ** 2).sum(2)).max(1)
+            < rs + L)
+    chg = p.mesh.face_attributes["_chg"]
+    p.mesh, nfo = S.refine_where(p.mesh, nonlinear, crease_edge_m(R * 1e3), max_levels=6, candidates=cand,
+                                 keep_geometry=False)
+    if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo):
+        p.mesh.face_attributes["_chg"] = chg[nfo]
+    V = np.asarray(p.mesh.vertices)
+    disp = fld(V)
+    dn = np.sqrt((disp ** 2).sum(1))
+    moved = dn > change_threshold_m(float(dn.max()))
+    F = np.asarray(p.mesh.faces)
+    p.mesh.vertices = V + disp
+    p.mesh.face_attributes["_chg"][moved[F].any(1)] = 1
+    if p.collision:
+        p.collision = tuple(np.asarray(cp) + fld(np.asarray(cp, np.float64)) for cp in p.collision)
+    return {"center_m": c.tolist(), "direction": b.tolist(), "depth_mm": float(dn.max() * 1e3), "radius_m": R,
+            "folds": k}
+
+
 def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     """Every flap of a carton swings open (each ``opening_mm`` x U(0.75, 1.25),
     capped at 1.9 x its reach), tape on the flaps peeled, the box's inside dark;
@@ -339,11 +533,19 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     ensure_optional(p.mesh)
     p.mesh.face_attributes["_chg"] = np.zeros(len(F), np.int8)
     flaps, disp = [], 0.0
+    draws = _forced_draws(p, fids, nf, prm, rng) if prm.forced else [None] * nf
     for k in range(nf):
         one = DeconstructionParams(mode="flap_open", opening_mm=prm.opening_mm, flap=k)
-        faces, size, region = _flap_open(p, one, rng, scale_w=float(rng.uniform(0.75, 1.25)))
+        if draws[k] is None:
+            faces, size, region = _flap_open(p, one, rng, scale_w=float(rng.uniform(0.75, 1.25)))
+        else:
+            faces, size, region = _flap_open(p, one, rng, theta=draws[k]["theta"], bend=draws[k]["bend"])
         p.mesh.face_attributes["_chg"][faces] = 1
-        flaps.append({key: region[key] for key in ("hinge_m", "hinge_axis", "angle_deg", "flap")})
+        f = {key: region[key] for key in ("hinge_m", "hinge_axis", "angle_deg", "flap")}
+        if draws[k] is not None:
+            f.update(drooping=bool(draws[k]["theta"] > np.pi),
+                     bend_deg=float(np.degrees(draws[k]["bend"][1])) if draws[k]["bend"] else 0.0)
+        flaps.append(f)
         disp = max(disp, size["opening_mm"])
     V = np.asarray(p.mesh.vertices)
     body = np.isin(p.part_id, part_indices(p, "body"))
@@ -369,8 +571,9 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
         p.mesh = concatenate([p.mesh, cm])        # (drops the private _chg key: restored below)
         p.mesh.face_attributes["_chg"] = np.concatenate([chg, np.ones(len(cm.faces), np.int8)])
         p.collision = tuple(p.collision) + (np.asarray(box.vertices) + ctr,)
+    rim = _dent_rim(p, blo, bhi, rng) if prm.forced and body.any() else None
     changed = np.flatnonzero(p.mesh.face_attributes.pop("_chg"))
-    region = {"center_m": (0.5 * (blo + bhi) * [1, 1, 0] + [0, 0, bhi[2]]).tolist(),
+    region = {"center_m": (0.5 * (blo + bhi) * [1, 1, 0] + [0, 0, bhi[2]]).tolist(), "rim_dent": rim,
               "radius_m": float(np.linalg.norm(bhi[:2] - blo[:2]) / 2), "normal": [0.0, 0.0, 1.0],
               "flaps": flaps, "angle_deg": float(min(f["angle_deg"] for f in flaps)), "contents": show,
               "floor_m": float(floor_z)}

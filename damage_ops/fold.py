@@ -281,3 +281,68 @@ def dihedral_turn_deg(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndar
     cosang = np.clip((n[fa] * n[fb]).sum(1), -1.0, 1.0)
     ed = np.sort(e[order[two]], axis=1)
     return np.degrees(np.arccos(cosang)), ed, np.stack([fa, fb], 1)
+
+
+@dataclass
+class RectSag:
+    """A panel crushed in over the whole rectangle [x0, x0 + a] x [y0, y0 + b]
+    of the lateral plane, pinned at its edges (the stiff panel edges carry the
+    load): h = depth * r(S(p)), S = 1 - max_i q_i, q_i = 1 - (distance of p to
+    edge i) / (distance of the apex (0, 0) to edge i). Four planar facets meet
+    along ridges running from the apex to the rectangle's corners: the creases
+    of a sagging top run in from the corners. r rounds the rim crease (S = 0)
+    and is exactly 0 on and outside the rectangle, so the panel's edges and
+    the walls below them do not move. The apex (0, 0) must lie inside."""
+
+    depth: float
+    x0: float
+    a: float
+    y0: float
+    b: float
+    beta: float
+    _r1: float | None = field(default=None, init=False, repr=False)
+
+    def level(self, P: np.ndarray) -> np.ndarray:
+        """(n,) in [-inf, 1]: 1 at the apex, 0 on the rectangle's edges."""
+        x, y = P[:, 0], P[:, 1]
+        # distances of the apex to the four edges (the apex is the origin)
+        dl, dr, db, dt = -self.x0, self.x0 + self.a, -self.y0, self.y0 + self.b
+        s = self.beta / max(min(dl, dr, db, dt), 1e-9)
+        q = soft_max(soft_max(-x / dl, x / dr, s), soft_max(-y / db, y / dt, s), s)
+        return 1.0 - q
+
+    def _r(self, S: np.ndarray) -> np.ndarray:
+        s = self.beta / max(min(-self.x0, self.x0 + self.a, -self.y0, self.y0 + self.b), 1e-9)
+        return soft_relu(S - s, s)  # exactly 0 for S <= 0
+
+    def __call__(self, P: np.ndarray) -> np.ndarray:
+        if self._r1 is None:
+            self._r1 = max(float(self._r(self.level(np.zeros((1, 2))))[0]), 1e-12)
+        return self.depth * self._r(self.level(P)) / self._r1
+
+    def support_radius(self) -> float:
+        return float(np.hypot(max(-self.x0, self.x0 + self.a), max(-self.y0, self.y0 + self.b))) + 2 * self.beta
+
+
+@dataclass
+class Rack:
+    """A box slumped over: points above height ``z0`` (m, item frame) shift
+    horizontally along unit ``e`` (3,) by s(z) = terrace(z - z0, knots,
+    slopes): the walls fold about horizontal crease lines at ``z0 + knots``
+    (a lean of slope ``slopes[0]``, then a Z-fold back where the next slope
+    has the other sign). z never changes and each height shifts rigidly, so
+    the map is injective on all of space whatever the slopes."""
+
+    z0: float
+    knots: np.ndarray
+    slopes: np.ndarray
+    e: np.ndarray
+    beta: float
+
+    def shift(self, z: np.ndarray) -> np.ndarray:
+        """(n,) horizontal shift (m) at heights z (n,) m."""
+        return terrace(z - self.z0, self.knots, self.slopes, self.beta)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, np.float64)
+        return self.shift(X[:, 2])[:, None] * self.e[None, :]

@@ -90,10 +90,16 @@ CRUSH_MODES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "film": (("wrinkle", "crumple"), (0.6, 0.4)),
     "rigid": (("dent", "bulge"), (0.85, 0.15)),
 }
+#: major crushes of board: mostly a mangled box (several folds and a whole-box
+#: mode in one damage, as real crushed parcels show: docs/crush_modes.png),
+#: else one of the single folds or a crushed-in top
+BOARD_MAJOR_MODES: tuple[tuple[str, ...], tuple[float, ...]] = (
+    ("mangle", "sag", "corner", "edge", "crease", "buckle", "crumple"), (0.5, 0.1, 0.12, 0.1, 0.06, 0.05, 0.07))
 #: crush mode -> (lo, hi) of radius_mm / depth_mm (the region's size per unit depth)
 CRUSH_RADIUS_PER_DEPTH: dict[str, tuple[float, float]] = {
     "dent": (2.5, 5.0), "bulge": (2.5, 5.0), "corner": (1.8, 3.0), "edge": (1.5, 2.5), "crease": (2.5, 4.5),
     "buckle": (3.0, 5.0), "crumple": (2.5, 4.0), "wrinkle": (5.0, 10.0),
+    "sag": (2.5, 4.0), "barrel": (2.5, 4.0), "rack": (2.5, 4.0), "mangle": (1.8, 3.0),
 }
 #: major board crushes: depth_mm in this range (plainly visible at booth distance:
 #: a corner pushed in by 15-40 mm; Kaputt's major deformations read from afar)
@@ -118,12 +124,14 @@ def _crush_params(severity: str, product: Product, small: float, large: float,
     of the severity threshold)."""
     cls = crush_material(product)
     modes, prob = CRUSH_MODES[cls]
+    if cls == "board" and severity == "major":
+        modes, prob = BOARD_MAJOR_MODES
     mode = str(rng.choice(modes, p=prob))
     if cls == "film" and severity == "major" and mode == "crumple" and 0.45 * small < 11.0:
         mode = "wrinkle"  # a flat mailer is too thin to crumple 10 mm in; its wrinkles stand out
     if cls == "rigid" and severity == "major" and 0.45 * small < 11.0:
         mode = "bulge"  # a flat blister is too thin to dent 10 mm in (the op clamps inward depth)
-    if cls == "board" and severity == "major" and mode in ("corner", "edge"):
+    if cls == "board" and severity == "major" and mode in ("corner", "edge", "mangle"):
         # pushed in along a corner / edge diagonal: the item is thick that way
         lo, hi = BOARD_MAJOR_DEPTH_MM
         depth = float(rng.uniform(lo, max(lo, min(hi, 0.3 * large))))

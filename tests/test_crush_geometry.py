@@ -112,7 +112,10 @@ def self_intersections(V, F, faces, against=None, pairs=False):
 
 #: (mode, depth_mm, radius_mm, where on the top) for the major board folds
 FOLDS = (("corner", 30.0, 70.0, (0.95, 0.05)), ("edge", 22.0, 45.0, (0.5, 0.1)),
-         ("crease", 18.0, 60.0, (0.5, 0.5)), ("crumple", 18.0, 60.0, (0.5, 0.5)))
+         ("crease", 18.0, 60.0, (0.5, 0.5)), ("crumple", 18.0, 60.0, (0.5, 0.5)),
+         ("sag", 25.0, 70.0, (0.4, 0.6)), ("mangle", 30.0, 60.0, (0.5, 0.5)))
+#: whole-box modes (and the composition) checked for self-intersection too
+WHOLE = (("barrel", 20.0, 70.0, (0.5, 0.5)), ("rack", 30.0, 70.0, (0.5, 0.5)))
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def carton():
 @pytest.fixture(scope="module")
 def crushed(carton):
     out = {}
-    for mode, depth, radius, where in FOLDS:
+    for mode, depth, radius, where in FOLDS + WHOLE:
         out[mode] = apply(carton, "crush", {"depth_mm": depth, "radius_mm": radius, "mode": mode,
                                              "center": _top_face(carton, where)}, np.random.default_rng(7))
     return out
@@ -148,7 +151,7 @@ def test_crease_dihedral(carton, crushed, mode):
     assert len(crease_pairs(V0, F0, np.flatnonzero(_body_faces(carton)), 6 * beta, 15.0)) == 0
 
 
-@pytest.mark.parametrize("mode", [f[0] for f in FOLDS])
+@pytest.mark.parametrize("mode", [f[0] for f in FOLDS + WHOLE])
 def test_no_self_intersection(carton, crushed, mode):
     """No two triangles of the crushed body that share no vertex cross each
     other, and no damaged face crosses a face of another part, except where
@@ -179,7 +182,8 @@ def test_no_self_intersection(carton, crushed, mode):
     assert kinds <= flush, f"{mode}: parts {kinds - flush} cross"
 
 
-@pytest.mark.parametrize("mode", ["corner", "edge", "crease", "buckle", "crumple", "wrinkle"])
+@pytest.mark.parametrize("mode", ["corner", "edge", "crease", "buckle", "crumple", "wrinkle", "sag", "barrel",
+                                  "rack", "mangle"])
 def test_labels_equal_moved_faces(carton, mode):
     """The op keeps the input's vertices first and in order (refinement appends
     midpoints), so input vertex i is output vertex i: every face with an input
@@ -206,8 +210,9 @@ def test_labels_equal_moved_faces(carton, mode):
     old = (F < nv).all(1)
     np.testing.assert_array_equal(lab[old], moved[F[old]].any(1))
     assert rec.n_faces == int(lab.sum()) and rec.severity == "major"
-    # damage inside the item: inward modes stay within the pristine bbox
-    if mode != "wrinkle":
+    # damage inside the item: inward modes stay within the pristine bbox (a barrel
+    # bulges out, a rack leans over, a mangle may hold either)
+    if mode not in ("wrinkle", "barrel", "rack", "mangle"):
         lo, hi = V0.min(0), V0.max(0)
         assert (V1 >= lo - 1e-9).all() and (V1 <= hi + 1e-9).all()
 
@@ -254,7 +259,7 @@ def test_modes_follow_material(kind, cls):
     drawn sizes land on the requested severity."""
     p = product(kind, 0)
     assert crush_material(p) == cls
-    allowed = {"board": {"corner", "edge", "crease", "buckle", "crumple", "dent"},
+    allowed = {"board": {"corner", "edge", "crease", "buckle", "crumple", "dent", "sag", "mangle"},
                "film": {"wrinkle", "crumple"}, "rigid": {"dent", "bulge"}}[cls]
     rng = np.random.default_rng(5)
     seen = set()
@@ -267,3 +272,35 @@ def test_modes_follow_material(kind, cls):
                 assert par["depth_mm"] >= 15.0
     if cls == "board":  # mostly folds, rarely a dent
         assert len(seen - {"dent"}) >= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_mangle_composes(carton, seed):
+    """A mangle is several shears in one damage: at least one whole-box mode
+    (sag, barrel, rack) and one local fold, each recorded; the body never
+    crosses itself; the labels are the faces that moved (by the recorded
+    depth's threshold); the item still rests flat on its bottom."""
+    q, rec = apply(carton, "crush", {"depth_mm": 30.0, "radius_mm": 60.0, "mode": "mangle",
+                                     "center": _top_face(carton, (0.5, 0.5))}, np.random.default_rng(seed))
+    modes = [c["mode"] for c in rec.region["components"]]
+    assert len(modes) >= 2 and set(modes) & {"sag", "barrel", "rack"}
+    assert set(modes) & {"corner", "edge", "crease", "crumple", "buckle"}
+    assert rec.severity == "major" and rec.size["depth_mm"] >= 10.0
+    V, F = np.asarray(q.mesh.vertices), np.asarray(q.mesh.faces)
+    body = np.flatnonzero(_body_faces(q))
+    lab = np.flatnonzero(q.damage_id == len(q.damages))
+    assert self_intersections(V, F, np.intersect1d(lab, body), body) == 0
+    V0 = np.asarray(carton.mesh.vertices)
+    nv = len(V0)
+    moved = np.zeros(len(V), bool)
+    moved[:nv] = np.linalg.norm(V[:nv] - V0, axis=1) > change_threshold_m(rec.size["depth_mm"] * 1e-3)
+    labm = q.damage_id == len(q.damages)
+    assert labm[moved[F].any(1)].all()
+    old = (F < nv).all(1)
+    np.testing.assert_array_equal(labm[old], moved[F[old]].any(1))
+    # the item still rests flat: the bottom keeps its height (every shear falls
+    # off before the floor; a rack shifts only above its crease; a crushed
+    # vertical edge may move the bottom's corner sideways)
+    bot = V0[:, 2] < V0[:, 2].min() + 1e-6
+    np.testing.assert_allclose(V[:nv][bot, 2], V0[bot, 2], atol=1e-9)
+    assert V[:, 2].min() >= V0[:, 2].min() - 1e-9

@@ -3,6 +3,8 @@ on the output, labels cover the changed region, validity (parts stay closed),
 purity, composition, ParamError."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
@@ -241,7 +243,7 @@ def test_box_open(seed, contents):
     flaps_in = flap_components(p)
     widths = [np.ptp(p.mesh.vertices[v], axis=0)[:2].min() for v in flaps_in]
     snap = snapshot(p)
-    prm = {"mode": "box_open", "opening_mm": 1.6 * min(widths) * 1000}
+    prm = {"mode": "box_open", "opening_mm": 1.6 * min(widths) * 1000, "forced": False}
     if contents is not None:
         prm["contents"] = contents
     q, rec = apply(p, "deconstruction", prm, np.random.default_rng(seed))
@@ -305,3 +307,59 @@ def test_box_open_needs_flaps_and_bool_contents():
         apply(product("mailer", 0), "deconstruction", {"mode": "box_open"}, np.random.default_rng(0))
     with pytest.raises(ParamError, match="deconstruction.contents"):
         apply(product("carton", 0), "deconstruction", {"mode": "box_open", "contents": "yes"}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3, 4])
+def test_box_open_forced(seed):
+    """A box opened by force: flaps at scattered angles (some drooping past 180
+    degrees over the wall, some creased across: then not rigid, but a bend keeps
+    the mid-plane's lengths), the rim dented; every flap and every moved face is
+    labelled, nothing unlabelled changed, no flap face crosses any other face;
+    deterministic."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_crush_geometry import self_intersections
+
+    p = product("carton", seed)
+    snap = snapshot(p)
+    prm = {"mode": "box_open", "opening_mm": 110.0}
+    q, rec = apply(p, "deconstruction", prm, np.random.default_rng(seed))
+    assert_unchanged(p, snap)
+    assert_valid(q)
+    did = len(q.damages)
+    lab = q.damage_id == did
+    fl = [f for f in rec.region["flaps"]]
+    assert len(fl) == len(flap_components(p)) >= 2
+    fid = [i for i, t in enumerate(q.parts) if t.name == "flap"]
+    assert lab[np.isin(q.part_id, fid)].all()
+    assert all(40.0 - 1e-6 <= f["angle_deg"] <= 240.0 + 1e-6 for f in fl)
+    assert all(f["drooping"] == (f["angle_deg"] > 180.0) for f in fl)
+    assert rec.region["rim_dent"]["depth_mm"] > 2.0
+    # unlabelled faces keep the default look and lie on the input surface, up to
+    # the rim dent's label threshold (the crush convention: a vertex moved by less
+    # than change_threshold_m(depth) does not make its faces damaged)
+    from damage_ops.crush import change_threshold_m
+
+    un = ~lab
+    old = (q.damage_id > 0) & un
+    fin, tint = q.mesh.face_attributes["finish"], q.mesh.face_attributes["tint"]
+    assert (fin[un & ~old] == 0).all() and (tint[un & ~old] == 1).all()
+    v = np.unique(q.mesh.faces[un])
+    d = surface_distance(p.mesh, q.mesh.vertices[sample(v, 300)])
+    assert d.max() <= change_threshold_m(rec.region["rim_dent"]["depth_mm"] * 1e-3) + 1e-7
+    V, F = np.asarray(q.mesh.vertices), np.asarray(q.mesh.faces)
+    assert self_intersections(V, F, np.flatnonzero(np.isin(q.part_id, fid))) == 0
+    q2, rec2 = apply(p, "deconstruction", prm, np.random.default_rng(seed))
+    assert np.array_equal(q2.mesh.vertices, q.mesh.vertices) and rec2.to_json() == rec.to_json()
+
+
+def test_box_open_forced_draws_droops_and_creases():
+    """Over a few seeds the forced opening shows both a drooping and a creased flap."""
+    seen = set()
+    for seed in range(6):
+        q, rec = apply(product("carton", seed), "deconstruction", {"mode": "box_open", "opening_mm": 110.0},
+                       np.random.default_rng(seed))
+        for f in rec.region["flaps"]:
+            seen |= {"droop"} if f["drooping"] else set()
+            seen |= {"bend"} if f["bend_deg"] else set()
+    assert seen == {"droop", "bend"}
