@@ -87,6 +87,8 @@ from .product import (
 
 OP = "deconstruction"
 MODES = ("flap_open", "burst_seam", "contents_out", "box_open")
+#: widest a flap opens when drawn from opening_mm (a forced box_open may droop further, about the fold)
+MAX_OPEN_DEG = 155.0
 INTERIOR_TINT = 0.35
 #: a slit site must be a patch whose face normals stay within ~60 degrees of the
 #: centre's (pillows curve; carton walls are flat)
@@ -227,7 +229,9 @@ def _flap_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator, 
         if w > 2 * r_max:
             raise NotApplicable(f"{OP}.opening_mm: {prm.opening_mm!r} exceeds what this flap can open "
                                 f"({2 * r_max * 1000:.1f} mm at 180 degrees)")
-        theta = 2 * np.arcsin(min(1.0, w / (2 * r_max)))
+        # at most 155 degrees: a flap hanging in its wall's plane would cut a bowed
+        # wall (carton bow_mm); 25 degrees off the wall clears a bow up to 0.4 mm per mm
+        theta = min(2 * np.arcsin(min(1.0, w / (2 * r_max))), np.radians(MAX_OPEN_DEG))
     theta = float(theta)
     up3 = np.cross(ax, inward)
     Pb = P if bend is None else _bend(P, hinge, inward, up3, lo[2], hi[2], *bend)

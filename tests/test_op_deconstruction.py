@@ -84,7 +84,11 @@ def test_flap_open(seed, rseed, frac, mode):
     bv = q.mesh.vertices[np.unique(q.mesh.faces[np.isin(q.part_id, body)])]
     blo, bhi = bv.min(0), bv.max(0)
     inside = np.all((moved > blo + 1e-6) & (moved < bhi - 1e-6), axis=1)
-    assert not inside.any()
+    if inside.any():  # inside the box of a bowed body (carton bow_mm): must still lie outside its walls
+        walls = trimesh.Trimesh(q.mesh.vertices, q.mesh.faces[np.isin(q.part_id, body)], process=False)
+        cp, _, tri = trimesh.proximity.closest_point(walls, moved[inside])
+        side = np.einsum("ij,ij->i", moved[inside] - cp, walls.face_normals[tri])
+        assert (side > -1e-6).all(), f"flap vertices inside the body by up to {-side.min() * 1e3:.2f} mm"
     # labels: the moved flap, the dark interior and what the tape covered
     lab = q.damage_id == did
     fid = [i for i, t in enumerate(q.parts) if t.name == "flap"]
