@@ -66,12 +66,33 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
+from damage_ops import fold as FD
 from damage_ops import puncture as P
+from damage_ops.crush import (
+    FoldField,
+    _lateral_frame,
+    _wall_depth,
+    change_threshold_m,
+    crease_band_m,
+    crease_edge_m,
+    interp_tol_m,
+)
 from damage_ops.product import concatenate as cat
 
-from ._opkit import (LIP_BAND, add_part, drop_faces, face_components, face_normals_of, grow, paint, part_indices,
-                     ray_first_hit, refine_where, trough)
 from . import _surface as S
+from ._opkit import (
+    LIP_BAND,
+    add_part,
+    drop_faces,
+    face_components,
+    face_normals_of,
+    grow,
+    paint,
+    part_indices,
+    ray_first_hit,
+    refine_where,
+    trough,
+)
 from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
 from .product import (
@@ -463,9 +484,6 @@ def _dent_rim(p: Product, blo: np.ndarray, bhi: np.ndarray, rng: np.random.Gener
     shear (``crush.FoldField``: injective; its falloff ends before the nearest
     bbox wall along the push). Refines where the shear is not linear. Marks the
     moved faces in ``_chg``. Mutates p. Returns the region facts."""
-    from . import fold as FD
-    from .crush import (FoldField, _lateral_frame, _wall_depth, change_threshold_m, crease_band_m, crease_edge_m,
-                        interp_tol_m)
 
     V = np.asarray(p.mesh.vertices)
     # on an end wall (the flaps hinge along the long walls: a dent there would bend

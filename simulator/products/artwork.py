@@ -340,7 +340,6 @@ def handling_wear(img: np.ndarray, rng: np.random.Generator, px_per_mm: float, w
     This is intact-item wear (the marks every used parcel carries), so the
     superficial damage op's scuffs are not the only light rub marks a detector
     sees. cover (h, w), opaque labels: they take a third of the wear."""
-    from .surface import smooth_noise
 
     wear = float(wear)
     if wear <= 0:
