@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from harness.data import load_synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root before benchmarks/ (its damage_ops.py)
+from harness.data import load_synthetic  # noqa: E402
 
 REAL_TO_KAPUTT = {"crush/dent": "deformation", "tear": "penetration", "puncture/hole": "penetration",
                   "open/deconstructed": "deconstruction"}
