@@ -5,7 +5,11 @@ images exactly, RGB within ``--rgb-tol`` grey levels, and every capture.json /
 annotations.json / COCO file must hold the same values (file bytes may differ:
 PNG compression is free to change).
 
-    python benchmarks/same_outputs.py BEFORE_DIR AFTER_DIR [--rgb-tol 1] [--skip-depth-camera-rgb]
+    python benchmarks/same_outputs.py BEFORE_DIR AFTER_DIR [--rgb-tol 1] [--skip-depth-camera-rgb] [--bytes]
+
+``--bytes`` is the check for a refactor that must change nothing at all:
+label and depth PNGs and every capture.json / annotations.json / COCO file
+byte-identical (the card's paths and code version aside).
 
 ``--skip-depth-camera-rgb`` leaves out the rgb.png of depth-only cameras (rig
 modality ``depth``), for a change that meant to alter them (before: a lit
@@ -42,8 +46,10 @@ def depth_only_cameras(root: Path) -> set[str]:
     return {c["name"] for c in card.get("rig", {}).get("cameras", []) if c.get("modality") == "depth"}
 
 
-def compare(a: Path, b: Path, rgb_tol: int = 1, skip_depth_camera_rgb: bool = False) -> tuple[list[str], dict[str, int]]:
-    """Returns (differences, counts of what was compared)."""
+def compare(a: Path, b: Path, rgb_tol: int = 1, skip_depth_camera_rgb: bool = False,
+            exact_bytes: bool = False) -> tuple[list[str], dict[str, int]]:
+    """Returns (differences, counts of what was compared); ``exact_bytes``: label/depth
+    PNGs and the JSON files (but the card) must also match byte for byte."""
     diffs: list[str] = []
     counts = {"label_depth_png": 0, "rgb_png": 0, "json": 0, "skipped_depth_camera_rgb": 0,
               "depth_camera_rgb_max_diff": 0}
@@ -74,6 +80,8 @@ def compare(a: Path, b: Path, rgb_tol: int = 1, skip_depth_camera_rgb: bool = Fa
                 counts["label_depth_png"] += 1
                 if not np.array_equal(x, y):
                     diffs.append(f"{rel}: {int((x != y).sum())} pixels differ")
+                elif exact_bytes and pa.read_bytes() != pb.read_bytes():
+                    diffs.append(f"{rel}: same pixels, different bytes")
         elif rel.endswith(".json"):
             counts["json"] += 1
             ja, jb = json.loads(pa.read_text()), json.loads(pb.read_text())
@@ -84,6 +92,8 @@ def compare(a: Path, b: Path, rgb_tol: int = 1, skip_depth_camera_rgb: bool = Fa
                     j.get("rig", {}).pop("path", None)
             if _strip(ja) != _strip(jb):
                 diffs.append(f"{rel}: values differ")
+            elif exact_bytes and rel != "dataset.json" and pa.read_bytes() != pb.read_bytes():
+                diffs.append(f"{rel}: same values, different bytes")
     counts["rgb_max_diff"] = rgb_max
     return diffs, counts
 
@@ -95,12 +105,13 @@ def main() -> int:
     ap.add_argument("--rgb-tol", type=int, default=1, help="max RGB difference, grey levels")
     ap.add_argument("--skip-depth-camera-rgb", action="store_true",
                     help="leave out rgb.png of depth-only cameras (an intended change)")
+    ap.add_argument("--bytes", action="store_true", help="label/depth PNGs and JSON files byte-identical too")
     args = ap.parse_args()
     for d in (args.before, args.after):
         if not (d / "dataset.json").is_file():
             print(f"{d}: not a dataset folder (no dataset.json)", file=sys.stderr)
             return 2
-    diffs, counts = compare(args.before, args.after, args.rgb_tol, args.skip_depth_camera_rgb)
+    diffs, counts = compare(args.before, args.after, args.rgb_tol, args.skip_depth_camera_rgb, args.bytes)
     print(f"compared {counts['label_depth_png']} label/depth PNGs (exact), {counts['rgb_png']} RGB PNGs "
           f"(max difference {counts['rgb_max_diff']} grey levels), {counts['json']} JSON files")
     if counts["skipped_depth_camera_rgb"]:
