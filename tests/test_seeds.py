@@ -43,3 +43,4 @@ def test_streams_are_independent_and_append_only():
 def test_a_part_that_is_not_int_or_str_is_refused(bad):
     with pytest.raises(TypeError, match="seed part"):
         seed_sequence(1, bad)
+

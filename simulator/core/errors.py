@@ -48,7 +48,7 @@ class DamageOpError(DamagesimError):
     """A damage op raised something other than NotApplicable: a bug in the op,
     not a refusal of the geometry. Names the op, the SKU, the params and where."""
 
-    def __init__(self, op: str, sku: str, params: dict, where: str, cause: BaseException):
+    def __init__(self, op: str, sku: str, params: dict, where: str, cause: Exception):
         self.op, self.sku, self.params, self.where = op, sku, params, where
         at = f"{where}: " if where else ""
         super().__init__(f"{at}damage op {op!r} failed on SKU {sku!r} with params {params}: "
