@@ -138,9 +138,13 @@ def test_items_rest_on_the_tray(runs):
         for it in meta["items"]:
             ph = it["physics"]
             assert ph["settled"] and ph["lin_speed_m_s"] < 5e-3 and ph["ang_speed_rad_s"] < 0.05
+            assert ph["min_z_m"] > -2e-3  # the body as placed (damaged or not) does not sink into the tray
             m = cat.build(it["sku"]).mesh.copy()
             m.apply_transform(np.array(it["T_world_from_item"]))
-            assert m.vertices[:, 2].min() > -2e-3  # nothing sinks into the tray
+            if not it["damaged"]:
+                # the pristine mesh is the body only for an intact item: a damaged one rests
+                # at its own lowest point (an opened box has lost the dome of the flaps it lies on)
+                assert m.vertices[:, 2].min() > -2e-3
             sx, sy = 0.3, 0.2
             c = m.vertices.mean(0)
             assert abs(c[0]) < sx and abs(c[1]) < sy
