@@ -205,6 +205,26 @@ def crease_edge_m(radius_mm: float) -> float:
     return 0.8 * crease_band_m(radius_mm)
 
 
+def nonlinear_faces(field, tol: float):
+    """The refinement test of a displacement: a function (mesh, face indices) ->
+    bool per face, True where ``field`` (points (n, 3) m -> (n,) scalar or (n, 3)
+    vector) is not linear across the face to within ``tol`` m, measured at the
+    edge midpoints and the centroid against the corners' interpolation."""
+
+    def nonlinear(m, idx: np.ndarray) -> np.ndarray:
+        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
+        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
+        k = len(idx)
+        s = field(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
+        sa, sb, sc, sab, sbc, sca, sm = (s[i * k:(i + 1) * k] for i in range(7))
+        size = np.abs if s.ndim == 1 else (lambda x: np.sqrt((x * x).sum(1)))
+        err = np.maximum(np.maximum(size(sab - 0.5 * (sa + sb)), size(sbc - 0.5 * (sb + sc))),
+                         np.maximum(size(sca - 0.5 * (sc + sa)), size(sm - (sa + sb + sc) / 3)))
+        return err > tol
+
+    return nonlinear
+
+
 def interp_tol_m(depth_m: float) -> float:
     """A face splits while linear interpolation misses the field by more than this (m)."""
     return max(0.1e-3, 0.01 * depth_m)
@@ -465,16 +485,7 @@ def crush(product: Product, params: CrushParams, rng: np.random.Generator):
     tol = interp_tol_m(d)
     cand = _candidates(product, c, b, prof.support_radius(), L)
 
-    def nonlinear(m, idx: np.ndarray) -> np.ndarray:
-        """Faces ``idx`` of ``m`` across which the field is not linear (to ``tol``)."""
-        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
-        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
-        k = len(idx)
-        s = fld.scalar(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
-        sa, sb, sc, sab, sbc, sca, sm = (s[i * k:(i + 1) * k] for i in range(7))
-        err = np.maximum(np.maximum(np.abs(sab - 0.5 * (sa + sb)), np.abs(sbc - 0.5 * (sb + sc))),
-                         np.maximum(np.abs(sca - 0.5 * (sc + sa)), np.abs(sm - (sa + sb + sc) / 3)))
-        return err > tol
+    nonlinear = nonlinear_faces(fld.scalar, tol)
 
     mesh, _ = S.refine_where(mesh, nonlinear, crease_edge_m(params.radius_mm), max_levels=7, candidates=cand,
                              keep_geometry=False)
@@ -753,16 +764,7 @@ def _composed(product: Product, p: Product, params: CrushParams, rng: np.random.
         cand |= c.cand(product, mg)
     tol = interp_tol_m(d_req)
 
-    def nonlinear(m, idx: np.ndarray) -> np.ndarray:
-        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
-        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
-        k = len(idx)
-        s = fld(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
-        sa, sb, sc, sab, sbc, sca, sm = (s[i * k:(i + 1) * k] for i in range(7))
-        nrm = lambda x: np.sqrt((x * x).sum(1))
-        err = np.maximum(np.maximum(nrm(sab - 0.5 * (sa + sb)), nrm(sbc - 0.5 * (sb + sc))),
-                         np.maximum(nrm(sca - 0.5 * (sc + sa)), nrm(sm - (sa + sb + sc) / 3)))
-        return err > tol
+    nonlinear = nonlinear_faces(fld, tol)
 
     mesh, _ = S.refine_where(mesh, nonlinear, crease_edge_m(params.radius_mm), max_levels=7, candidates=cand,
                              keep_geometry=False)

@@ -67,7 +67,7 @@ import numpy as np
 import trimesh
 
 from damage_ops import fold as FD
-from damage_ops import puncture as P
+from damage_ops import puncture as PU
 from damage_ops.crush import (
     FoldField,
     _lateral_frame,
@@ -76,8 +76,8 @@ from damage_ops.crush import (
     crease_band_m,
     crease_edge_m,
     interp_tol_m,
+    nonlinear_faces,
 )
-from damage_ops.product import concatenate as cat
 
 from . import _surface as S
 from ._opkit import (
@@ -373,10 +373,10 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
     chg = p.mesh.face_attributes.pop("_chg")
     m = p.mesh
     m.face_attributes["_chg"] = chg  # carried by split_part / inherit_labels with the labels
-    pm, rest = P.split_part(m, bid)
+    pm, rest = PU.split_part(m, bid)
     m.face_attributes.pop("_chg")
-    NV, NF, src, fid = P.boolean_difference(pm, CV, CF)
-    attrs, retri = P.inherit_labels(pm, NV, NF, src, fid)
+    NV, NF, src, fid = PU.boolean_difference(pm, CV, CF)
+    attrs, retri = PU.inherit_labels(pm, NV, NF, src, fid)
     cut = ~src
     cn, _ = normals_areas(NV, NF[cut])
     ci = np.flatnonzero(cut)
@@ -393,7 +393,7 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
     bm = trimesh.Trimesh(vertices=NV, faces=NF, process=False)
     bm.face_attributes = {k: v for k, v in attrs.items() if k != "_chg"}
     rchg = rest.face_attributes.pop("_chg", np.zeros(len(rest.faces), np.int8))
-    p.mesh = cat([rest, bm])
+    p.mesh = concatenate([rest, bm])
     p.mesh.face_attributes["_chg"] = np.concatenate([rchg, attrs["_chg"]]).astype(np.int8)
     return float(lo[2])
 
@@ -511,15 +511,7 @@ def _dent_rim(p: Product, blo: np.ndarray, bhi: np.ndarray, rng: np.random.Gener
     tol = interp_tol_m(d)
     rs = prof.support_radius()
 
-    def nonlinear(m, idx):
-        Vm, Fm = np.asarray(m.vertices), np.asarray(m.faces)[idx]
-        A, B, C = Vm[Fm[:, 0]], Vm[Fm[:, 1]], Vm[Fm[:, 2]]
-        n = len(idx)
-        sv = fld.scalar(np.concatenate([A, B, C, 0.5 * (A + B), 0.5 * (B + C), 0.5 * (C + A), (A + B + C) / 3]))
-        sa, sb, sc, sab, sbc, sca, sm = (sv[i * n:(i + 1) * n] for i in range(7))
-        err = np.maximum(np.maximum(np.abs(sab - 0.5 * (sa + sb)), np.abs(sbc - 0.5 * (sb + sc))),
-                         np.maximum(np.abs(sca - 0.5 * (sc + sa)), np.abs(sm - (sa + sb + sc) / 3)))
-        return err > tol
+    nonlinear = nonlinear_faces(fld.scalar, tol)
 
     Tm = V[np.asarray(p.mesh.faces)]
     cand = (np.linalg.norm(Tm.mean(1) - c, axis=1) - np.sqrt(((Tm - Tm.mean(1, keepdims=True)) ** 2).sum(2)).max(1)

@@ -188,7 +188,7 @@ def render_product_sheet(out_png: str | Path, catalog_path=None, n: int = 12, se
 
     docs/parcels.png: ``render_product_sheet("docs/parcels.png",
     "assets/catalogs/transfer.yaml", skus=PARCEL_SHEET_SKUS)``."""
-    # lazy: OpenGL and pybullet load only once a renderer and a physics world are made
+    # lazy: OpenGL loads only once a renderer is made
     from simulator.render.renderer import BoothRenderer
 
 
