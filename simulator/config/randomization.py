@@ -53,7 +53,10 @@ class Randomization:
     max change of each tray colour channel (linear RGB); background_saturation: cap
     on the drawn background's saturation (max - min) / max, the colour pulled
     toward its grey (1: no cap): walls, floors and curtains are greys, beiges and
-    dull tints, not the pastels a free per-channel jitter gives."""
+    dull tints, not the pastels a free per-channel jitter gives; tray_texture:
+    probability that the tray floor shows a surface a parcel may sit on (wood,
+    concrete, fabric, rubber, steel or laminate: :mod:`simulator.scene.backgrounds`),
+    drawn independently of the damage, instead of a flat colour."""
 
     preset: str = "off"
     light_intensity_scale: tuple[float, float] = (1.0, 1.0)
@@ -78,6 +81,7 @@ class Randomization:
     white_balance: float = 0.0
     tray_jitter: float = 0.0
     background_saturation: float = 1.0
+    tray_texture: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -112,7 +116,7 @@ def preset(name: str) -> Randomization:
                              camera_rotation_deg=1.0, camera_translation_mm=5.0, focal_error=0.02,
                              material_shade=(0.75, 1.25), material_roughness=0.2, clutter=(0, 2), viewpoints="closeup",
                              fill_light=(0.5, 3.0), exposure=(1.0, 2.0), white_balance=0.06, tray_jitter=0.05,
-                             background_saturation=0.1)
+                             background_saturation=0.1, tray_texture=0.75)
     raise ConfigError(None, "randomization.preset", name, f"must be one of {list(PRESETS)}")
 
 
@@ -173,4 +177,6 @@ def parse(file, d: Any) -> Randomization:
         raise ConfigError(file, "randomization.background_saturation", out.background_saturation, "must be in 0..1")
     if out.white_balance > 1.0:
         raise ConfigError(file, "randomization.white_balance", out.white_balance, "must be <= 1 (a log gain sigma)")
+    if out.tray_texture > 1.0:
+        raise ConfigError(file, "randomization.tray_texture", out.tray_texture, "must be a probability in 0..1")
     return out

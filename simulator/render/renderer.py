@@ -23,6 +23,7 @@ and on NVIDIA GPUs; OSMesa is the fallback.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -42,6 +43,7 @@ from simulator.core.conventions import cv_principal_point_to_gl, cv_to_gl, look_
 from simulator.products.surface import TILES
 from simulator.products.surface import tile as surface_tile
 from simulator.render.sensors import _incidence_cos, _luts, _srgb8_to_linear64
+from simulator.scene import backgrounds
 from simulator.scene.draws import jitter_materials
 from simulator.scene.scene import Draws, SceneItem
 
@@ -475,8 +477,10 @@ class BoothRenderer:
                                     ambient_light=[rig.ambient] * 3)
         tm = tray_mesh(rig)
         tmat = materials[rig.tray.material]
-        self._tray_visual = self.scene.add(pyrender.Mesh.from_trimesh(tm, material=_pbr(tmat, None), smooth=False),
-                                           name="0000-tray-visual")
+        self._tray_tm = tm
+        self._tray_plain = pyrender.Mesh.from_trimesh(tm, material=_pbr(tmat, None), smooth=False)
+        self._tray_visual = self.scene.add(self._tray_plain, name="0000-tray-visual")
+        self._tray_key: str | None = None  # the tray surface shown (None: flat colour)
         self._tray_label = self.scene.add(pyrender.Mesh(primitives=[_flat_primitive(tm.vertices, tm.faces)]),
                                           name="0000-tray-label")
         self._base_materials = materials
@@ -568,8 +572,7 @@ class BoothRenderer:
         base = np.asarray(self._base_materials[rig.tray.material].color, float) * shade
         delta = draws.tray_color_delta if draws.tray_color_delta is not None else (0.0, 0.0, 0.0)
         base = np.clip(base + np.asarray(delta), 0.0, 1.0)
-        for prim in self._tray_visual.mesh.primitives:
-            prim.material.baseColorFactor = np.array([min(c, 1.0) for c in base] + [1.0])
+        self._set_tray_surface(draws.tray_texture, base)
         for cam in rig.cameras:
             node = self._cam_nodes[cam.name]
             d = draws.cameras.get(cam.name)
@@ -579,6 +582,38 @@ class BoothRenderer:
                 fs = d.focal_scale if d else 1.0
                 node.camera.fx, node.camera.fy = cam.K[0, 0] * fs, cam.K[1, 1] * fs
         self.materials = jitter_materials(self._base_materials, draws)
+
+    def _set_tray_surface(self, desc: dict | None, base: np.ndarray) -> None:
+        """Show the tray floor in flat colour ``base`` (linear RGB) or, with a
+        surface description ``desc`` (:func:`simulator.scene.backgrounds.draw`),
+        textured with that surface, shaded by the drawn tray shade. Only the
+        visual node changes: the label pass draws the tray's own label mesh."""
+        key = None if desc is None else json.dumps(desc, sort_keys=True)
+        if key != self._tray_key:
+            self.scene.remove_node(self._tray_visual)
+            if desc is None:
+                mesh = self._tray_plain
+            else:
+                tm, tmat = self._tray_tm, self._base_materials[self.rig.tray.material]
+                img = backgrounds.texture(desc)
+                tex = pyrender.Texture(source=np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], 2),
+                                       source_channels="RGBA")
+                tri = tm.vertices[tm.faces]
+                uv = projected_uv(tri, float(desc["tile_mm"])).reshape(-1, 2)
+                n = np.repeat(tm.face_normals, 3, axis=0).astype(np.float32)
+                mat = pyrender.MetallicRoughnessMaterial(baseColorTexture=tex, metallicFactor=0.0,
+                                                         roughnessFactor=float(tmat.roughness), alphaMode="OPAQUE")
+                mesh = pyrender.Mesh(primitives=[pyrender.Primitive(
+                    positions=tri.reshape(-1, 3).astype(np.float32), normals=n, texcoord_0=uv, material=mat,
+                    mode=pyrender.constants.GLTF.TRIANGLES)])
+            self._tray_visual = self.scene.add(mesh, name="0000-tray-visual")
+            self._tray_key = key
+        # a texture carries its own colour; the drawn shade still scales it (within
+        # reason: a flat tray may be drawn 3x brighter, a texture would burn out)
+        shade = float(np.mean(base)) / max(float(np.mean(self._base_materials[self.rig.tray.material].color)), 1e-6)
+        f = np.clip(base, 0.0, 1.0) if desc is None else np.full(3, float(np.clip(shade, 0.5, 1.3)))
+        for prim in self._tray_visual.mesh.primitives:
+            prim.material.baseColorFactor = np.array([min(c, 1.0) for c in f] + [1.0])
 
     def close(self) -> None:
         """Delete the GL context and the temporary shader folder. Idempotent."""

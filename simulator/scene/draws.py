@@ -11,6 +11,7 @@ from damage_ops import Part, Product, labelled_mesh
 from simulator.config.materials import Material
 from simulator.config.randomization import Randomization
 from simulator.core.conventions import kelvin_to_rgb, look_at
+from simulator.scene import backgrounds
 from simulator.scene.placement import Target, footprint_xy
 from simulator.scene.scene import CameraDraw, Draws, FillDraw, LightDraw
 
@@ -151,6 +152,8 @@ def sample(r: Randomization, rig, rng: np.random.Generator, targets: list[Target
         draws["white_balance"] = (g / g.max()).tolist()
     if r.tray_jitter > 0:
         draws["tray_color_delta"] = rng.uniform(-r.tray_jitter, r.tray_jitter, 3).tolist()
+    if r.tray_texture > 0 and rng.random() < r.tray_texture:
+        draws["tray_texture"] = backgrounds.draw(rng)
     return Draws(**draws)
 
 

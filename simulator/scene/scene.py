@@ -86,6 +86,7 @@ class Draws:
     exposure: float | None = None
     white_balance: list | None = None
     tray_color_delta: list | None = None
+    tray_texture: dict | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The draws as capture.json's ``randomization`` holds them: the fields that
@@ -101,7 +102,7 @@ class Draws:
         out["clutter"] = self.clutter
         if self.fill is not None:
             out["fill"] = vars(self.fill).copy()
-        for k in ("exposure", "white_balance", "tray_color_delta"):
+        for k in ("exposure", "white_balance", "tray_color_delta", "tray_texture"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
