@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 #: (title, op, params, where, camera distance m, elevation deg)
 VIEWS = [
-    ("tear flap 60deg", "tear", {"length_mm": 90.0, "opening_deg": 60.0}, "flap", 0.20, 65),
-    ("tear flap 110deg", "tear", {"length_mm": 100.0, "opening_deg": 110.0}, "flap", 0.24, 55),
-    ("tear side wall", "tear", {"length_mm": 80.0, "opening_deg": 75.0}, "side", 0.22, 50),
+    ("tear flap major", "tear", {"length_mm": 200.0, "opening_deg": 100.0}, "flap", 0.34, 65),
+    ("tear side major", "tear", {"length_mm": 260.0, "opening_deg": 115.0}, "side", 0.40, 50),
+    ("tear side major 75deg", "tear", {"length_mm": 220.0, "opening_deg": 75.0}, "side", 0.36, 50),
     ("tear side minor", "tear", {"length_mm": 35.0, "opening_deg": 35.0}, "side", 0.13, 55),
-    ("puncture flap", "puncture", {"diameter_mm": 30.0}, "flap", 0.16, 60),
-    ("puncture side", "puncture", {"diameter_mm": 22.0}, "side", 0.14, 60),
+    ("puncture flap major", "puncture", {"diameter_mm": 70.0}, "flap", 0.30, 60),
+    ("puncture side major", "puncture", {"diameter_mm": 90.0}, "side", 0.34, 60),
     ("opened box + contents", "deconstruction", {"mode": "box_open", "opening_mm": 110.0, "contents": True},
      "box", 0.6, 75),
     ("opened box", "deconstruction", {"mode": "box_open", "opening_mm": 90.0, "contents": False}, "box", 0.6, 78),

@@ -68,15 +68,20 @@ MIN_PUSH_M = 5e-5
 BOARD_MATERIALS = ("cardboard",)
 #: board wall thickness (m): deeper in a solid carton body lies the box's dark inside
 BOARD_M = 4e-3
+#: tint of the cavity below a board's wall (the box's inside: in shadow)
+INSIDE_TINT = 0.3
 
 
 @dataclass(frozen=True)
 class PunctureParams:
-    """diameter_mm: equivalent diameter of the opening, mm, in [2, 80]
+    """diameter_mm: equivalent diameter of the opening, mm, in [2, 150]
     depth_mm: depth of the cavity below the surface, mm, in [1, 100]; None =
         clip(0.5 * diameter, 3, 30) mm. Capped at 0.6 x the local thickness of
         the part; a sheet thinner than the depth (< 8 mm) is punctured through.
-    center: face index of the puncture point (its centroid), or None = a random
+    center: face index of the puncture point (its centroid; where the hole does
+        not fit on a near-flat patch there, slid toward the middle of the flat
+        patch that face lies on, see :func:`slide_to_fit`; kept where it fits
+        nowhere), or None = a random
         exposed point (area-weighted) where the hole fits on a near-flat patch
     """
 
@@ -85,7 +90,7 @@ class PunctureParams:
     center: int | None = None
 
     def __post_init__(self) -> None:
-        check_range(OP, "diameter_mm", self.diameter_mm, 2.0, 80.0)
+        check_range(OP, "diameter_mm", self.diameter_mm, 2.0, 150.0)
         if self.depth_mm is not None:
             check_range(OP, "depth_mm", self.depth_mm, 1.0, 100.0)
         check_face_index(OP, self.center)
@@ -241,6 +246,38 @@ class PartGrid:
             m[self.near(c, radius)] = True
             return np.concatenate([np.flatnonzero(m[kept]), np.arange(len(kept), n_faces)])
         return fn
+
+
+#: sliding a damage that does not fit at its ``center``: the patch is the faces of
+#: the same part within this angle (deg) of the centre face's normal and this
+#: distance (m) of its plane; positions tried along the way to the patch centroid
+SLIDE_DEG, SLIDE_PLANE_M, SLIDE_STEPS = 10.0, 3e-3, (0.25, 0.5, 0.75, 1.0)
+
+
+def slide_to_fit(fi, V, F, normals, cen, areas, pid, try_at):
+    """Where a damage centred on face ``fi`` does not fit: ``try_at(face)`` (a
+    site, or None where it does not fit) at points on the way from ``fi`` to the
+    area centroid of the flat patch ``fi`` lies on (same part, normal within
+    SLIDE_DEG, plane within SLIDE_PLANE_M), each at the patch face nearest that
+    point. Returns the first site, or None. A seen centre stays on the same flat
+    panel, so the damage stays where a camera looks."""
+    n0, c0 = normals[fi], cen[fi]
+    patch = np.flatnonzero((pid == pid[fi]) & (normals @ n0 > np.cos(np.radians(SLIDE_DEG)))
+                           & (np.abs((cen - c0) @ n0) < SLIDE_PLANE_M))
+    if len(patch) < 2:
+        return None
+    m = (cen[patch] * areas[patch, None]).sum(0) / max(float(areas[patch].sum()), 1e-18)
+    tried = {int(fi)}
+    for t in SLIDE_STEPS:
+        q = c0 + t * (m - c0)
+        f = int(patch[np.argmin(np.linalg.norm(cen[patch] - q, axis=1))])
+        if f in tried:
+            continue
+        tried.add(f)
+        site = try_at(f)
+        if site is not None:
+            return site
+    return None
 
 
 def draw_surface_point(V: np.ndarray, F: np.ndarray, normals: np.ndarray, areas: np.ndarray, pid: np.ndarray,
@@ -781,17 +818,23 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
     reach = r_max + width
     grid = face_grid(product.mesh)
 
+    def fits(f, q, nq):
+        near = grid.ball(q, reach)
+        near = near[pid[near] == pid[f]]
+        return local_flat(V, F[near], normals[near], q, nq, reach, bounds=(cen[near], reach2[near]))
+
     if params.center is not None:
         fi = int(params.center)
         if fi >= len(F):
             raise ParamError(f"{OP}.center: face index {fi} out of range for a mesh of {len(F)} faces")
         p = V[F[fi]].mean(0)
         n = normals[fi]
+        if not fits(fi, p, n):  # over an edge: slide toward the middle of its flat patch if it fits there
+            fi = slide_to_fit(fi, V, F, normals, cen, areas, pid,
+                              lambda f: f if fits(f, V[F[f]].mean(0), normals[f]) else None)
+            fi = int(params.center) if fi is None else fi
+            p, n = V[F[fi]].mean(0), normals[fi]
     else:
-        def fits(f, q, nq):
-            near = grid.ball(q, reach)
-            near = near[pid[near] == pid[f]]
-            return local_flat(V, F[near], normals[near], q, nq, reach, bounds=(cen[near], reach2[near]))
         fi, p, n = draw_surface_point(V, F, normals, areas, pid, rng, fits, OP,
                                       f"a hole of diameter_mm={params.diameter_mm:g}", bounds=(cen, reach2),
                                       grid=grid)
@@ -862,6 +905,8 @@ def puncture(product: Product, params: PunctureParams, rng: np.random.Generator)
         fin = np.where(steep & (cd < t0 - 1e-5), FINISH_IDS["inner_liner"], fin)
         attrs["finish"][ci] = fin
         attrs["tint"][ci[fin != FINISH_IDS["interior"]]] = 1.0
+        # the box's inside, below the board: in shadow, darker than the cut walls
+        attrs["tint"][ci[fin == FINISH_IDS["interior"]]] *= INSIDE_TINT / 0.7
 
     # push the rim and the cavity in along -n with a smooth falloff around the jagged edge
     rel = NV - p

@@ -30,8 +30,8 @@ APPLIES_TO: dict[str, tuple[str, ...] | None] = {
 #: op -> (lo, hi) of its severity size over both severities, in the size unit
 SIZE_RANGE: dict[str, tuple[float, float]] = {
     "crush": (2.0, 35.0),            # depth_mm
-    "puncture": (3.0, 40.0),         # diameter_mm
-    "tear": (15.0, 220.0),           # length_mm
+    "puncture": (3.0, 130.0),        # diameter_mm
+    "tear": (15.0, 400.0),           # length_mm
     "deconstruction": (12.0, 120.0), # opening_mm
     "spill": (6.0, 500.0),           # area_cm2
     "missing_component": (1.0, 3.0), # units_missing
@@ -104,6 +104,18 @@ CRUSH_RADIUS_PER_DEPTH: dict[str, tuple[float, float]] = {
 #: major board crushes: depth_mm in this range (plainly visible at booth distance:
 #: a corner pushed in by 15-40 mm; Kaputt's major deformations read from afar)
 BOARD_MAJOR_DEPTH_MM = (15.0, 40.0)
+#: major punctures: diameter_mm in this range, capped at 0.6 x the item's
+#: thinnest dimension (the hole must fit on a panel). At harness distance a 13-40
+#: mm hole covered ~100 px, 1% of the item's pixels: invisible in a crop, while
+#: the holes in real damaged-parcel photos span a good part of a panel.
+PUNCTURE_MAJOR_MM = (55.0, 130.0)
+#: major tears: length_mm of the rip (both legs of the V) in this range and in
+#: 0.6-1.1 x the item's largest dimension (the op shortens a tear that fits
+#: nowhere on its panel), and the flap peeled back this far (degrees): a 60-220
+#: mm rip opened 30-90 degrees covered ~40 px at harness distance, a real gash
+#: runs across much of a panel
+TEAR_MAJOR_MM = (140.0, 400.0)
+TEAR_MAJOR_OPENING_DEG = (70.0, 120.0)
 
 
 def crush_material(product: Product) -> str:
@@ -157,10 +169,17 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
     if op == "crush":
         return _crush_params(severity, product, small, large, rng)
     if op == "puncture":
+        if severity == "major":  # a hole a fist or a fork-lift tine leaves: plainly seen at booth distance
+            lo, hi = PUNCTURE_MAJOR_MM
+            return {"diameter_mm": float(rng.uniform(lo, max(lo, min(hi, 0.6 * small))))}
         return {"diameter_mm": _size(op, severity, cap=0.4 * small + 12, rng=rng)}
     if op == "tear":
+        if severity == "major":  # a gash across a panel, its flap peeled well back
+            lo, hi = TEAR_MAJOR_MM
+            return {"length_mm": float(rng.uniform(max(lo, 0.6 * large), max(lo, min(hi, 1.1 * large)))),
+                    "opening_deg": float(rng.uniform(*TEAR_MAJOR_OPENING_DEG))}
         return {"length_mm": _size(op, severity, cap=0.8 * large, rng=rng),
-                "opening_deg": float(rng.uniform(10, 35) if severity == "minor" else rng.uniform(30, 90))}
+                "opening_deg": float(rng.uniform(10, 35))}
     if op == "deconstruction":
         modes = {"carton": ["flap_open", "contents_out", "box_open"], "mailer": ["burst_seam"], "pouch": ["burst_seam"]}[product.kind]
         return {"mode": str(rng.choice(modes)), "opening_mm": _size(op, severity, cap=0.6 * large, rng=rng)}

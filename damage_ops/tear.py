@@ -38,8 +38,10 @@ were only re-triangulated around the cut keep their geometry, appearance and
 label.
 
 Category: ``deconstruction`` (passed to :func:`~damage_ops.base.add_damage`)
-when the tear opens the item: ``opening_deg >= 45`` and ``length_mm >= 0.4 x``
-the largest extent of the torn part; else ``penetration``.
+when the tear opens the item: ``opening_deg >= 45`` and ``length_mm >=
+OPENS_ITEM_EXTENT`` (0.8) x the largest extent of the torn part (a rip about as
+long as the panel: the item is torn open); else ``penetration`` (a gash, however
+large, into a panel that still holds).
 
 Measured size (on the result): ``length_mm`` = length of the rip, the outer
 rim loop of the cut minus its hinge segment, summed over its 3D edges;
@@ -75,8 +77,15 @@ GAP = 0.4e-3
 MAX_TILT_DEG = 25.0
 #: placement orientations tried per drawn point
 ORIENT_TRIES = 4
+#: with an explicit ``center``: the tongue scaled by each of these in turn until
+#: it fits (at the centre or slid toward the middle of its flat patch); the
+#: record's size is measured on the result, so its severity is what was cut
+FIT_SCALES = (1.0, 0.8, 0.62)
+#: a tear opened 45 degrees or more whose rip is at least this fraction of the
+#: torn part's largest extent opens the item (category deconstruction)
+OPENS_ITEM_EXTENT = 0.8
 #: interior finish tint of the pocket floor (dark: the inside) and of the walls
-FLOOR_TINT, WALL_TINT = 0.4, 0.7
+FLOOR_TINT, WALL_TINT = 0.25, 0.7
 #: materials that are corrugated board: torn in layers (liner, flutes, inner liner)
 BOARD_MATERIALS = ("cardboard",)
 #: board wall thickness (m) of a solid carton body: below it a pocket shows the box's inside
@@ -91,8 +100,12 @@ class TearParams:
     """length_mm: length of the rip along the surface, mm, in [10, 400]
     opening_deg: angle the flap is peeled back about its hinge, degrees, in [0, 120]
     center: face index on which the tear is centred (the tongue's centroid at the
-        face centroid), or None = a random exposed point of a body / flap / film
-        part where the tongue fits on a near-flat patch
+        face centroid; when it does not fit there, slid toward the middle of the
+        flat patch that face lies on, see
+        :func:`damage_ops.puncture.slide_to_fit`, and shorter by
+        :data:`FIT_SCALES` where it fits nowhere), or None = a random exposed
+        point of a body / flap / film part where the tongue fits on a near-flat
+        patch
     depth_mm: depth of the pocket cut into a solid part, mm, in [0.5, 30]; None
         = 2 mm. Capped at 0.6 x the local thickness; sheets thinner than 8 mm are
         torn through whatever the depth.
@@ -175,7 +188,7 @@ def tear_outlines(rng: np.random.Generator, length: float, layered: bool, gap: f
     core's, on independent jitter; its hinge line lies 0.6 x that band behind.
     ``gap`` m: clearance of the flap inside the cut. The outlines' frame: the
     core outline's area centroid at the origin."""
-    half = np.radians(rng.uniform(12.0, 32.0))          # half-angle at the tip
+    half = np.radians(rng.uniform(18.0, 42.0))          # half-angle at the tip
     leg = length / 2
     base = int(rng.integers(0, 256))
     off = rng.uniform(0.0, 100.0, 2)
@@ -389,7 +402,17 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
         fi = int(params.center)
         if fi >= len(F):
             raise ParamError(f"{OP}.center: face index {fi} out of range for a mesh of {len(F)} faces")
-        site = place(fi, V[F[fi]].mean(0), normals[fi])
+        full = outl
+        for k in FIT_SCALES:  # the requested length, then shorter where it fits nowhere on the panel
+            outl = full.scaled(k)
+            pts0 = outl.cut_out
+            site = place(fi, V[F[fi]].mean(0), normals[fi])
+            if site is None:  # near an edge: slide toward the middle of the flat patch it lies on
+                site = P.slide_to_fit(fi, V, F, normals, cen, areas, pid,
+                                      lambda f: place(f, V[F[f]].mean(0), normals[f]))
+            if site is not None:
+                L = k * L
+                break
         if site is None:
             raise NotApplicable(f"{OP}.center: a tear of length_mm={params.length_mm:g} does not fit on a near-flat "
                              f"patch around face {fi}")
@@ -551,7 +574,7 @@ def tear(product: Product, params: TearParams, rng: np.random.Generator) -> tupl
     opening = _top_angle(FV, FF[top], n)
     size = {"length_mm": length_mm, "opening_deg": opening, "depth_mm": 1e3 * depth}
     extent = float(np.ptp(np.asarray(pm.vertices), axis=0).max())
-    opens_item = params.opening_deg >= 45.0 and length_mm / 1e3 >= 0.4 * extent
+    opens_item = params.opening_deg >= 45.0 and length_mm / 1e3 >= OPENS_ITEM_EXTENT * extent
     r_reg = float(np.linalg.norm(outl.cut_out, axis=1).max())
     region = {"center_m": p.tolist(), "radius_m": r_reg,
               "normal": n.tolist(), "through": bool(through), "part": out.parts[part].name,

@@ -233,7 +233,7 @@ def test_puncture_composes_with_itself():
 
 
 @pytest.mark.parametrize("params,field", [
-    ({"diameter_mm": 1.0}, "diameter_mm"), ({"diameter_mm": 100.0}, "diameter_mm"),
+    ({"diameter_mm": 1.0}, "diameter_mm"), ({"diameter_mm": 200.0}, "diameter_mm"),
     ({"diameter_mm": float("nan")}, "diameter_mm"), ({"depth_mm": 0.1}, "depth_mm"),
     ({"center": -1}, "center"), ({"center": True}, "center"), ({"center": 10**9}, "center"),
 ])
