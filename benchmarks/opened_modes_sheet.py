@@ -30,8 +30,13 @@ import damage_ops.crush  # noqa: E402,F401
 import damage_ops.deconstruction  # noqa: E402,F401
 from crush_modes_sheet import _outline, _top_center_face, render  # noqa: E402
 from damage_ops.base import apply  # noqa: E402
-from simulator.catalog import load_catalog  # noqa: E402
-from simulator.paths import assets_dir  # noqa: E402
+from simulator.config.catalog import load_catalog  # noqa: E402
+from simulator.core.paths import assets_dir  # noqa: E402
+
+
+#: the dunnage row: one kind per tile
+DUNNAGE_ROW = object()
+DUNNAGE_KINDS = ("paper_kraft", "paper_pink", "bubble_wrap", "air_pillows")
 
 
 def main(argv=None) -> Path:
@@ -44,6 +49,8 @@ def main(argv=None) -> Path:
     cartons = [s for s in cat.skus if s.kind == "carton"]
     rows = [("box_open", {"mode": "box_open", "opening_mm": 110.0}),
             ("box_open + contents", {"mode": "box_open", "opening_mm": 110.0, "contents": True}),
+            ("box_open + dunnage: kraft paper, pink paper, bubble wrap, air pillows",
+             {"mode": "box_open", "opening_mm": 110.0, "contents": True, "dunnage": DUNNAGE_ROW}),
             ("mangle", {"mode": "mangle", "depth_mm": 30.0, "radius_mm": 60.0})]
     S, head = a.size, 16
     sheet = Image.new("RGB", (S * a.n, (S + head) * len(rows)), (30, 30, 30))
@@ -52,6 +59,8 @@ def main(argv=None) -> Path:
         for j in range(a.n):
             base = cat.build(cartons[j % len(cartons)])
             prm_j = dict(prm)
+            if prm_j.get("dunnage") is DUNNAGE_ROW:
+                prm_j["dunnage"] = DUNNAGE_KINDS[j % len(DUNNAGE_KINDS)]
             op = "crush" if prm["mode"] == "mangle" else "deconstruction"
             if op == "crush":
                 prm_j["center"] = _top_center_face(base)

@@ -93,6 +93,7 @@ from ._opkit import (
     refine_where,
     trough,
 )
+from . import dunnage as DN
 from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
 from .product import (
@@ -129,6 +130,10 @@ class DeconstructionParams:
     center: slit modes: face index of the input product at the slit centre, or
         None (random)
     contents_material: contents_out without units, box_open: material of the contents box
+    dunnage: box_open with contents: what shows in the opening, one of
+        :data:`damage_ops.dunnage.KINDS` (crumpled ``paper_kraft`` /
+        ``paper_white`` / ``paper_pink``, ``bubble_wrap``, ``air_pillows`` or
+        the product ``box``); None: drawn with even odds
     contents: box_open: whether contents show in the opened box (None: drawn,
         even odds)
     forced: box_open: opened by force (flaps at scattered angles, some drooping
@@ -143,6 +148,7 @@ class DeconstructionParams:
     center: int | None = None
     contents_material: str = "cardboard_white"
     contents: bool | None = None
+    dunnage: str | None = None
     forced: bool = True
 
     def __post_init__(self) -> None:
@@ -155,6 +161,8 @@ class DeconstructionParams:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
                 raise ParamError(f"{OP}.{name}: must be an index >= 0 or None, got {v!r}")
+        if self.dunnage is not None and self.dunnage not in DN.KINDS:
+            raise ParamError(f"{OP}.dunnage: must be one of {list(DN.KINDS)} or null, got {self.dunnage!r}")
         if self.contents is not None and not isinstance(self.contents, (bool, np.bool_)):
             raise ParamError(f"{OP}.contents: must be true, false or null, got {self.contents!r}")
         if not isinstance(self.forced, (bool, np.bool_)):
@@ -569,7 +577,11 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     if body.any():
         floor_z = _hollow(p, blo, bhi)
     show = bool(rng.uniform() < 0.5) if prm.contents is None else bool(prm.contents)
+    kind = None
     if show:
+        kinds = list(DN.KINDS)
+        kind = str(kinds[int(rng.integers(len(kinds)))]) if prm.dunnage is None else prm.dunnage
+    if show and kind == "box":
         # what was packed shows in the opening: a box standing on the inside floor
         ext = bhi - blo
         wall = 2 * _board_m(p)
@@ -585,12 +597,22 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
         p.mesh = concatenate([p.mesh, cm])        # (drops the private _chg key: restored below)
         p.mesh.face_attributes["_chg"] = np.concatenate([chg, np.ones(len(cm.faces), np.int8)])
         p.collision = tuple(p.collision) + (np.asarray(box.vertices) + ctr,)
+    elif show:
+        # dunnage fills the opening and rises above the rim: crumpled paper, bubble wrap, air pillows
+        wall = 2 * _board_m(p)
+        pieces = DN.fill(kind, rng, blo + [wall, wall, 0], bhi - [wall, wall, 0], floor_z, bhi[2])
+        ci = add_part(p, "contents", DN.KINDS[kind])
+        cms = [labelled_mesh(np.asarray(m.vertices), m.faces, ci) for m in pieces]
+        chg = p.mesh.face_attributes.pop("_chg")
+        p.mesh = concatenate([p.mesh] + cms)
+        p.mesh.face_attributes["_chg"] = np.concatenate([chg] + [np.ones(len(m.faces), np.int8) for m in cms])
+        p.collision = tuple(p.collision) + (np.concatenate([np.asarray(m.vertices) for m in pieces]),)
     rim = _dent_rim(p, blo, bhi, rng) if prm.forced and body.any() else None
     changed = np.flatnonzero(p.mesh.face_attributes.pop("_chg"))
     region = {"center_m": (0.5 * (blo + bhi) * [1, 1, 0] + [0, 0, bhi[2]]).tolist(), "rim_dent": rim,
               "radius_m": float(np.linalg.norm(bhi[:2] - blo[:2]) / 2), "normal": [0.0, 0.0, 1.0],
               "flaps": flaps, "angle_deg": float(min(f["angle_deg"] for f in flaps)), "contents": show,
-              "floor_m": float(floor_z)}
+              "dunnage": kind, "floor_m": float(floor_z)}
     return changed, {"opening_mm": disp}, region
 
 

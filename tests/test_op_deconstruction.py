@@ -367,3 +367,39 @@ def test_box_open_forced_draws_droops_and_creases():
             seen |= {"droop"} if f["drooping"] else set()
             seen |= {"bend"} if f["bend_deg"] else set()
     assert seen == {"droop", "bend"}
+
+
+@pytest.mark.parametrize("kind", ["paper_kraft", "paper_pink", "bubble_wrap", "air_pillows"])
+def test_box_open_dunnage(kind):
+    """Dunnage in an opened carton: every piece a closed (watertight) mesh of the
+    kind's material, standing on the inside floor within the body's footprint,
+    every face of it labelled with the damage; deterministic; the box's other
+    labels as without dunnage (check_unlabelled_unchanged)."""
+    import damage_ops.dunnage as DN
+    p = product("carton", 0)
+    prm = {"mode": "box_open", "opening_mm": 110.0, "contents": True, "dunnage": kind, "forced": False}
+    q, rec = apply(p, "deconstruction", prm, np.random.default_rng(4))
+    assert_valid(q)
+    did = len(q.damages)
+    assert rec.region["dunnage"] == kind and rec.region["contents"] is True
+    cont = [i for i, t in enumerate(q.parts) if t.name == "contents"]
+    assert [q.parts[i].material for i in cont] == [DN.KINDS[kind]]
+    cf = np.isin(q.part_id, cont)
+    assert cf.sum() > 100 and (q.damage_id[cf] == did).all()
+    sub = trimesh.Trimesh(q.mesh.vertices, q.mesh.faces[cf], process=False)
+    pieces = sub.split(only_watertight=False)
+    assert len(pieces) >= 1 and all(m.is_watertight and m.volume > 0 for m in pieces)
+    body = [i for i, t in enumerate(q.parts) if t.name == "body"]
+    bv = p.mesh.vertices[np.unique(p.mesh.faces[np.isin(p.part_id, body)])]
+    cv = q.mesh.vertices[np.unique(q.mesh.faces[cf])]
+    assert (cv[:, :2] >= bv[:, :2].min(0) - 1e-6).all() and (cv[:, :2] <= bv[:, :2].max(0) + 1e-6).all()
+    assert cv[:, 2].min() >= rec.region["floor_m"] - 1e-6
+    check_unlabelled_unchanged(p, q, did)
+    q2, rec2 = apply(p, "deconstruction", prm, np.random.default_rng(4))
+    assert np.array_equal(q2.mesh.vertices, q.mesh.vertices) and rec2.to_json() == rec.to_json()
+
+
+def test_box_open_dunnage_bad_kind():
+    with pytest.raises(ParamError, match="dunnage"):
+        apply(product("carton", 0), "deconstruction", {"mode": "box_open", "dunnage": "popcorn"},
+              np.random.default_rng(0))
