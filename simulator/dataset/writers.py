@@ -444,7 +444,7 @@ def write_card(root: Path, spec: dict[str, Any], rig_json: dict[str, Any], captu
         },
     }
     write_json_atomic(root / "dataset.json", card)
-    lines = [f"# damagesim dataset", "",
+    lines = ["# damagesim dataset", "",
              f"- captures: {len(captures)} x {len(cams)} cameras = {len(captures) * len(cams)} labelled frames",
              f"- seed: {spec['seed']}; rig: {rig_json['name']}; catalog: {spec.get('catalog')}",
              f"- code: damagesim {card['code_version']['damagesim']} ({card['code_version'].get('git') or 'no git'})",

@@ -315,7 +315,7 @@ def build(sku: str, params: dict, rng: np.random.Generator) -> Product:
     p = resolve("carton", PARAMS, params, rng)
     check(p)
     L, W, H = p["length_mm"] / 1e3, p["width_mm"] / 1e3, p["height_mm"] / 1e3
-    bt, tw = p["board_mm"] / 1e3, p["tape_width_mm"] / 1e3
+    bt = p["board_mm"] / 1e3
     g = p["seam_gap_mm"] / 2e3                 # half gap
     r = p["edge_round_mm"] / 1e3
     hx = L / 2 - TAPE_T  # body and flaps inset so the tape on the end walls lands on the bbox
