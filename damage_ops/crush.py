@@ -57,7 +57,7 @@ inward positive):
   shift horizontally by s(z) (``fold.Rack``), a lean, or a Z-fold (the upper
   part leans back); slope <= 0.45, top shift <= 0.2 x the height.
 - ``mangle``: several of these in one damage record, as a mangled parcel
-  shows them: one or two whole-box modes (sag, barrel, rack) plus 1-3 local
+  shows them: one or two whole-box modes (sag, barrel, rack) plus 2-4 local
   folds (corner, edge, crease, crumple, buckle) at further sites drawn in the
   upper half of the item, on faces neither facing down nor opposite the
   location, each at U(0.5, 1) x the depth and U(0.6, 1.3) x the radius; the
@@ -155,7 +155,7 @@ DEPTH_PER_RADIUS = 1.0
 
 @dataclass(frozen=True)
 class CrushParams:
-    """depth_mm: peak displacement, mm, in [1, 60] (clamped, see module doc)
+    """depth_mm: peak displacement, mm, in [1, 100] (clamped, see module doc)
     radius_mm: size of the damage, mm, in [5, 200]: the bump radius (dent,
         bulge, wrinkle envelope), the crushed region's radius (corner,
         crumple), the half-width of the crushed band (edge) or of the V (crease)
@@ -176,7 +176,7 @@ class CrushParams:
     excess: float = 0.15
 
     def __post_init__(self) -> None:
-        check_range(OP, "depth_mm", self.depth_mm, 1.0, 60.0)
+        check_range(OP, "depth_mm", self.depth_mm, 1.0, 100.0)
         check_range(OP, "radius_mm", self.radius_mm, 5.0, 200.0)
         if self.mode not in MODES:
             raise ParamError(f"{OP}.mode: must be one of {list(MODES)}, got {self.mode!r}")
@@ -723,7 +723,7 @@ class Composed:
 
 def _composed(product: Product, p: Product, params: CrushParams, rng: np.random.Generator, face: int):
     """``sag`` / ``barrel`` / ``rack`` alone, or a ``mangle``: one or two of them
-    plus 1-3 local folds (``MANGLE_LOCAL``), one shear after another (module doc)."""
+    plus 2-4 local folds (``MANGLE_LOCAL``), one shear after another (module doc)."""
     mesh = p.mesh
     V0, F = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     pid = np.asarray(mesh.face_attributes["part_id"])
@@ -733,7 +733,7 @@ def _composed(product: Product, p: Product, params: CrushParams, rng: np.random.
         whole = [str(rng.choice(WHOLE_MODES, p=[0.5, 0.25, 0.25]))]
         if rng.uniform() < 0.5:
             whole.append(str(rng.choice([m for m in WHOLE_MODES if m != whole[0]])))
-        local = [str(x) for x in rng.choice(MANGLE_LOCAL[0], size=int(rng.integers(1, 4)), p=MANGLE_LOCAL[1])]
+        local = [str(x) for x in rng.choice(MANGLE_LOCAL[0], size=int(rng.integers(2, 5)), p=MANGLE_LOCAL[1])]
         # rack last: a lean after the panels are crushed (the panels are the bbox's)
         plan = [m for m in whole if m != "rack"] + local + [m for m in whole if m == "rack"]
         # further sites: faces in the upper half, not facing the located face's

@@ -101,9 +101,14 @@ CRUSH_RADIUS_PER_DEPTH: dict[str, tuple[float, float]] = {
     "buckle": (3.0, 5.0), "crumple": (2.5, 4.0), "wrinkle": (5.0, 10.0),
     "sag": (2.5, 4.0), "barrel": (2.5, 4.0), "rack": (2.5, 4.0), "mangle": (1.8, 3.0),
 }
-#: major board crushes: depth_mm in this range (plainly visible at booth distance:
-#: a corner pushed in by 15-40 mm; Kaputt's major deformations read from afar)
-BOARD_MAJOR_DEPTH_MM = (15.0, 40.0)
+#: major board crushes along a corner / edge diagonal (and mangles): depth_mm in
+#: this range, capped at 0.35 x the item's largest dimension (plainly visible at
+#: booth distance: a corner caved in by 30-80 mm, as crushed parcels show it; at
+#: 15-40 mm most crops of a crushed carton read as intact)
+BOARD_MAJOR_DEPTH_MM = (30.0, 80.0)
+#: major board crushes into a panel (crease, buckle, crumple, sag): depth_mm in
+#: this range, capped at 0.45 x the thinnest dimension (the op's injectivity clamp)
+BOARD_MAJOR_PANEL_DEPTH_MM = (20.0, 50.0)
 #: major punctures: diameter_mm in this range, capped at 0.6 x the item's
 #: thinnest dimension (the hole must fit on a panel). At harness distance a 13-40
 #: mm hole covered ~100 px, 1% of the item's pixels: invisible in a crop, while
@@ -146,12 +151,13 @@ def _crush_params(severity: str, product: Product, small: float, large: float,
     if cls == "board" and severity == "major" and mode in ("corner", "edge", "mangle"):
         # pushed in along a corner / edge diagonal: the item is thick that way
         lo, hi = BOARD_MAJOR_DEPTH_MM
-        depth = float(rng.uniform(lo, max(lo, min(hi, 0.3 * large))))
+        depth = float(rng.uniform(lo, max(lo, min(hi, 0.35 * large))))
     elif mode == "wrinkle":  # crests go out: no thickness clamp
         depth = _size("crush", severity, cap=0.1 * large, rng=rng)
     elif cls == "board" and severity == "major":  # into a panel: the thickness clamp is 0.45 x small
-        cap = max(11.0, 0.4 * small)
-        depth = float(rng.uniform(min(BOARD_MAJOR_DEPTH_MM[0], cap), min(30.0, cap)))
+        cap = max(11.0, 0.45 * small)
+        lo, hi = BOARD_MAJOR_PANEL_DEPTH_MM
+        depth = float(rng.uniform(min(lo, cap), min(hi, cap)))
     else:
         depth = _size("crush", severity, cap=0.35 * small, rng=rng)
     a, b = CRUSH_RADIUS_PER_DEPTH[mode]
