@@ -42,7 +42,14 @@ Modes:
   about the fold's top edge, so it stays outside the wall); with odds BEND_P a
   flap is creased across (``_bend``: wrapped round a cylinder over a 12 mm+
   band at 35-70 % of its reach, 20-60 degrees, away from the wall when it
-  droops); the rim of an end wall is dented (a 3-4 ridge d-cone pushed down
+  droops); with odds RAG_P a flap's free edge is torn ragged first (``_rag_flaps``:
+  1/f noise and, in half of them, a bite at one end; the edge recedes toward
+  the hinge by up to 0.38 x the flap's reach, moving vertices along the flap
+  only, monotone across it, so it stays closed and free of self-intersection;
+  the torn edge shows the fluted core, the liner along it the inner paper);
+  dunnage or a contents box rising above the rim is squashed toward the floor
+  until it clears every opened flap (``_clear_of_flaps``), so nothing pierces a
+  flap leaning over the opening; the rim of an end wall is dented (a 3-4 ridge d-cone pushed down
   and in, the crush op's injective shear ``FoldField``). Labels: as above, plus
   every face the dent moves by more than ``crush.change_threshold_m`` (the
   crush convention: faces moved by less stay unlabelled). A creased flap is
@@ -93,6 +100,7 @@ from ._opkit import (
     refine_where,
     trough,
 )
+from . import _ragged as R
 from . import dunnage as DN
 from .base import NotApplicable, ParamError, add_damage, check_range, register
 from .missing import remove_units, units_of
@@ -408,6 +416,105 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
 
 #: forced box_open: odds that a flap droops over its wall, that it is creased across
 DROOP_P, BEND_P = 0.35, 0.5
+#: forced box_open: odds that a flap's free edge is torn ragged (a box ripped open:
+#: the flaps torn where the tape held them), the torn band's width as a fraction of
+#: the flap's reach (the edge recedes by up to RAG_RECEDE x that band) and the
+#: mesh resolution there (m)
+RAG_P, RAG_BAND, RAG_RECEDE, RAG_EDGE_M = 0.7, 0.45, 0.85, 3.5e-3
+
+
+def _rag_flaps(p: Product, fids: list[int], rng: np.random.Generator) -> list[dict]:
+    """Tear the free edges of a forced box_open's flaps (each with odds RAG_P)
+    while they still lie flat: the edge recedes toward the hinge by a(s) >= 0,
+    1/f noise along the edge (wavelengths from a quarter of its length down to
+    4 mm) plus, in half of them, a bite torn out at one end. The map moves flap
+    vertices only along the flap's inward direction, u -> u - a(s) g(t), t the
+    distance from the free edge, g = max(0, 1 - t / W) over a band W =
+    RAG_BAND x reach, a <= RAG_RECEDE x W: at every s it is monotone in u, so the
+    flap (a closed slab) stays free of self-intersection and closed. The band is
+    refined to RAG_EDGE_M first; the torn edge's faces show the fluted core, the
+    top liner's faces along it the lighter inner paper. Mutates p. Returns per
+    flap (build order) {"torn": bool, "recede_mm": max a, "bite": bool}."""
+    frames = _flap_frames(p, fids)
+    plans = []
+    for my, hinge, inward, reach in frames:
+        if rng.uniform() >= RAG_P:
+            plans.append(None)
+            continue
+        ax = np.cross([0.0, 0.0, 1.0], inward)
+        V = np.asarray(p.mesh.vertices)
+        P = V[np.unique(np.asarray(p.mesh.faces)[my])]
+        s = (P - hinge) @ ax
+        s0, s1 = float(s.min()), float(s.max())
+        L = max(s1 - s0, 1e-3)
+        W = RAG_BAND * reach
+        A = RAG_RECEDE * W
+        grid = np.linspace(s0, s1, max(int(L / 1e-3), 8))
+        nz = R.pink_noise(rng, grid, 4e-3, max(0.25 * L, 8e-3), beta=1.7)
+        nz = (nz - nz.min()) / max(float(np.ptp(nz)), 1e-12)
+        a = 0.08 + 0.35 * nz
+        bite = bool(rng.uniform() < 0.5)
+        if bite:  # a piece torn out at one end of the edge
+            end = s0 if rng.uniform() < 0.5 else s1
+            wid = rng.uniform(0.15, 0.4) * L
+            a = a + rng.uniform(0.4, 0.6) * np.exp(-(((grid - end) / wid) ** 2))
+        a = A * np.clip(a, 0.0, 1.0)
+        plans.append({"faces": my, "hinge": hinge, "inward": inward, "ax": ax, "reach": reach, "W": W,
+                      "grid": grid, "a": a, "bite": bite})
+    todo = [q for q in plans if q is not None]
+    if not todo:
+        return [{"torn": False, "recede_mm": 0.0, "bite": False} for _ in plans]
+    fl = np.isin(p.part_id, fids)
+
+    def band_sel(m, idx):
+        T = np.asarray(m.vertices)[np.asarray(m.faces)[idx]]
+        hit = np.zeros(len(idx), bool)
+        for q in todo:
+            t = q["reach"] - (T - q["hinge"]) @ q["inward"]
+            hit |= (t.min(1) < q["W"] + 2e-3) & (np.abs((T - q["hinge"]) @ [0, 0, 1.0]).max(1) < 0.05)
+        return hit & np.isin(m.face_attributes["part_id"][idx], fids)
+
+    chg = p.mesh.face_attributes["_chg"]
+    p.mesh, nfo = S.refine_where(p.mesh, band_sel, RAG_EDGE_M, max_levels=8, candidates=fl)
+    if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo):
+        p.mesh.face_attributes["_chg"] = chg[nfo]
+    ensure_optional(p.mesh)
+    V = np.asarray(p.mesh.vertices).copy()
+    F = np.asarray(p.mesh.faces)
+    pid = p.part_id
+    fl_faces = np.flatnonzero(np.isin(pid, fids))
+    nf, comp = face_components(F[fl_faces], len(V))
+    out = []
+    for k in range(nf):
+        my = fl_faces[comp == k]
+        vids = np.unique(F[my])
+        Pk = V[vids]
+        c = Pk.mean(0)
+        # the plan whose (unrefined) flap this component is: its hinge frame holds c
+        q = next((q for q in todo if 0 <= (c - q["hinge"]) @ q["inward"] <= q["reach"]
+                  and abs((c - q["hinge"]) @ q["ax"] - 0.5 * (q["grid"][0] + q["grid"][-1])) <= 0.5 * np.ptp(q["grid"]) + 1e-6
+                  and abs(c[2] - q["hinge"][2]) < 0.05), None)
+        if q is None:
+            out.append({"torn": False, "recede_mm": 0.0, "bite": False})
+            continue
+        u = (Pk - q["hinge"]) @ q["inward"]
+        t = q["reach"] - u
+        a = np.interp((Pk - q["hinge"]) @ q["ax"], q["grid"], q["a"])
+        d = a * np.clip(1.0 - t / q["W"], 0.0, None)
+        V[vids] = Pk - d[:, None] * q["inward"]
+        # finishes: the torn edge (faces of the free-edge side) shows the fluted
+        # core; the top liner's faces touching it the lighter inner paper
+        edge_v = np.zeros(len(V), bool)
+        edge_v[vids[t < 1e-4]] = True
+        fn, _ = normals_areas(np.asarray(p.mesh.vertices), F[my])
+        on_edge = edge_v[F[my]].all(1) & (np.abs(fn[:, 2]) < 0.5)
+        liner = edge_v[F[my]].any(1) & (fn[:, 2] > 0.5)
+        paint(p.mesh, my[on_edge], np.ones(3), "core")
+        paint(p.mesh, my[liner], np.ones(3), "inner_liner")
+        p.mesh.face_attributes["_chg"][my] = 1
+        out.append({"torn": True, "recede_mm": float(a.max() * 1e3), "bite": q["bite"]})
+    p.mesh.vertices = V
+    return out
 
 
 def _flap_frames(p: Product, fids: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
@@ -441,10 +548,11 @@ def _forced_draws(p: Product, fids: list[int], nf: int, prm: DeconstructionParam
     for :func:`_bend`: u0 in U(0.35, 0.7) of its reach, |phi| 20-60 degrees,
     away from the wall when it droops, never folding it back below the rim.
     Refines the flaps across their creases (labels carried). Mutates p."""
+    torn = _rag_flaps(p, fids, rng)
     frames = _flap_frames(p, fids)
     V = np.asarray(p.mesh.vertices)
     out = []
-    for my, hinge, inward, reach in frames:
+    for (my, hinge, inward, reach), tn in zip(frames, torn):
         zs = V[np.unique(np.asarray(p.mesh.faces)[my]), 2]
         w = min(prm.opening_mm / 1000.0 * rng.uniform(0.75, 1.25), 1.9 * reach)
         base = 2 * np.arcsin(min(1.0, w / (2 * reach)))
@@ -464,7 +572,7 @@ def _forced_draws(p: Product, fids: list[int], nf: int, prm: DeconstructionParam
             half = 0.5 * float(zs.max() - zs.min())
             band = max(0.012, 2.2 * mag * half)
             bend = (float(rng.uniform(0.35, 0.7) * reach), float(sg * mag), float(band))
-        out.append({"theta": float(theta), "bend": bend, "hinge": hinge, "inward": inward, "faces": my})
+        out.append({"theta": float(theta), "bend": bend, "hinge": hinge, "inward": inward, "faces": my, "torn": tn})
     bands = [(d["hinge"], d["inward"], d["bend"]) for d in out if d["bend"] is not None]
     if bands:
         fl = np.isin(p.part_id, fids)
@@ -542,6 +650,51 @@ def _dent_rim(p: Product, blo: np.ndarray, bhi: np.ndarray, rng: np.random.Gener
             "folds": k}
 
 
+#: dunnage keeps this clearance (m) from an opened flap's bounding slab; it is
+#: squashed toward the floor by 0.85 at most this many times to get clear
+FLAP_CLEAR_M, SQUASH_STEPS = 0.01, 12
+
+
+def _clear_of_flaps(p: Product, fids: list[int], flaps: list[dict], pieces: list, floor_z: float) -> list:
+    """Dunnage rising above the rim must not pierce a flap that stands over the
+    opening (any flap opened less than ~90 degrees leans over it): no vertex of a
+    piece may lie in any opened flap's
+    oriented bounding slab (hinge frame: along the flap, across it, along the
+    hinge) grown by FLAP_CLEAR_M: a piece that does is squashed toward the floor
+    (heights above floor_z x 0.85, up to SQUASH_STEPS times: paper and pillows
+    give), and dropped if it never clears. Returns the pieces kept (squashed in
+    place)."""
+    V, F = np.asarray(p.mesh.vertices), np.asarray(p.mesh.faces)
+    ffaces = np.flatnonzero(np.isin(p.part_id, fids))
+    nf, comp = face_components(F[ffaces], len(V))
+    boxes = []
+    for k in range(min(nf, len(flaps))):
+        f = flaps[k]
+        h, ax = np.asarray(f["hinge_m"], float), np.asarray(f["hinge_axis"], float)
+        inward = np.cross([0.0, 0.0, 1.0], ax)
+        th = np.radians(f["angle_deg"])
+        d = np.cos(th) * inward + np.sin(th) * np.array([0.0, 0.0, 1.0])
+        n = np.cross(ax, d)
+        R3 = np.stack([d, n, ax])
+        Q = (V[np.unique(F[ffaces[comp == k]])] - h) @ R3.T
+        boxes.append((h, R3, Q.min(0) - FLAP_CLEAR_M, Q.max(0) + FLAP_CLEAR_M))
+
+    def hits(X):
+        return any(np.all(((X - h) @ R3.T >= lo) & ((X - h) @ R3.T <= hi), axis=1).any() for h, R3, lo, hi in boxes)
+
+    kept = []
+    for m in pieces:
+        X = np.asarray(m.vertices)
+        for _ in range(SQUASH_STEPS):
+            if not hits(X):
+                m.vertices = X
+                kept.append(m)
+                break
+            X = X.copy()
+            X[:, 2] = floor_z + (X[:, 2] - floor_z) * 0.85
+    return kept
+
+
 def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     """Every flap of a carton swings open (each ``opening_mm`` x U(0.75, 1.25),
     capped at 1.9 x its reach), tape on the flaps peeled, the box's inside dark;
@@ -566,7 +719,9 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
         f = {key: region[key] for key in ("hinge_m", "hinge_axis", "angle_deg", "flap")}
         if draws[k] is not None:
             f.update(drooping=bool(draws[k]["theta"] > np.pi),
-                     bend_deg=float(np.degrees(draws[k]["bend"][1])) if draws[k]["bend"] else 0.0)
+                     bend_deg=float(np.degrees(draws[k]["bend"][1])) if draws[k]["bend"] else 0.0,
+                     torn=draws[k]["torn"]["torn"], torn_recede_mm=draws[k]["torn"]["recede_mm"],
+                     torn_bite=draws[k]["torn"]["bite"])
         flaps.append(f)
         disp = max(disp, size["opening_mm"])
     V = np.asarray(p.mesh.vertices)
@@ -591,6 +746,13 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
                         (blo[1] + bhi[1]) / 2 + rng.uniform(-0.4, 0.4) * (ext[1] - 2 * wall - dims[1]) / 2,
                         floor_z + dims[2] / 2 + 1e-4])
         box = trimesh.creation.box(extents=dims)
+        box.vertices = np.asarray(box.vertices) + ctr
+        # lower where an opened flap leans over it (squashed: a lower box)
+        box = (_clear_of_flaps(p, fids, flaps, [box], floor_z) or [None])[0]
+        ctr = np.zeros(3)
+        if box is None:
+            show, kind = False, None      # it does not fit under the flaps
+    if show and kind == "box":
         ci = add_part(p, "contents", prm.contents_material)
         cm = labelled_mesh(np.asarray(box.vertices) + ctr, box.faces, ci)
         chg = p.mesh.face_attributes.pop("_chg")
@@ -601,6 +763,10 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
         # dunnage fills the opening and rises above the rim: crumpled paper, bubble wrap, air pillows
         wall = 2 * _board_m(p)
         pieces = DN.fill(kind, rng, blo + [wall, wall, 0], bhi - [wall, wall, 0], floor_z, bhi[2])
+        pieces = _clear_of_flaps(p, fids, flaps, pieces, floor_z)
+    if show and kind != "box" and not pieces:
+        show, kind = False, None          # nothing fits under the flaps
+    if show and kind != "box":
         ci = add_part(p, "contents", DN.KINDS[kind])
         cms = [labelled_mesh(np.asarray(m.vertices), m.faces, ci) for m in pieces]
         chg = p.mesh.face_attributes.pop("_chg")

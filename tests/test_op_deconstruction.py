@@ -353,12 +353,21 @@ def test_box_open_forced(seed):
     assert d.max() <= change_threshold_m(rec.region["rim_dent"]["depth_mm"] * 1e-3) + 1e-7
     V, F = np.asarray(q.mesh.vertices), np.asarray(q.mesh.faces)
     assert self_intersections(V, F, np.flatnonzero(np.isin(q.part_id, fid))) == 0
+    # a torn flap: its free edge receded (the flap is shorter than its hinge frame's
+    # reach somewhere), the torn edge shows the fluted core, the liner along it the
+    # inner paper; an untorn flap has neither
+    core = np.isin(q.part_id, fid) & (fin == FINISH_IDS["core"])
+    assert core.any() == any(f["torn"] for f in fl)
+    for f in fl:
+        assert (f["torn_recede_mm"] > 1.0) == f["torn"]
+        assert f["torn_recede_mm"] <= 0.45 * 0.85 * 1e3 * np.ptp(p.mesh.vertices, axis=0)[:2].max()
     q2, rec2 = apply(p, "deconstruction", prm, np.random.default_rng(seed))
     assert np.array_equal(q2.mesh.vertices, q.mesh.vertices) and rec2.to_json() == rec.to_json()
 
 
 def test_box_open_forced_draws_droops_and_creases():
-    """Over a few seeds the forced opening shows both a drooping and a creased flap."""
+    """Over a few seeds the forced opening shows a drooping, a creased and a torn
+    flap, and a torn flap with a piece bitten out of its edge."""
     seen = set()
     for seed in range(6):
         q, rec = apply(product("carton", seed), "deconstruction", {"mode": "box_open", "opening_mm": 110.0},
@@ -366,13 +375,16 @@ def test_box_open_forced_draws_droops_and_creases():
         for f in rec.region["flaps"]:
             seen |= {"droop"} if f["drooping"] else set()
             seen |= {"bend"} if f["bend_deg"] else set()
-    assert seen == {"droop", "bend"}
+            seen |= {"torn"} if f["torn"] else set()
+            seen |= {"bite"} if f["torn_bite"] else set()
+    assert seen == {"droop", "bend", "torn", "bite"}
 
 
 @pytest.mark.parametrize("kind", ["paper_kraft", "paper_pink", "bubble_wrap", "air_pillows"])
 def test_box_open_dunnage(kind):
     """Dunnage in an opened carton: every piece a closed (watertight) mesh of the
     kind's material, standing on the inside floor within the body's footprint,
+    rising above the rim (paper, bubble wrap) but crossing no flap,
     every face of it labelled with the damage; deterministic; the box's other
     labels as without dunnage (check_unlabelled_unchanged)."""
     import damage_ops.dunnage as DN
@@ -394,6 +406,14 @@ def test_box_open_dunnage(kind):
     cv = q.mesh.vertices[np.unique(q.mesh.faces[cf])]
     assert (cv[:, :2] >= bv[:, :2].min(0) - 1e-6).all() and (cv[:, :2] <= bv[:, :2].max(0) + 1e-6).all()
     assert cv[:, 2].min() >= rec.region["floor_m"] - 1e-6
+    # it rises above the rim but never pierces a flap leaning over the opening
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_crush_geometry import self_intersections
+    fid = [i for i, t in enumerate(q.parts) if t.name == "flap"]
+    assert cv[:, 2].max() > bv[:, 2].max() or kind == "air_pillows"
+    assert self_intersections(q.mesh.vertices, q.mesh.faces, np.flatnonzero(np.isin(q.part_id, fid)),
+                              np.flatnonzero(cf)) == 0
     check_unlabelled_unchanged(p, q, did)
     q2, rec2 = apply(p, "deconstruction", prm, np.random.default_rng(4))
     assert np.array_equal(q2.mesh.vertices, q.mesh.vertices) and rec2.to_json() == rec.to_json()
