@@ -120,6 +120,10 @@ PUNCTURE_MAJOR_MM = (55.0, 130.0)
 #: mm rip opened 30-90 degrees covered ~40 px at harness distance, a real gash
 #: runs across much of a panel
 TEAR_MAJOR_MM = (140.0, 400.0)
+#: burst seams (mailers, pouches): the opening is capped at this fraction of the
+#: bag's middle dimension (its width); 0.6 x its length let a major slit gape
+#: 80-120 mm, for which no wrinkled, labelled mailer had room
+BURST_OPENING_PER_WIDTH = 0.3
 TEAR_MAJOR_OPENING_DEG = (70.0, 120.0)
 
 
@@ -188,7 +192,11 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
                 "opening_deg": float(rng.uniform(10, 35))}
     if op == "deconstruction":
         modes = {"carton": ["flap_open", "contents_out", "box_open"], "mailer": ["burst_seam"], "pouch": ["burst_seam"]}[product.kind]
-        return {"mode": str(rng.choice(modes)), "opening_mm": _size(op, severity, cap=0.6 * large, rng=rng)}
+        mode = str(rng.choice(modes))
+        # a burst seam's lips part by at most BURST_OPENING_PER_WIDTH x the bag's width:
+        # wider, the slit's band finds no flat patch clear of the label on a wrinkled mailer
+        cap = 0.6 * large if mode != "burst_seam" else BURST_OPENING_PER_WIDTH * float(dims[1])
+        return {"mode": mode, "opening_mm": _size(op, severity, cap=cap, rng=rng)}
     if op == "spill":
         substance = "powder" if product.kind == "pouch" and rng.random() < 0.6 else "liquid"
         area = _size(op, severity, cap=600.0, rng=rng)
