@@ -109,11 +109,21 @@ BOARD_MAJOR_DEPTH_MM = (30.0, 80.0)
 #: major board crushes into a panel (crease, buckle, crumple, sag): depth_mm in
 #: this range, capped at 0.45 x the thinnest dimension (the op's injectivity clamp)
 BOARD_MAJOR_PANEL_DEPTH_MM = (20.0, 50.0)
-#: major punctures: diameter_mm in this range, capped at 0.6 x the item's
-#: thinnest dimension (the hole must fit on a panel). At harness distance a 13-40
+#: major punctures of parcels and bags: diameter_mm in this range, capped by
+#: the panel it must fit on (CARTON_HOLE_PER_SIDE, BAG_HOLE_PER_WIDTH; below
+#: the range when even its low end does not fit). At harness distance a 13-40
 #: mm hole covered ~100 px, 1% of the item's pixels: invisible in a crop, while
 #: the holes in real damaged-parcel photos span a good part of a panel.
 PUNCTURE_MAJOR_MM = (55.0, 130.0)
+#: the kinds whose major punctures are drawn from PUNCTURE_MAJOR_MM (parcels and
+#: bags); a blister's shell or a multipack's film keeps the smaller holes of
+#: the threshold rule (a 55 mm hole fits on neither)
+BIG_HOLE_KINDS = frozenset({"carton", "mailer", "pouch"})
+#: a bag's major hole: at most this fraction of its width (the hole's pushed-in
+#: rim needs a flat patch about twice its diameter on a wrinkled or pillowed bag)
+BAG_HOLE_PER_WIDTH = 0.3
+#: a carton's major hole: at most this fraction of its thinnest side
+CARTON_HOLE_PER_SIDE = 0.5
 #: major tears: length_mm of the rip (both legs of the V) in this range and in
 #: 0.6-1.1 x the item's largest dimension (the op shortens a tear that fits
 #: nowhere on its panel), and the flap peeled back this far (degrees): a 60-220
@@ -179,9 +189,12 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
     if op == "crush":
         return _crush_params(severity, product, small, large, rng)
     if op == "puncture":
-        if severity == "major":  # a hole a fist or a fork-lift tine leaves: plainly seen at booth distance
+        if severity == "major" and product.kind in BIG_HOLE_KINDS:
+            # a hole a fist or a fork-lift tine leaves: plainly seen at booth distance;
+            # it must fit on a panel (a carton's thinnest side, a bag's width)
             lo, hi = PUNCTURE_MAJOR_MM
-            return {"diameter_mm": float(rng.uniform(lo, max(lo, min(hi, 0.6 * small))))}
+            side = CARTON_HOLE_PER_SIDE * small if product.kind == "carton" else BAG_HOLE_PER_WIDTH * float(dims[1])
+            return {"diameter_mm": float(rng.uniform(min(lo, side), max(min(lo, side), min(hi, side))))}
         return {"diameter_mm": _size(op, severity, cap=0.4 * small + 12, rng=rng)}
     if op == "tear":
         if severity == "major":  # a gash across a panel, its flap peeled well back

@@ -288,3 +288,39 @@ def test_local_boolean_refuses_a_patch_whose_border_enters_the_cutter():
         drop = (reach < r_out) & (mid > r_in)   # a ring of faces across the cutter's wall
         assert drop.any()
         assert puncture_mod._local_difference(pm, CV, CF, n, c, candidates=lambda *_: np.flatnonzero(~drop)) is None
+
+
+def test_major_holes_fit_their_items():
+    """Sampled major punctures on every kind of the default catalog: parcels and
+    bags get the big holes (>= 55 mm where the panel allows, capped by it),
+    blisters and multipacks the threshold rule's; and the op finds room for
+    nearly all of them (a 55 mm hole on a blister's shell found none), each
+    recorded as major."""
+    from damage_ops.base import NotApplicable, apply
+    from damage_ops.sampling import (BAG_HOLE_PER_WIDTH, BIG_HOLE_KINDS, CARTON_HOLE_PER_SIDE, PUNCTURE_MAJOR_MM,
+                                     sample_params)
+    from simulator.config.catalog import load_catalog
+
+    cat = load_catalog(None)
+    n = ok = 0
+    for s in cat.skus:
+        if s.kind == "bottle":
+            continue
+        p = cat.build(s)
+        dims = np.sort(p.dims_mm)
+        for seed in range(2):
+            rng = np.random.default_rng(seed)
+            d = sample_params("puncture", "major", p, rng)["diameter_mm"]
+            assert d >= 12.0 * 1.1 - 1e-9                         # major by the threshold
+            if p.kind in BIG_HOLE_KINDS:
+                side = CARTON_HOLE_PER_SIDE * dims[0] if p.kind == "carton" else BAG_HOLE_PER_WIDTH * dims[1]
+                assert d <= max(min(PUNCTURE_MAJOR_MM[0], side), min(PUNCTURE_MAJOR_MM[1], side)) + 1e-9
+                assert d >= min(PUNCTURE_MAJOR_MM[0], side) - 1e-9
+            n += 1
+            try:
+                q, rec = apply(p, "puncture", {"diameter_mm": d}, rng)
+            except NotApplicable:
+                continue
+            ok += 1
+            assert rec.severity == "major"
+    assert n >= 30 and ok >= 0.85 * n
