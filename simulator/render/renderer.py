@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -457,6 +458,48 @@ def _shader_dir(tmp: str) -> str:
     return str(dst)
 
 
+def _read_framebuffer(inner, scene, flags, want_depth: bool):
+    """pyrender's ``Renderer._read_main_framebuffer`` (resolve the multisample
+    framebuffer, read it back), with the depth left out when ``want_depth`` is
+    False (returned as None). The depth, when read, is linearised with the very
+    float32 operations pyrender uses (the same values, bit for bit), in whole-image
+    passes rather than through boolean-mask gathers and scatters."""
+    from OpenGL.GL import (GL_COLOR_BUFFER_BIT, GL_DEPTH_BUFFER_BIT, GL_DEPTH_COMPONENT, GL_DRAW_FRAMEBUFFER,
+                           GL_FLOAT, GL_LINEAR, GL_NEAREST, GL_READ_FRAMEBUFFER, GL_RGB, GL_RGBA, GL_UNSIGNED_BYTE,
+                           glBindFramebuffer, glBlitFramebuffer, glReadPixels)
+
+    width, height = inner._main_fb_dims[0], inner._main_fb_dims[1]
+    depth_only_pass = bool(flags & pyrender.RenderFlags.DEPTH_ONLY)
+    want_depth = want_depth or depth_only_pass
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb_ms)
+    glBindFramebuffer(GL_DRAW_FRAMEBUFFER, inner._main_fb)
+    if not depth_only_pass:
+        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_LINEAR)
+    if want_depth:
+        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_DEPTH_BUFFER_BIT, GL_NEAREST)
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb)
+    depth_im = None
+    if want_depth:
+        raw = np.frombuffer(glReadPixels(0, 0, width, height, GL_DEPTH_COMPONENT, GL_FLOAT),
+                            dtype=np.float32).reshape((height, width))[::-1]
+        far = raw == 1.0
+        d = 2.0 * raw - 1.0
+        z_near, z_far = scene.main_camera_node.camera.znear, scene.main_camera_node.camera.zfar
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if z_far is None:
+                lin = 2 * z_near / (1.0 - d)
+            else:
+                lin = (2.0 * z_near * z_far) / (z_far + z_near - d * (z_far - z_near))
+        lin[far] = 0.0
+        depth_im = lin
+    if depth_only_pass:
+        return depth_im
+    ch, fmt = (4, GL_RGBA) if flags & pyrender.RenderFlags.RGBA else (3, GL_RGB)
+    color_im = np.frombuffer(glReadPixels(0, 0, width, height, fmt, GL_UNSIGNED_BYTE),
+                             dtype=np.uint8).reshape((height, width, ch))[::-1]
+    return color_im, depth_im
+
+
 class BoothRenderer:
     """Renders scenes of placed items through every camera of a rig.
 
@@ -500,6 +543,12 @@ class BoothRenderer:
                 self._fresh_shadows.add(light_node.name)
 
         inner._shadow_mapping_pass = cached_shadow_pass
+        # Read back only what a pass uses: the colour pass's depth (a multisample
+        # depth resolve, a float readback and its linearisation) is never used,
+        # the label pass's depth is (see _read_framebuffer).
+        self._pass_depth = True
+        if sys.platform != "darwin":  # pyrender resizes its reads there (HiDPI): keep its own
+            inner._read_main_framebuffer = lambda scene, flags: _read_framebuffer(inner, scene, flags, self._pass_depth)
         # seconds per stage of the latest renders (bounded: a renderer lives for a whole run)
         self.timings: dict[str, deque[float]] = {}
         self._textures: dict = {}  # artwork id -> (array, pyrender.Texture) in this renderer's context
@@ -731,7 +780,11 @@ class BoothRenderer:
         if want_rgb:
             self._set_visible(label_nodes, False)
             flags = pyrender.RenderFlags.SHADOWS_SPOT if self._spot_shadows else pyrender.RenderFlags.NONE
-            rgb, _ = self._r.render(self.scene, flags=flags)
+            self._pass_depth = False  # the colour pass's depth is not used: not read back
+            try:
+                rgb, _ = self._r.render(self.scene, flags=flags)
+            finally:
+                self._pass_depth = True
             rgb = np.ascontiguousarray(rgb)
             t = self._time("colour_pass", t)
         self._set_visible(label_nodes, True)
