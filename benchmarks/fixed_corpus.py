@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# benchmarks/damage_ops.py would shadow the damage_ops package: not on the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 
 def make(out: Path, n: int, seed: int) -> None:
@@ -41,6 +43,10 @@ def make(out: Path, n: int, seed: int) -> None:
 
 
 def compare(a: Path, b: Path, rgb_tol: int) -> int:
+    for d in (a, b):
+        if not (d / "dataset.json").is_file():
+            print(f"{d}: not a dataset folder (no dataset.json)", file=sys.stderr)
+            return 2
     sp = importlib.util.spec_from_file_location("_same_outputs", HERE / "same_outputs.py")
     so = importlib.util.module_from_spec(sp)
     sp.loader.exec_module(so)

@@ -4,9 +4,9 @@ the peer, all measured in one run.
 Three phases, one after the other in this process and its children:
 
 1. end to end: ``--n`` captures made exactly as ``damagesim generate`` makes
-   them (one in-process worker: CaptureMaker.make with its pristine pairs and
-   references, the CaptureWriter thread encoding and writing the previous
-   capture meanwhile). Labelled frames/s = frames rendered (capture, pair and
+   them (one in-process worker: CaptureMaker.start with its pristine pairs and
+   references, the CaptureWriter thread running the previous capture's sensor
+   models, encoding and writing it meanwhile). Labelled frames/s = frames rendered (capture, pair and
    reference frames: each is written with its labels) per second of wall time,
    from the start of capture 1 (capture 0 is the warm-up: shader compiles,
    first uploads) to the last folder on disk. Each stage's share of that wall
@@ -117,6 +117,7 @@ class StageTimer:
         self.main: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         self.frames: dict[int, int] = defaultdict(int)
         self.writes: list[tuple[float, float]] = []  # writer thread: (start, end) of each write_capture
+        self.off_main: dict[str, list[tuple[float, float]]] = defaultdict(list)  # writer thread, per stage
         self.start: dict[int, float] = {}
         self.index = -1
         self.lock = threading.Lock()
@@ -127,7 +128,12 @@ class StageTimer:
 
         def timed(*a, **k):
             if threading.current_thread() is not threading.main_thread():
-                return fn(*a, **k)
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:  # the writer thread's share of a stage (the sensor models run there)
+                    with timer.lock:
+                        timer.off_main[stage].append((t, time.perf_counter()))
             t = time.perf_counter()
             try:
                 out = fn(*a, **k)
@@ -150,15 +156,15 @@ def end_to_end(spec, n: int) -> dict:
 
     st = StageTimer()
     originals = []
-    make = pl.CaptureMaker.make
+    make = pl.CaptureMaker.start
 
     def make_timed(self, index, _make=make):
         st.index = index
         st.start[index] = time.perf_counter()
         return _make(self, index)
 
-    pl.CaptureMaker.make = make_timed
-    originals.append((pl.CaptureMaker, "make", make))
+    pl.CaptureMaker.start = make_timed
+    originals.append((pl.CaptureMaker, "start", make))
     for obj, name, stage, frames in ((pl.CaptureMaker, "scene", "scene_build_damage_physics", False),
                                      (rd.BoothRenderer, "render", "render", True),
                                      (pl, "apply_to_frames", "sensor_models", False)):
@@ -194,8 +200,9 @@ def end_to_end(spec, n: int) -> dict:
     stages = {k: sum(v[i] for i in timed) for k, v in st.main.items()}
     # render() includes nothing of the sensors; make() minus its parts is metadata and bookkeeping
     stages["main_thread_other_incl_writer_wait"] = wall - sum(stages.values())
+    busy = lambda spans: sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in spans)  # noqa: E731
     return {"captures_timed": n - 1, "frames": frames, "wall_s": wall, "stages_s": stages,
-            "writer_busy_s": sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in st.writes),
+            "writer_busy_s": busy(st.writes), "writer_stages_s": {k: busy(v) for k, v in st.off_main.items()},
             "frames_per_capture": frames / (n - 1)}
 
 
@@ -351,6 +358,9 @@ def main() -> None:
     for k, v in e2e["stages_s"].items():
         print(f"  {k:38s} {v / e2e['wall_s'] * 100:5.1f}%  ({v / e2e['captures_timed']:.3f} s per capture)")
     print(f"  writer thread busy (encode + write, overlapped) {e2e['writer_busy_s'] / e2e['wall_s'] * 100:5.1f}% of wall")
+    for k, v in e2e["writer_stages_s"].items():
+        print(f"  writer thread busy ({k}, overlapped) {v / e2e['wall_s'] * 100:5.1f}% of wall "
+              f"({v / e2e['captures_timed']:.3f} s per capture)")
     print("render-only passes per capture (s): " + ", ".join(f"{k} {v:.3f}" for k, v in ro["passes_s"].items()))
     print(f"{'camera':16s} {'modality':8s} {'res':>10s} {'ours (s)':>9s} {'tiny (s)':>9s} {'ratio':>6s}")
     for name, c in ro["per_camera"].items():
