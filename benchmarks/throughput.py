@@ -119,6 +119,7 @@ class StageTimer:
         self.writes: list[tuple[float, float]] = []  # writer thread: (start, end) of each write_capture
         self.off_main: dict[str, list[tuple[float, float]]] = defaultdict(list)  # writer thread, per stage
         self.start: dict[int, float] = {}
+        self.cpu_start: dict[int, float] = {}  # this process's CPU seconds (all threads) at each start
         self.index = -1
         self.lock = threading.Lock()
 
@@ -161,6 +162,7 @@ def end_to_end(spec, n: int) -> dict:
     def make_timed(self, index, _make=make):
         st.index = index
         st.start[index] = time.perf_counter()
+        st.cpu_start[index] = time.process_time()
         return _make(self, index)
 
     pl.CaptureMaker.start = make_timed
@@ -191,6 +193,7 @@ def end_to_end(spec, n: int) -> dict:
     try:
         run_captures(spec, list(range(n)), RunOptions(), on_result=lambda r: done.setdefault(r["index"], time.perf_counter()))
     finally:
+        cpu_end = time.process_time()
         for obj, name, fn in originals:
             setattr(obj, name, fn)
     t0, t1 = st.start[1], max(done.values())
@@ -203,7 +206,8 @@ def end_to_end(spec, n: int) -> dict:
     busy = lambda spans: sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in spans)  # noqa: E731
     return {"captures_timed": n - 1, "frames": frames, "wall_s": wall, "stages_s": stages,
             "writer_busy_s": busy(st.writes), "writer_stages_s": {k: busy(v) for k, v in st.off_main.items()},
-            "frames_per_capture": frames / (n - 1)}
+            "frames_per_capture": frames / (n - 1),
+            "cpu_s_per_capture": (cpu_end - st.cpu_start[1]) / (n - 1)}
 
 
 def render_only(spec, rig, catalog, n: int) -> dict:
@@ -351,6 +355,8 @@ def main() -> None:
           f"load average {load0[0]:.2f} -> {load1[0]:.2f}; {args.n} captures per phase, the first a warm-up")
     print(f"end to end (generate): {e2e_fps:.2f} labelled frames/s ({e2e['frames_per_capture']:.1f} frames per "
           f"capture incl. pristine pairs and references, {e2e['captures_timed']} captures in {e2e['wall_s']:.1f} s)")
+    print(f"  this process's CPU time (all threads, llvmpipe's included): {e2e['cpu_s_per_capture']:.2f} s per "
+          f"capture ({e2e['cpu_s_per_capture'] / e2e['frames_per_capture']:.3f} s per labelled frame)")
     print(f"render only:           {render_only_fps:.2f} labelled frames/s (alone); inside the run "
           f"{render_in_run_fps:.2f}")
     print(f"end to end / render only = {100 * res['end_to_end_share_of_render_only']:.0f}% (target >= 75%)")
