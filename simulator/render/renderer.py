@@ -725,9 +725,7 @@ class BoothRenderer:
                 self.scene.main_camera_node = self._cam_nodes[cam.name]
                 ir = depth_only(cam)
                 fr = self._render_camera(label_nodes, seg_map, lut, want_rgb and not ir,
-                                         albedo_lut if want_rgb and ir else None)
-                if cam.name in self._remaps:
-                    fr = self._apply_lens(self._remaps[cam.name], fr, (cam.height, cam.width))
+                                         albedo_lut if want_rgb and ir else None, self._remaps.get(cam.name))
                 if fr.reflectance is not None:
                     fr = self._ir_frame(cam, fr)
                 out[cam.name] = fr
@@ -741,16 +739,6 @@ class BoothRenderer:
         self._tray_visual.mesh.is_visible = not label
         for n in label_nodes:
             n.mesh.is_visible = label
-
-    def _apply_lens(self, remap: LensRemap, fr: Frame, shape: tuple[int, int]) -> Frame:
-        t = time.perf_counter()
-        out = Frame(rgb=remap.rgb(fr.rgb, shape), depth_m=remap.labels(fr.depth_m, shape),
-                    instance=remap.labels(fr.instance, shape), part=remap.labels(fr.part, shape),
-                    damage_category=remap.labels(fr.damage_category, shape),
-                    damage_instance=remap.labels(fr.damage_instance, shape),
-                    reflectance=None if fr.reflectance is None else remap.labels(fr.reflectance, shape))
-        self._time("lens_remap", t)
-        return out
 
     def _ir_frame(self, cam: Camera, fr: Frame) -> Frame:
         """A depth-only camera's rgb: the IR amplitude image, shaded from the label
@@ -771,10 +759,14 @@ class BoothRenderer:
         return t
 
     def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool,
-                       albedo_lut: np.ndarray | None = None) -> Frame:
+                       albedo_lut: np.ndarray | None = None, remap: LensRemap | None = None) -> Frame:
         """One camera: the colour pass (when ``want_rgb``) and the label pass.
         albedo_lut: per-code linear reflectance; given, the frame carries its
-        reflectance image (a depth-only camera's, for its IR shading)."""
+        reflectance image (a depth-only camera's, for its IR shading). remap: a
+        distorted lens's (the passes render its wide pinhole view): the colour is
+        remapped bilinearly, the label pass's colours (the codes) and depth by
+        nearest neighbour, and the codes are decoded at the output size (the same
+        labels as decoding first and remapping every label image)."""
         rgb = None
         t = time.perf_counter()
         if want_rgb:
@@ -791,7 +783,15 @@ class BoothRenderer:
         seg, depth = self._r.render(self.scene, flags=pyrender.RenderFlags.SEG | pyrender.RenderFlags.RGBA,
                                     seg_node_map=seg_map)
         t = self._time("label_pass", t)
-        codes = decode_codes(np.ascontiguousarray(seg))
+        seg = np.ascontiguousarray(seg)
+        if remap is not None:
+            shape = remap.map_x.shape
+            if rgb is not None:
+                rgb = remap.rgb(rgb, shape)
+            seg = remap.labels(seg, shape)  # (h, w, 4) uint8: every channel copied from the same pixel
+            depth = remap.labels(np.ascontiguousarray(depth, dtype=np.float32), shape)
+            t = self._time("lens_remap", t)
+        codes = decode_codes(seg)
         if codes.max() >= len(lut):
             raise RuntimeError(f"label pass produced code {codes.max()} beyond the {len(lut)} drawn: blended labels")
         depth = np.where(codes == CODE_NONE, np.float32(0.0), depth).astype(np.float32, copy=False)
