@@ -269,8 +269,6 @@ class CaptureMaker:
         meta = self.metadata(sc, index=index)
         self.renderer.configure(sc.randomization)
         clean = self.renderer.render(self.scene_items(sc))
-        # labels: the sensor models never touch them, the clean frames' are the capture's
-        self._record_visibility(meta, clean)
         clean_pair = None
         if self.mix.pairs and meta["damages"]:
             # same poses, lights and sensor noise seed: only the damage differs
@@ -279,7 +277,8 @@ class CaptureMaker:
         self.renderer.configure(None)
         _release_freed_memory()
         # the pristine counterfactual has the same sensor seed: it replays these draws
-        return PendingCapture(self.rig, meta, clean, clean_pair, sc.sensor_seed, share_draws=self.mix.pairs)
+        return PendingCapture(self.rig, meta, clean, clean_pair, sc.sensor_seed, share_draws=self.mix.pairs,
+                              visibility=True)
 
     @staticmethod
     def _record_visibility(meta: dict, frames: dict) -> None:
@@ -382,22 +381,25 @@ class CaptureMaker:
         self.renderer.configure(sc.randomization)
         clean = self.renderer.render(self.scene_items(sc))
         self.renderer.configure(None)
-        return PendingCapture(self.rig, meta, clean, None, seed, share_draws=False)
+        return PendingCapture(self.rig, meta, clean, None, seed, share_draws=False, visibility=False)
 
 
 class PendingCapture:
     """A capture rendered but not yet through its sensor models: its capture.json
-    dict (without the sensor draws), clean frames, clean pristine frames or None.
+    dict (without the sensor draws and, with ``visibility``, without which
+    cameras see what), clean frames, clean pristine frames or None.
     :meth:`finish` applies the sensor models (camera c of the rig draws from
     ``default_rng([sensor_seed, c])``; the pristine pair replays the damaged
-    frames' draws) and records their draws in the dict. It needs no GL context
-    and no physics client, so it can run on a thread beside the next render.
-    Call it once."""
+    frames' draws) and records their draws in the dict, and the visible pixels
+    (from the labels, which the sensor models never touch). It needs no GL
+    context and no physics client, so it can run on a thread beside the next
+    render. Call it once."""
 
     def __init__(self, rig, meta: dict[str, Any], clean: dict[str, Any], clean_pair: dict[str, Any] | None,
-                 sensor_seed: int, share_draws: bool) -> None:
+                 sensor_seed: int, share_draws: bool, visibility: bool = True) -> None:
         self.rig, self.meta, self.sensor_seed = rig, meta, int(sensor_seed)
         self._clean, self._clean_pair, self._share = clean, clean_pair, share_draws
+        self._visibility = visibility
 
     def finish(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         """Returns (capture.json dict, frames, pristine frames or None), as
@@ -407,6 +409,8 @@ class PendingCapture:
         noise = SensorDraws() if self._share else None
         frames, draws = apply_to_frames(self.rig, self._clean, self.sensor_seed, noise)
         CaptureMaker._record_sensor(self.meta, draws, self.sensor_seed)
+        if self._visibility:
+            CaptureMaker._record_visibility(self.meta, frames)
         pair = None
         if self._clean_pair is not None:
             pair, _ = apply_to_frames(self.rig, self._clean_pair, self.sensor_seed, noise)
