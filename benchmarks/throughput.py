@@ -157,7 +157,10 @@ def end_to_end(spec, n: int) -> dict:
 
     st = StageTimer()
     originals = []
-    make = pl.CaptureMaker.start
+    # the capture's start: CaptureMaker.start (the sensor models then run on the
+    # writer thread), or make in a version without it (to measure an older tree)
+    entry = "start" if hasattr(pl.CaptureMaker, "start") else "make"
+    make = getattr(pl.CaptureMaker, entry)
 
     def make_timed(self, index, _make=make):
         st.index = index
@@ -165,8 +168,8 @@ def end_to_end(spec, n: int) -> dict:
         st.cpu_start[index] = time.process_time()
         return _make(self, index)
 
-    pl.CaptureMaker.start = make_timed
-    originals.append((pl.CaptureMaker, "start", make))
+    setattr(pl.CaptureMaker, entry, make_timed)
+    originals.append((pl.CaptureMaker, entry, make))
     for obj, name, stage, frames in ((pl.CaptureMaker, "scene", "scene_build_damage_physics", False),
                                      (rd.BoothRenderer, "render", "render", True),
                                      (pl, "apply_to_frames", "sensor_models", False)):
@@ -187,8 +190,9 @@ def end_to_end(spec, n: int) -> dict:
     # writer thread's busy time reads 0)
     import simulator.generate.worker as wk
 
-    originals.append((wk, "write_capture", wk.write_capture))
-    wk.write_capture = write_timed
+    if hasattr(wk, "write_capture"):
+        originals.append((wk, "write_capture", wk.write_capture))
+        wk.write_capture = write_timed
     done = {}
     try:
         run_captures(spec, list(range(n)), RunOptions(), on_result=lambda r: done.setdefault(r["index"], time.perf_counter()))
