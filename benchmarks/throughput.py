@@ -5,8 +5,8 @@ Three phases, one after the other in this process and its children:
 
 1. end to end: ``--n`` captures made exactly as ``damagesim generate`` makes
    them (one in-process worker: CaptureMaker.start with its pristine pairs and
-   references, the CaptureWriter thread running the previous capture's sensor
-   models, encoding and writing it meanwhile). Labelled frames/s = frames rendered (capture, pair and
+   references, the CaptureWriter thread encoding and writing the previous
+   capture meanwhile, and on a GPU running its sensor models too). Labelled frames/s = frames rendered (capture, pair and
    reference frames: each is written with its labels) per second of wall time,
    from the start of capture 1 (capture 0 is the warm-up: shader compiles,
    first uploads) to the last folder on disk. Each stage's share of that wall

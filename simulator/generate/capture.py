@@ -393,19 +393,20 @@ class PendingCapture:
     frames' draws) and records their draws in the dict, and the visible pixels
     (from the labels, which the sensor models never touch). It needs no GL
     context and no physics client, so it can run on a thread beside the next
-    render. Call it once."""
+    render. Its result is kept: a second call returns it."""
 
     def __init__(self, rig, meta: dict[str, Any], clean: dict[str, Any], clean_pair: dict[str, Any] | None,
                  sensor_seed: int, share_draws: bool, visibility: bool = True) -> None:
         self.rig, self.meta, self.sensor_seed = rig, meta, int(sensor_seed)
         self._clean, self._clean_pair, self._share = clean, clean_pair, share_draws
         self._visibility = visibility
+        self._result = None
 
     def finish(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         """Returns (capture.json dict, frames, pristine frames or None), as
         :meth:`CaptureMaker.make` does."""
-        if self._clean is None:
-            raise RuntimeError("PendingCapture.finish called twice")
+        if self._result is not None:
+            return self._result
         noise = SensorDraws() if self._share else None
         frames, draws = apply_to_frames(self.rig, self._clean, self.sensor_seed, noise)
         CaptureMaker._record_sensor(self.meta, draws, self.sensor_seed)
@@ -415,4 +416,5 @@ class PendingCapture:
         if self._clean_pair is not None:
             pair, _ = apply_to_frames(self.rig, self._clean_pair, self.sensor_seed, noise)
         self._clean = self._clean_pair = None  # the clean images are not kept beside the noisy ones
-        return self.meta, frames, pair
+        self._result = (self.meta, frames, pair)
+        return self._result

@@ -500,6 +500,22 @@ def _read_framebuffer(inner, scene, flags, want_depth: bool):
     return color_im, depth_im
 
 
+#: GL_RENDERER substrings of software rasterisers (Mesa llvmpipe, softpipe, swrast)
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
+
+
+def _gl_renderer_name(r) -> str:
+    """GL_RENDERER of an OffscreenRenderer's context ('' if it cannot be read)."""
+    try:
+        from OpenGL.GL import GL_RENDERER, glGetString
+
+        r._platform.make_current()
+        name = glGetString(GL_RENDERER)
+        return name.decode() if isinstance(name, bytes) else str(name or "")
+    except Exception:  # a platform without make_current, or no string: treated as unknown
+        return ""
+
+
 class BoothRenderer:
     """Renders scenes of placed items through every camera of a rig.
 
@@ -514,6 +530,10 @@ class BoothRenderer:
         self.materials = materials
         first = rig.cameras[0]
         self._r = pyrender.OffscreenRenderer(first.width, first.height)
+        #: the GL renderer's name, and whether it rasterises on the CPU (llvmpipe and
+        #: the like: its threads then keep every core busy while it renders)
+        self.gl_renderer = _gl_renderer_name(self._r)
+        self.software_gl = any(k in self.gl_renderer.lower() for k in SOFTWARE_GL)
         self._tmp = tempfile.TemporaryDirectory(prefix="damagesim-shaders-")
         self._r._renderer._program_cache = ShaderProgramCache(shader_dir=_shader_dir(self._tmp.name))
         self.scene = _OrderedScene(bg_color=list(rig.background_color) + [1.0],
