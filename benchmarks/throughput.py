@@ -4,9 +4,9 @@ the peer, all measured in one run.
 Three phases, one after the other in this process and its children:
 
 1. end to end: ``--n`` captures made exactly as ``damagesim generate`` makes
-   them (one in-process worker: CaptureMaker.make with its pristine pairs and
+   them (one in-process worker: CaptureMaker.start with its pristine pairs and
    references, the CaptureWriter thread encoding and writing the previous
-   capture meanwhile). Labelled frames/s = frames rendered (capture, pair and
+   capture meanwhile, and on a GPU running its sensor models too). Labelled frames/s = frames rendered (capture, pair and
    reference frames: each is written with its labels) per second of wall time,
    from the start of capture 1 (capture 0 is the warm-up: shader compiles,
    first uploads) to the last folder on disk. Each stage's share of that wall
@@ -117,7 +117,9 @@ class StageTimer:
         self.main: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         self.frames: dict[int, int] = defaultdict(int)
         self.writes: list[tuple[float, float]] = []  # writer thread: (start, end) of each write_capture
+        self.off_main: dict[str, list[tuple[float, float]]] = defaultdict(list)  # writer thread, per stage
         self.start: dict[int, float] = {}
+        self.cpu_start: dict[int, float] = {}  # this process's CPU seconds (all threads) at each start
         self.index = -1
         self.lock = threading.Lock()
 
@@ -127,7 +129,12 @@ class StageTimer:
 
         def timed(*a, **k):
             if threading.current_thread() is not threading.main_thread():
-                return fn(*a, **k)
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:  # the writer thread's share of a stage (the sensor models run there)
+                    with timer.lock:
+                        timer.off_main[stage].append((t, time.perf_counter()))
             t = time.perf_counter()
             try:
                 out = fn(*a, **k)
@@ -150,15 +157,19 @@ def end_to_end(spec, n: int) -> dict:
 
     st = StageTimer()
     originals = []
-    make = pl.CaptureMaker.make
+    # the capture's start: CaptureMaker.start (the sensor models then run on the
+    # writer thread), or make in a version without it (to measure an older tree)
+    entry = "start" if hasattr(pl.CaptureMaker, "start") else "make"
+    make = getattr(pl.CaptureMaker, entry)
 
     def make_timed(self, index, _make=make):
         st.index = index
         st.start[index] = time.perf_counter()
+        st.cpu_start[index] = time.process_time()
         return _make(self, index)
 
-    pl.CaptureMaker.make = make_timed
-    originals.append((pl.CaptureMaker, "make", make))
+    setattr(pl.CaptureMaker, entry, make_timed)
+    originals.append((pl.CaptureMaker, entry, make))
     for obj, name, stage, frames in ((pl.CaptureMaker, "scene", "scene_build_damage_physics", False),
                                      (rd.BoothRenderer, "render", "render", True),
                                      (pl, "apply_to_frames", "sensor_models", False)):
@@ -175,10 +186,18 @@ def end_to_end(spec, n: int) -> dict:
 
     originals.append((wr, "write_capture", wc))
     wr.write_capture = write_timed
+    # the worker module calls the name it imported: time it there too (else the
+    # writer thread's busy time reads 0)
+    import simulator.generate.worker as wk
+
+    if hasattr(wk, "write_capture"):
+        originals.append((wk, "write_capture", wk.write_capture))
+        wk.write_capture = write_timed
     done = {}
     try:
         run_captures(spec, list(range(n)), RunOptions(), on_result=lambda r: done.setdefault(r["index"], time.perf_counter()))
     finally:
+        cpu_end = time.process_time()
         for obj, name, fn in originals:
             setattr(obj, name, fn)
     t0, t1 = st.start[1], max(done.values())
@@ -188,9 +207,11 @@ def end_to_end(spec, n: int) -> dict:
     stages = {k: sum(v[i] for i in timed) for k, v in st.main.items()}
     # render() includes nothing of the sensors; make() minus its parts is metadata and bookkeeping
     stages["main_thread_other_incl_writer_wait"] = wall - sum(stages.values())
+    busy = lambda spans: sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in spans)  # noqa: E731
     return {"captures_timed": n - 1, "frames": frames, "wall_s": wall, "stages_s": stages,
-            "writer_busy_s": sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in st.writes),
-            "frames_per_capture": frames / (n - 1)}
+            "writer_busy_s": busy(st.writes), "writer_stages_s": {k: busy(v) for k, v in st.off_main.items()},
+            "frames_per_capture": frames / (n - 1),
+            "cpu_s_per_capture": (cpu_end - st.cpu_start[1]) / (n - 1)}
 
 
 def render_only(spec, rig, catalog, n: int) -> dict:
@@ -338,6 +359,8 @@ def main() -> None:
           f"load average {load0[0]:.2f} -> {load1[0]:.2f}; {args.n} captures per phase, the first a warm-up")
     print(f"end to end (generate): {e2e_fps:.2f} labelled frames/s ({e2e['frames_per_capture']:.1f} frames per "
           f"capture incl. pristine pairs and references, {e2e['captures_timed']} captures in {e2e['wall_s']:.1f} s)")
+    print(f"  this process's CPU time (all threads, llvmpipe's included): {e2e['cpu_s_per_capture']:.2f} s per "
+          f"capture ({e2e['cpu_s_per_capture'] / e2e['frames_per_capture']:.3f} s per labelled frame)")
     print(f"render only:           {render_only_fps:.2f} labelled frames/s (alone); inside the run "
           f"{render_in_run_fps:.2f}")
     print(f"end to end / render only = {100 * res['end_to_end_share_of_render_only']:.0f}% (target >= 75%)")
@@ -345,6 +368,9 @@ def main() -> None:
     for k, v in e2e["stages_s"].items():
         print(f"  {k:38s} {v / e2e['wall_s'] * 100:5.1f}%  ({v / e2e['captures_timed']:.3f} s per capture)")
     print(f"  writer thread busy (encode + write, overlapped) {e2e['writer_busy_s'] / e2e['wall_s'] * 100:5.1f}% of wall")
+    for k, v in e2e["writer_stages_s"].items():
+        print(f"  writer thread busy ({k}, overlapped) {v / e2e['wall_s'] * 100:5.1f}% of wall "
+              f"({v / e2e['captures_timed']:.3f} s per capture)")
     print("render-only passes per capture (s): " + ", ".join(f"{k} {v:.3f}" for k, v in ro["passes_s"].items()))
     print(f"{'camera':16s} {'modality':8s} {'res':>10s} {'ours (s)':>9s} {'tiny (s)':>9s} {'ratio':>6s}")
     for name, c in ro["per_camera"].items():

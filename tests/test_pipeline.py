@@ -150,3 +150,46 @@ def test_items_rest_on_the_tray(runs):
             assert abs(c[0]) < sx and abs(c[1]) < sy
         lows = [np.array(it["physics"]["min_z_m"]) for it in meta["items"]]
         assert min(lows) < 2e-3  # at least one item lies on the floor itself
+
+
+_FORCED_SENSORS = """
+import sys, threading
+from pathlib import Path
+import simulator.generate.capture as cp
+import simulator.render.renderer as rd
+from simulator.generate.run import generate
+from simulator.generate.spec import GenerateSpec
+
+where, rig, out = sys.argv[1:4]
+rd.SOFTWARE_GL = ("",) if where == "main" else ()  # "" is in every renderer name: software; () in none
+apply, threads = cp.apply_to_frames, []
+
+def recorded(*a, **k):
+    threads.append(threading.current_thread() is threading.main_thread())
+    return apply(*a, **k)
+
+cp.apply_to_frames = recorded
+generate(GenerateSpec(n=2, seed=7, rig=rig, out=out, items_per_tray=2))
+assert threads and all(threads) == (where == "main") and any(threads) == (where == "main"), (where, threads)
+"""
+
+
+def test_sensor_models_on_the_writer_thread_give_the_same_captures(tmp_path, gl):
+    """On a GPU the sensor models run in the writer's job, beside the next render
+    (worker._sensors); on a software rasteriser right after the render. Forced
+    either way (in a child process: a GL context made and deleted here would
+    end the EGL display of the session's renderers), the captures are the same
+    bytes, and the sensor models ran on the thread meant."""
+    rig = Path(__file__).parent / "data" / "rig_small.yaml"
+    outs = {}
+    for where in ("main", "writer"):
+        outs[where] = tmp_path / where
+        r = subprocess.run([sys.executable, "-c", _FORCED_SENSORS, where, str(rig), str(outs[where])],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    for cid in ("000000", "000001"):
+        a, b = outs["main"] / "captures" / cid, outs["writer"] / "captures" / cid
+        _same_capture(a, b)
+        assert (a / "annotations.json").read_bytes() == (b / "annotations.json").read_bytes()
+        for cam in json.loads((a / "capture.json").read_text())["cameras"]:
+            assert (a / cam / "rgb.png").read_bytes() == (b / cam / "rgb.png").read_bytes(), cam

@@ -199,9 +199,41 @@ def _bbox(mask: np.ndarray) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)]
 
 
-def _ids_present(img: np.ndarray) -> np.ndarray:
-    """Sorted non-zero ids of a uint8/uint16 label image (a bincount: no sort)."""
-    return np.flatnonzero(np.bincount(img.ravel(), minlength=1)[1:]) + 1
+def _masks(img: np.ndarray):
+    """For each non-zero id of a label image, ascending: (id, COCO RLE, area, bbox)
+    of ``img == id``, the same values as :func:`_rle`, ``mask.sum()`` and
+    :func:`_bbox` of the full mask, computed inside the id's bounding box (one
+    :func:`scipy.ndimage.find_objects` pass over the image finds every id present
+    and its box): a mask's run lengths in column-major order are its box's
+    columns, full height, between two stretches of zeros."""
+    from pycocotools import mask as mask_utils
+    from scipy import ndimage
+
+    h, w = img.shape
+    boxes = ndimage.find_objects(img) if img.size and img.any() else []
+    for k, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        rows, cols = box
+        y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
+        crop = img[y0:y1, x0:x1] == k
+        block = np.zeros((x1 - x0, h), np.bool_)  # the box's columns, full height, column-major
+        block[:, y0:y1] = crop.T
+        flat = block.reshape(-1)
+        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        runs = np.diff(np.concatenate(([0], edges, [flat.size]))).tolist()
+        lead, trail = x0 * h, (w - x1) * h  # zeros before and after the box's columns
+        if flat[0]:
+            runs.insert(0, lead)
+        else:
+            runs[0] += lead
+        if (len(runs) % 2) == 1:  # the last run is zeros
+            runs[-1] += trail
+        elif trail:
+            runs.append(trail)
+        r = mask_utils.frPyObjects({"counts": runs, "size": [h, w]}, h, w)
+        rle = {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
+        yield k, rle, int(crop.sum()), [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
 def frame_annotations(frame, items: list[dict], damages: list[dict]) -> list[dict[str, Any]]:
@@ -209,20 +241,18 @@ def frame_annotations(frame, items: list[dict], damages: list[dict]) -> list[dic
     per visible damage instance. Boxes are tight around the mask, at least 1 px."""
     anns = []
     kinds = {it["instance_id"]: it for it in items}
-    for iid in _ids_present(frame.instance):
-        m = frame.instance == iid
+    for iid, rle, area, bbox in _masks(frame.instance):
         it = kinds[int(iid)]
-        anns.append({"category_id": ITEM_CATEGORY_IDS[it["kind"]], "segmentation": _rle(m), "area": int(m.sum()),
-                     "bbox": _bbox(m), "iscrowd": 0,
+        anns.append({"category_id": ITEM_CATEGORY_IDS[it["kind"]], "segmentation": rle, "area": area,
+                     "bbox": bbox, "iscrowd": 0,
                      "attributes": {"instance_id": int(iid), "sku": it["sku"], "type": "item",
                                     "hard_negative": it.get("hard_negative"),
                                     "design_variant": (it.get("design_variant") or {}).get("variant", 0)}})
     dmap = {d["damage_instance_id"]: d for d in damages}
-    for did in _ids_present(frame.damage_instance):
-        m = frame.damage_instance == did
+    for did, rle, area, bbox in _masks(frame.damage_instance):
         d = dmap[int(did)]
-        anns.append({"category_id": DAMAGE_CATEGORY_OFFSET + CATEGORY_IDS[d["category"]], "segmentation": _rle(m),
-                     "area": int(m.sum()), "bbox": _bbox(m), "iscrowd": 0,
+        anns.append({"category_id": DAMAGE_CATEGORY_OFFSET + CATEGORY_IDS[d["category"]], "segmentation": rle,
+                     "area": area, "bbox": bbox, "iscrowd": 0,
                      "attributes": {"damage_instance_id": int(did), "instance_id": d["instance_id"],
                                     "severity": d["severity"], "type": "damage", "op": d["type"]}})
     return anns

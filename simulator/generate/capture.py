@@ -257,23 +257,28 @@ class CaptureMaker:
         """Build, settle and render capture ``index``.
 
         Returns (capture.json dict, frames, pristine frames or None)."""
+        return self.start(index).finish()
+
+    def start(self, index: int) -> "PendingCapture":
+        """:meth:`make` up to the clean renders: build, settle and render capture
+        ``index`` (and its pristine pair); the sensor models run in
+        :meth:`PendingCapture.finish`, which may run on another thread (the
+        capture writer's) while this maker renders the next capture. The same
+        outputs as :meth:`make` either way."""
         sc = self.scene(index)
         meta = self.metadata(sc, index=index)
         self.renderer.configure(sc.randomization)
-        # the pristine counterfactual has the same sensor seed: it replays these draws
-        noise = SensorDraws() if self.mix.pairs else None
-        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), sc.sensor_seed, noise)
-        self._record_sensor(meta, draws, sc.sensor_seed)
-        self._record_visibility(meta, frames)
-        pair = None
+        clean = self.renderer.render(self.scene_items(sc))
+        clean_pair = None
         if self.mix.pairs and meta["damages"]:
             # same poses, lights and sensor noise seed: only the damage differs
-            pair, _ = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc, pristine=True)),
-                                      sc.sensor_seed, noise)
+            clean_pair = self.renderer.render(self.scene_items(sc, pristine=True))
             meta["pristine_pair"] = True
         self.renderer.configure(None)
         _release_freed_memory()
-        return meta, frames, pair
+        # the pristine counterfactual has the same sensor seed: it replays these draws
+        return PendingCapture(self.rig, meta, clean, clean_pair, sc.sensor_seed, share_draws=self.mix.pairs,
+                              visibility=True)
 
     @staticmethod
     def _record_visibility(meta: dict, frames: dict) -> None:
@@ -361,6 +366,11 @@ class CaptureMaker:
 
     def make_reference(self, sku: str, pose: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """A pristine reference capture of ``sku`` in a random resting pose."""
+        meta, frames, _ = self.start_reference(sku, pose).finish()
+        return meta, frames
+
+    def start_reference(self, sku: str, pose: int) -> "PendingCapture":
+        """:meth:`make_reference` up to the clean render (see :meth:`start`)."""
         streams = reference_streams(self.spec.seed, sku, pose)
         prod = self.catalog.build(sku)
         placements = self.world.settle([prod], self.rig.tray, streams["physics"], self.catalog.materials)
@@ -369,7 +379,42 @@ class CaptureMaker:
         sc = self._randomize(sc, streams["randomize"])
         meta = self.metadata(sc, reference={"sku": sku, "pose": pose})
         self.renderer.configure(sc.randomization)
-        frames, draws = apply_to_frames(self.rig, self.renderer.render(self.scene_items(sc)), seed)
+        clean = self.renderer.render(self.scene_items(sc))
         self.renderer.configure(None)
-        self._record_sensor(meta, draws, seed)
-        return meta, frames
+        return PendingCapture(self.rig, meta, clean, None, seed, share_draws=False, visibility=False)
+
+
+class PendingCapture:
+    """A capture rendered but not yet through its sensor models: its capture.json
+    dict (without the sensor draws and, with ``visibility``, without which
+    cameras see what), clean frames, clean pristine frames or None.
+    :meth:`finish` applies the sensor models (camera c of the rig draws from
+    ``default_rng([sensor_seed, c])``; the pristine pair replays the damaged
+    frames' draws) and records their draws in the dict, and the visible pixels
+    (from the labels, which the sensor models never touch). It needs no GL
+    context and no physics client, so it can run on a thread beside the next
+    render. Its result is kept: a second call returns it."""
+
+    def __init__(self, rig, meta: dict[str, Any], clean: dict[str, Any], clean_pair: dict[str, Any] | None,
+                 sensor_seed: int, share_draws: bool, visibility: bool = True) -> None:
+        self.rig, self.meta, self.sensor_seed = rig, meta, int(sensor_seed)
+        self._clean, self._clean_pair, self._share = clean, clean_pair, share_draws
+        self._visibility = visibility
+        self._result = None
+
+    def finish(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """Returns (capture.json dict, frames, pristine frames or None), as
+        :meth:`CaptureMaker.make` does."""
+        if self._result is not None:
+            return self._result
+        noise = SensorDraws() if self._share else None
+        frames, draws = apply_to_frames(self.rig, self._clean, self.sensor_seed, noise)
+        CaptureMaker._record_sensor(self.meta, draws, self.sensor_seed)
+        if self._visibility:
+            CaptureMaker._record_visibility(self.meta, frames)
+        pair = None
+        if self._clean_pair is not None:
+            pair, _ = apply_to_frames(self.rig, self._clean_pair, self.sensor_seed, noise)
+        self._clean = self._clean_pair = None  # the clean images are not kept beside the noisy ones
+        self._result = (self.meta, frames, pair)
+        return self._result

@@ -145,8 +145,9 @@ def _in_process(spec, todo: list[int], opts: RunOptions) -> Iterator[dict]:
     made: its report is yielded, so its manifest line written, only once its
     folder is on disk. A capture that fails while being made is reported before
     another one is started, so a stop leaves nothing made beyond it; only a
-    failed write can find the next capture already made (in flight: it is
-    finished and reported too)."""
+    failed write (or a failure in the sensor models, which run in the writer's
+    job) can find the next capture already made (in flight: it is finished and
+    reported too)."""
     inflight = None  # Future of the report of the capture being written
 
     def written(f) -> dict:

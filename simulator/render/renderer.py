@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -457,6 +458,64 @@ def _shader_dir(tmp: str) -> str:
     return str(dst)
 
 
+def _read_framebuffer(inner, scene, flags, want_depth: bool):
+    """pyrender's ``Renderer._read_main_framebuffer`` (resolve the multisample
+    framebuffer, read it back), with the depth left out when ``want_depth`` is
+    False (returned as None). The depth, when read, is linearised with the very
+    float32 operations pyrender uses (the same values, bit for bit), in whole-image
+    passes rather than through boolean-mask gathers and scatters."""
+    from OpenGL.GL import (GL_COLOR_BUFFER_BIT, GL_DEPTH_BUFFER_BIT, GL_DEPTH_COMPONENT, GL_DRAW_FRAMEBUFFER,
+                           GL_FLOAT, GL_LINEAR, GL_NEAREST, GL_READ_FRAMEBUFFER, GL_RGB, GL_RGBA, GL_UNSIGNED_BYTE,
+                           glBindFramebuffer, glBlitFramebuffer, glReadPixels)
+
+    width, height = inner._main_fb_dims[0], inner._main_fb_dims[1]
+    depth_only_pass = bool(flags & pyrender.RenderFlags.DEPTH_ONLY)
+    want_depth = want_depth or depth_only_pass
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb_ms)
+    glBindFramebuffer(GL_DRAW_FRAMEBUFFER, inner._main_fb)
+    if not depth_only_pass:
+        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_LINEAR)
+    if want_depth:
+        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_DEPTH_BUFFER_BIT, GL_NEAREST)
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb)
+    depth_im = None
+    if want_depth:
+        raw = np.frombuffer(glReadPixels(0, 0, width, height, GL_DEPTH_COMPONENT, GL_FLOAT),
+                            dtype=np.float32).reshape((height, width))[::-1]
+        far = raw == 1.0
+        d = 2.0 * raw - 1.0
+        z_near, z_far = scene.main_camera_node.camera.znear, scene.main_camera_node.camera.zfar
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if z_far is None:
+                lin = 2 * z_near / (1.0 - d)
+            else:
+                lin = (2.0 * z_near * z_far) / (z_far + z_near - d * (z_far - z_near))
+        lin[far] = 0.0
+        depth_im = lin
+    if depth_only_pass:
+        return depth_im
+    ch, fmt = (4, GL_RGBA) if flags & pyrender.RenderFlags.RGBA else (3, GL_RGB)
+    color_im = np.frombuffer(glReadPixels(0, 0, width, height, fmt, GL_UNSIGNED_BYTE),
+                             dtype=np.uint8).reshape((height, width, ch))[::-1]
+    return color_im, depth_im
+
+
+#: GL_RENDERER substrings of software rasterisers (Mesa llvmpipe, softpipe, swrast)
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
+
+
+def _gl_renderer_name(r) -> str:
+    """GL_RENDERER of an OffscreenRenderer's context ('' if it cannot be read)."""
+    try:
+        from OpenGL.GL import GL_RENDERER, glGetString
+
+        r._platform.make_current()
+        name = glGetString(GL_RENDERER)
+        return name.decode() if isinstance(name, bytes) else str(name or "")
+    except Exception:  # a platform without make_current, or no string: treated as unknown
+        return ""
+
+
 class BoothRenderer:
     """Renders scenes of placed items through every camera of a rig.
 
@@ -471,6 +530,10 @@ class BoothRenderer:
         self.materials = materials
         first = rig.cameras[0]
         self._r = pyrender.OffscreenRenderer(first.width, first.height)
+        #: the GL renderer's name, and whether it rasterises on the CPU (llvmpipe and
+        #: the like: its threads then keep every core busy while it renders)
+        self.gl_renderer = _gl_renderer_name(self._r)
+        self.software_gl = any(k in self.gl_renderer.lower() for k in SOFTWARE_GL)
         self._tmp = tempfile.TemporaryDirectory(prefix="damagesim-shaders-")
         self._r._renderer._program_cache = ShaderProgramCache(shader_dir=_shader_dir(self._tmp.name))
         self.scene = _OrderedScene(bg_color=list(rig.background_color) + [1.0],
@@ -500,6 +563,12 @@ class BoothRenderer:
                 self._fresh_shadows.add(light_node.name)
 
         inner._shadow_mapping_pass = cached_shadow_pass
+        # Read back only what a pass uses: the colour pass's depth (a multisample
+        # depth resolve, a float readback and its linearisation) is never used,
+        # the label pass's depth is (see _read_framebuffer).
+        self._pass_depth = True
+        if sys.platform != "darwin":  # pyrender resizes its reads there (HiDPI): keep its own
+            inner._read_main_framebuffer = lambda scene, flags: _read_framebuffer(inner, scene, flags, self._pass_depth)
         # seconds per stage of the latest renders (bounded: a renderer lives for a whole run)
         self.timings: dict[str, deque[float]] = {}
         self._textures: dict = {}  # artwork id -> (array, pyrender.Texture) in this renderer's context
@@ -676,9 +745,7 @@ class BoothRenderer:
                 self.scene.main_camera_node = self._cam_nodes[cam.name]
                 ir = depth_only(cam)
                 fr = self._render_camera(label_nodes, seg_map, lut, want_rgb and not ir,
-                                         albedo_lut if want_rgb and ir else None)
-                if cam.name in self._remaps:
-                    fr = self._apply_lens(self._remaps[cam.name], fr, (cam.height, cam.width))
+                                         albedo_lut if want_rgb and ir else None, self._remaps.get(cam.name))
                 if fr.reflectance is not None:
                     fr = self._ir_frame(cam, fr)
                 out[cam.name] = fr
@@ -692,16 +759,6 @@ class BoothRenderer:
         self._tray_visual.mesh.is_visible = not label
         for n in label_nodes:
             n.mesh.is_visible = label
-
-    def _apply_lens(self, remap: LensRemap, fr: Frame, shape: tuple[int, int]) -> Frame:
-        t = time.perf_counter()
-        out = Frame(rgb=remap.rgb(fr.rgb, shape), depth_m=remap.labels(fr.depth_m, shape),
-                    instance=remap.labels(fr.instance, shape), part=remap.labels(fr.part, shape),
-                    damage_category=remap.labels(fr.damage_category, shape),
-                    damage_instance=remap.labels(fr.damage_instance, shape),
-                    reflectance=None if fr.reflectance is None else remap.labels(fr.reflectance, shape))
-        self._time("lens_remap", t)
-        return out
 
     def _ir_frame(self, cam: Camera, fr: Frame) -> Frame:
         """A depth-only camera's rgb: the IR amplitude image, shaded from the label
@@ -722,23 +779,39 @@ class BoothRenderer:
         return t
 
     def _render_camera(self, label_nodes, seg_map, lut: np.ndarray, want_rgb: bool,
-                       albedo_lut: np.ndarray | None = None) -> Frame:
+                       albedo_lut: np.ndarray | None = None, remap: LensRemap | None = None) -> Frame:
         """One camera: the colour pass (when ``want_rgb``) and the label pass.
         albedo_lut: per-code linear reflectance; given, the frame carries its
-        reflectance image (a depth-only camera's, for its IR shading)."""
+        reflectance image (a depth-only camera's, for its IR shading). remap: a
+        distorted lens's (the passes render its wide pinhole view): the colour is
+        remapped bilinearly, the label pass's colours (the codes) and depth by
+        nearest neighbour, and the codes are decoded at the output size (the same
+        labels as decoding first and remapping every label image)."""
         rgb = None
         t = time.perf_counter()
         if want_rgb:
             self._set_visible(label_nodes, False)
             flags = pyrender.RenderFlags.SHADOWS_SPOT if self._spot_shadows else pyrender.RenderFlags.NONE
-            rgb, _ = self._r.render(self.scene, flags=flags)
+            self._pass_depth = False  # the colour pass's depth is not used: not read back
+            try:
+                rgb, _ = self._r.render(self.scene, flags=flags)
+            finally:
+                self._pass_depth = True
             rgb = np.ascontiguousarray(rgb)
             t = self._time("colour_pass", t)
         self._set_visible(label_nodes, True)
         seg, depth = self._r.render(self.scene, flags=pyrender.RenderFlags.SEG | pyrender.RenderFlags.RGBA,
                                     seg_node_map=seg_map)
         t = self._time("label_pass", t)
-        codes = decode_codes(np.ascontiguousarray(seg))
+        seg = np.ascontiguousarray(seg)
+        if remap is not None:
+            shape = remap.map_x.shape
+            if rgb is not None:
+                rgb = remap.rgb(rgb, shape)
+            seg = remap.labels(seg, shape)  # (h, w, 4) uint8: every channel copied from the same pixel
+            depth = remap.labels(np.ascontiguousarray(depth, dtype=np.float32), shape)
+            t = self._time("lens_remap", t)
+        codes = decode_codes(seg)
         if codes.max() >= len(lut):
             raise RuntimeError(f"label pass produced code {codes.max()} beyond the {len(lut)} drawn: blended labels")
         depth = np.where(codes == CODE_NONE, np.float32(0.0), depth).astype(np.float32, copy=False)

@@ -353,25 +353,33 @@ def apply_rgb(model: RGBModel, rgb: np.ndarray, rng: np.random.Generator) -> tup
     gain = (exposure * wb).astype(np.float32)
     # the gain folded into the sRGB -> linear table: a float32 product either
     # way, the same values as a lookup then a multiply
-    lin = cv2.LUT(np.ascontiguousarray(rgb), (to_lin[:, None] * gain[None, :]).reshape(1, 256, 3))
-    if model.vignetting:
-        lin *= _vignette(h, w, model.vignetting)
-    blur = {}
+    table = (to_lin[:, None] * gain[None, :]).reshape(1, 256, 3)
+    rgb = np.ascontiguousarray(rgb)
+    vig = _vignette(h, w, model.vignetting) if model.vignetting else None
     if model.motion_blur_px > 0:
+        lin = cv2.LUT(rgb, table)
+        if vig is not None:
+            lin *= vig
         length = float(rng.uniform(0, model.motion_blur_px))
         angle = float(rng.uniform(0, np.pi))
         lin = _motion_blur(lin, length, angle).astype(np.float32)
         blur = {"motion_blur_px": length, "motion_blur_angle_rad": angle}
-    e = np.clip(lin, 0, 1, out=lin)
-    e *= np.float32(model.full_well_e)  # electrons
-    noise = rng.standard_normal(e.shape, dtype=np.float32)
-    sd = np.add(e, np.float32(model.read_noise_e ** 2))
-    np.sqrt(sd, out=sd)
-    sd *= noise
-    e += sd  # Gaussian limit of Poisson shot noise, plus read noise
-    e *= np.float32(_LIN_TO_SRGB_N / model.full_well_e)
-    idx = np.clip(e, 0, _LIN_TO_SRGB_N - 1, out=e).astype(np.uint16)  # truncation, as the table's bins
-    out = np.take(to_srgb, idx)
+        noise = rng.standard_normal(lin.shape, dtype=np.float32)
+        out = _expose(lin, noise, model, to_srgb)
+    else:
+        blur = {}
+        noise = rng.standard_normal((h, w, 3), dtype=np.float32)
+        out = np.empty((h, w, 3), np.uint8)
+        # bands of rows, each through every step while it is in cache (the steps
+        # are per pixel: the same values as whole-image passes, in a fraction of
+        # the memory traffic)
+        step = max(1, _BAND_PX // max(w, 1))
+        for r0 in range(0, h, step):
+            r1 = min(h, r0 + step)
+            lin = cv2.LUT(rgb[r0:r1], table)
+            if vig is not None:
+                lin *= vig[r0:r1]
+            out[r0:r1] = _expose(lin, noise[r0:r1], model, to_srgb)
     if model.jpeg_quality:
 
         buf = io.BytesIO()
@@ -379,6 +387,25 @@ def apply_rgb(model: RGBModel, rgb: np.ndarray, rng: np.random.Generator) -> tup
         out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     return out, {"enabled": True, "exposure_gain": exposure, "white_balance_gains": wb.tolist(), **blur,
                  "jpeg_quality": model.jpeg_quality}
+
+
+#: pixels per band of apply_rgb's row-banded passes (x 3 channels x 4 bytes: ~0.8 MB, in L2)
+_BAND_PX = 1 << 16
+
+
+def _expose(lin: np.ndarray, noise: np.ndarray, model: RGBModel, to_srgb: np.ndarray) -> np.ndarray:
+    """Linear light (float32, changed in place) -> uint8 sRGB with shot and read
+    noise: clip to [0, 1], electrons, + sqrt(e + read^2) x noise, back through
+    the linear -> sRGB table (truncation, as the table's bins)."""
+    e = np.clip(lin, 0, 1, out=lin)
+    e *= np.float32(model.full_well_e)  # electrons
+    sd = np.add(e, np.float32(model.read_noise_e ** 2))
+    np.sqrt(sd, out=sd)
+    sd *= noise
+    e += sd  # Gaussian limit of Poisson shot noise, plus read noise
+    e *= np.float32(_LIN_TO_SRGB_N / model.full_well_e)
+    idx = np.clip(e, 0, _LIN_TO_SRGB_N - 1, out=e).astype(np.uint16)
+    return np.take(to_srgb, idx)
 
 
 def _motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:
