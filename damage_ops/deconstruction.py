@@ -414,6 +414,16 @@ def _hollow(p: Product, blo: np.ndarray, bhi: np.ndarray) -> float:
     return float(lo[2])
 
 
+def _refine_chg(p: Product, select, max_edge_m: float, **kw) -> None:
+    """:func:`damage_ops._surface.refine_where` on ``p.mesh``, carrying the
+    private per-face ``_chg`` flags (box_open's changed faces) to the refined
+    faces where the refinement did not. Mutates p."""
+    chg = p.mesh.face_attributes["_chg"]
+    p.mesh, nfo = S.refine_where(p.mesh, select, max_edge_m, **kw)
+    if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo):
+        p.mesh.face_attributes["_chg"] = chg[nfo]
+
+
 #: forced box_open: odds that a flap droops over its wall, that it is creased across
 DROOP_P, BEND_P = 0.35, 0.5
 #: forced box_open: odds that a flap's free edge is torn ragged (a box ripped open:
@@ -459,7 +469,7 @@ def _rag_flaps(p: Product, fids: list[int], rng: np.random.Generator) -> list[di
             wid = rng.uniform(0.15, 0.4) * L
             a = a + rng.uniform(0.4, 0.6) * np.exp(-(((grid - end) / wid) ** 2))
         a = A * np.clip(a, 0.0, 1.0)
-        plans.append({"faces": my, "hinge": hinge, "inward": inward, "ax": ax, "reach": reach, "W": W,
+        plans.append({"hinge": hinge, "inward": inward, "ax": ax, "reach": reach, "W": W,
                       "grid": grid, "a": a, "bite": bite})
     todo = [q for q in plans if q is not None]
     if not todo:
@@ -474,15 +484,11 @@ def _rag_flaps(p: Product, fids: list[int], rng: np.random.Generator) -> list[di
             hit |= (t.min(1) < q["W"] + 2e-3) & (np.abs((T - q["hinge"]) @ [0, 0, 1.0]).max(1) < 0.05)
         return hit & np.isin(m.face_attributes["part_id"][idx], fids)
 
-    chg = p.mesh.face_attributes["_chg"]
-    p.mesh, nfo = S.refine_where(p.mesh, band_sel, RAG_EDGE_M, max_levels=8, candidates=fl)
-    if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo):
-        p.mesh.face_attributes["_chg"] = chg[nfo]
+    _refine_chg(p, band_sel, RAG_EDGE_M, max_levels=8, candidates=fl)
     ensure_optional(p.mesh)
     V = np.asarray(p.mesh.vertices).copy()
     F = np.asarray(p.mesh.faces)
-    pid = p.part_id
-    fl_faces = np.flatnonzero(np.isin(pid, fids))
+    fl_faces = np.flatnonzero(np.isin(p.part_id, fids))
     nf, comp = face_components(F[fl_faces], len(V))
     out = []
     for k in range(nf):
@@ -585,10 +591,7 @@ def _forced_draws(p: Product, fids: list[int], nf: int, prm: DeconstructionParam
                 hit |= (u.max(1) > u0 - 2e-3) & (u.min(1) < u0 + band + 2e-3) & (np.abs(((T - h) @ [0, 0, 1.0])).max(1) < 0.05)
             return hit & np.isin(m.face_attributes["part_id"][idx], fids)
 
-        chg = p.mesh.face_attributes["_chg"]
-        p.mesh, nfo = S.refine_where(p.mesh, sel, min(b[2] for _, _, b in bands) / 5, max_levels=5, candidates=fl)
-        p.mesh.face_attributes["_chg"] = chg[nfo] if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo) \
-            else p.mesh.face_attributes["_chg"]
+        _refine_chg(p, sel, min(b[2] for _, _, b in bands) / 5, max_levels=5, candidates=fl)
         ensure_optional(p.mesh)
     return out
 
@@ -632,11 +635,7 @@ def _dent_rim(p: Product, blo: np.ndarray, bhi: np.ndarray, rng: np.random.Gener
     Tm = V[np.asarray(p.mesh.faces)]
     cand = (np.linalg.norm(Tm.mean(1) - c, axis=1) - np.sqrt(((Tm - Tm.mean(1, keepdims=True)) ** 2).sum(2)).max(1)
             < rs + L)
-    chg = p.mesh.face_attributes["_chg"]
-    p.mesh, nfo = S.refine_where(p.mesh, nonlinear, crease_edge_m(R * 1e3), max_levels=6, candidates=cand,
-                                 keep_geometry=False)
-    if len(p.mesh.face_attributes.get("_chg", [])) != len(nfo):
-        p.mesh.face_attributes["_chg"] = chg[nfo]
+    _refine_chg(p, nonlinear, crease_edge_m(R * 1e3), max_levels=6, candidates=cand, keep_geometry=False)
     V = np.asarray(p.mesh.vertices)
     disp = fld(V)
     dn = np.sqrt((disp ** 2).sum(1))
@@ -672,8 +671,7 @@ def _clear_of_flaps(p: Product, fids: list[int], flaps: list[dict], pieces: list
         f = flaps[k]
         h, ax = np.asarray(f["hinge_m"], float), np.asarray(f["hinge_axis"], float)
         inward = np.cross([0.0, 0.0, 1.0], ax)
-        th = np.radians(f["angle_deg"])
-        d = np.cos(th) * inward + np.sin(th) * np.array([0.0, 0.0, 1.0])
+        d = _rotation(np.zeros(3), ax, inward, np.radians(f["angle_deg"]), inward[None])[0]  # along the opened flap
         n = np.cross(ax, d)
         R3 = np.stack([d, n, ax])
         Q = (V[np.unique(F[ffaces[comp == k]])] - h) @ R3.T
@@ -736,6 +734,7 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
     if show:
         kinds = list(DN.KINDS)
         kind = str(kinds[int(rng.integers(len(kinds)))]) if prm.dunnage is None else prm.dunnage
+    contents, material = [], None
     if show and kind == "box":
         # what was packed shows in the opening: a box standing on the inside floor
         ext = bhi - blo
@@ -745,34 +744,23 @@ def _box_open(p: Product, prm: DeconstructionParams, rng: np.random.Generator):
         ctr = np.array([(blo[0] + bhi[0]) / 2 + rng.uniform(-0.4, 0.4) * (ext[0] - 2 * wall - dims[0]) / 2,
                         (blo[1] + bhi[1]) / 2 + rng.uniform(-0.4, 0.4) * (ext[1] - 2 * wall - dims[1]) / 2,
                         floor_z + dims[2] / 2 + 1e-4])
-        box = trimesh.creation.box(extents=dims)
-        box.vertices = np.asarray(box.vertices) + ctr
-        # lower where an opened flap leans over it (squashed: a lower box)
-        box = (_clear_of_flaps(p, fids, flaps, [box], floor_z) or [None])[0]
-        ctr = np.zeros(3)
-        if box is None:
-            show, kind = False, None      # it does not fit under the flaps
-    if show and kind == "box":
-        ci = add_part(p, "contents", prm.contents_material)
-        cm = labelled_mesh(np.asarray(box.vertices) + ctr, box.faces, ci)
-        chg = p.mesh.face_attributes.pop("_chg")
-        p.mesh = concatenate([p.mesh, cm])        # (drops the private _chg key: restored below)
-        p.mesh.face_attributes["_chg"] = np.concatenate([chg, np.ones(len(cm.faces), np.int8)])
-        p.collision = tuple(p.collision) + (np.asarray(box.vertices) + ctr,)
+        contents, material = [trimesh.creation.box(extents=dims).apply_translation(ctr)], prm.contents_material
     elif show:
         # dunnage fills the opening and rises above the rim: crumpled paper, bubble wrap, air pillows
         wall = 2 * _board_m(p)
-        pieces = DN.fill(kind, rng, blo + [wall, wall, 0], bhi - [wall, wall, 0], floor_z, bhi[2])
-        pieces = _clear_of_flaps(p, fids, flaps, pieces, floor_z)
-    if show and kind != "box" and not pieces:
-        show, kind = False, None          # nothing fits under the flaps
-    if show and kind != "box":
-        ci = add_part(p, "contents", DN.KINDS[kind])
-        cms = [labelled_mesh(np.asarray(m.vertices), m.faces, ci) for m in pieces]
+        contents = DN.fill(kind, rng, blo + [wall, wall, 0], bhi - [wall, wall, 0], floor_z, bhi[2])
+        material = DN.KINDS[kind]
+    # lowered (squashed) where an opened flap leans over them; none left: nothing fits under the flaps
+    contents = _clear_of_flaps(p, fids, flaps, contents, floor_z) if contents else []
+    if not contents:
+        show, kind = False, None
+    else:
+        ci = add_part(p, "contents", material)
+        cms = [labelled_mesh(np.asarray(m.vertices), m.faces, ci) for m in contents]
         chg = p.mesh.face_attributes.pop("_chg")
-        p.mesh = concatenate([p.mesh] + cms)
+        p.mesh = concatenate([p.mesh] + cms)      # (drops the private _chg key: restored below)
         p.mesh.face_attributes["_chg"] = np.concatenate([chg] + [np.ones(len(m.faces), np.int8) for m in cms])
-        p.collision = tuple(p.collision) + (np.concatenate([np.asarray(m.vertices) for m in pieces]),)
+        p.collision = tuple(p.collision) + (np.concatenate([np.asarray(m.vertices) for m in contents]),)
     rim = _dent_rim(p, blo, bhi, rng) if prm.forced and body.any() else None
     changed = np.flatnonzero(p.mesh.face_attributes.pop("_chg"))
     region = {"center_m": (0.5 * (blo + bhi) * [1, 1, 0] + [0, 0, bhi[2]]).tolist(), "rim_dent": rim,
