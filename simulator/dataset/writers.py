@@ -186,23 +186,10 @@ def depth_to_png(depth_m: np.ndarray) -> np.ndarray:
 
 
 # -- COCO ------------------------------------------------------------------------
-def _rle(mask: np.ndarray) -> dict[str, Any]:
-    from pycocotools import mask as mask_utils
-
-    r = mask_utils.encode(np.asfortranarray(mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)))
-    return {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
-
-
-def _bbox(mask: np.ndarray) -> list[float]:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    x0, x1, y0, y1 = cols[0], cols[-1], rows[0], rows[-1]
-    return [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)]
-
-
 def _masks(img: np.ndarray):
     """For each non-zero id of a label image, ascending: (id, COCO RLE, area, bbox)
-    of ``img == id``, the same values as :func:`_rle`, ``mask.sum()`` and
-    :func:`_bbox` of the full mask, computed inside the id's bounding box (one
+    of ``img == id``, the same values as ``pycocotools.mask.encode``, the pixel
+    count and the tight box of the full mask, computed inside the id's bounding box (one
     :func:`scipy.ndimage.find_objects` pass over the image finds every id present
     and its box): a mask's run lengths in column-major order are its box's
     columns, full height, between two stretches of zeros."""
