@@ -67,15 +67,17 @@ def _closeup_direction(rng: np.random.Generator, r: Randomization, toward: np.nd
     return np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
 
 
-def closeup_pose(cam, target: Target, direction: np.ndarray, fill: float) -> np.ndarray:
+def closeup_pose(cam, target: Target, direction: np.ndarray, fill: float, keep_range: bool = True) -> np.ndarray:
     """T_world_from_cam (OpenCV axes) of ``cam`` looking at ``target`` from
     ``direction`` at the distance where the bounding sphere spans ``fill`` of the
-    narrower half field of view (never nearer than the camera's near range)."""
+    narrower half field of view (with ``keep_range``, never nearer than the
+    camera's near range: its depth must see the item)."""
     w, h = cam.resolution
     K = cam.K
     half = min(np.arctan2(w / 2, K[0, 0]), np.arctan2(h / 2, K[1, 1]))
     dist = target.radius / np.sin(half * fill)
-    dist = max(dist, cam.range_m[0] + target.radius + 0.02)
+    if keep_range:
+        dist = max(dist, cam.range_m[0] + target.radius + 0.02)
     pos = np.asarray(target.center) + dist * direction
     up = (0, 0, 1) if direction[2] < np.sin(np.radians(84)) else (0, 1, 0)
     return look_at(pos, np.asarray(target.center), up=up)

@@ -14,12 +14,12 @@ from damage_ops.sampling import applicable_ops
 from simulator.config.catalog import load_catalog
 from simulator.config.rig import load_rig
 from simulator.config.sensors import load_presets
-from simulator.core.conventions import look_at
 from simulator.core.paths import assets_dir
 from simulator.core.seeds import rng as rng_of
 from simulator.render.sensors import apply_to_frames
 from simulator.scene.damage import draw_damage
-from simulator.scene.placement import footprint_xy, item_target, place_beside
+from simulator.scene.draws import closeup_pose
+from simulator.scene.placement import Target, footprint_xy, item_target, place_beside
 from simulator.scene.scene import CameraDraw, Draws, SceneItem
 from simulator.tools.show import colorize_depth
 
@@ -84,10 +84,9 @@ def render_gallery(out_png: str | Path, catalog_path=None, seed: int = 0, progre
             # what lands beside it (spills, contents)
             tgt = item_target(base, T)
             d = cam.T_world_from_cam[:3, 3] - tgt.center
-            d /= np.linalg.norm(d)
-            half = min(np.arctan2(cam.width / 2, cam.K[0, 0]), np.arctan2(cam.height / 2, cam.K[1, 1]))
-            dist = FRAME_MARGIN * tgt.radius / np.sin(half)   # (the camera's depth range does not matter here)
-            Tc = look_at(tgt.center + dist * d, tgt.center, up=(0, 0, 1))
+            # (only its colour is shown: the camera's depth range does not matter here)
+            Tc = closeup_pose(cam, Target(tgt.center, FRAME_MARGIN * tgt.radius), d / np.linalg.norm(d), 1.0,
+                              keep_range=False)
             renderer.configure(Draws(cameras={cam.name: CameraDraw(Tc, 1.0)}))
             for j, (op, sev) in enumerate(cols):
                 x0, y0 = left + j * tw, head + i * th
