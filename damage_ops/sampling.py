@@ -130,11 +130,11 @@ CARTON_HOLE_PER_SIDE = 0.5
 #: mm rip opened 30-90 degrees covered ~40 px at harness distance, a real gash
 #: runs across much of a panel
 TEAR_MAJOR_MM = (140.0, 400.0)
+TEAR_MAJOR_OPENING_DEG = (70.0, 120.0)
 #: burst seams (mailers, pouches): the opening is capped at this fraction of the
 #: bag's middle dimension (its width); 0.6 x its length let a major slit gape
 #: 80-120 mm, for which no wrinkled, labelled mailer had room
 BURST_OPENING_PER_WIDTH = 0.3
-TEAR_MAJOR_OPENING_DEG = (70.0, 120.0)
 
 
 def crush_material(product: Product) -> str:
@@ -194,7 +194,8 @@ def sample_params(op: str, severity: str, product: Product, rng: np.random.Gener
             # it must fit on a panel (a carton's thinnest side, a bag's width)
             lo, hi = PUNCTURE_MAJOR_MM
             side = CARTON_HOLE_PER_SIDE * small if product.kind == "carton" else BAG_HOLE_PER_WIDTH * float(dims[1])
-            return {"diameter_mm": float(rng.uniform(min(lo, side), max(min(lo, side), min(hi, side))))}
+            a = min(lo, side)
+            return {"diameter_mm": float(rng.uniform(a, max(a, min(hi, side))))}
         return {"diameter_mm": _size(op, severity, cap=0.4 * small + 12, rng=rng)}
     if op == "tear":
         if severity == "major":  # a gash across a panel, its flap peeled well back
